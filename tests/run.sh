@@ -1,0 +1,120 @@
+#!/bin/sh
+# The test runner behind `make test` and `make test-cross`.
+#   tests/run.sh unit    build checks, then every test suite for each kernel set
+#                        this CPU can run (native, avx2, sse2, scalar on x86-64)
+#   tests/run.sh cross   every suite cross-compiled for aarch64, armv7 (NEON),
+#                        riscv64 and s390x (big-endian), run under qemu-user
+# Each suite prints "name [isa]: N passed, N failed"; the last line sums them.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+CC=${CC:-cc}
+OUT=${BUILD:-build}
+WFLAGS="-std=c99 -Wall -Wextra -Wpedantic -Werror"
+SUITES="test_core test_gemm test_vec"
+passed=0; failed=0; skipped=0
+
+note() { printf '%s\n' "$*"; }
+# Adds the counts of every "N passed, N failed" line in file $1.
+count() {
+    p=$(sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed.*/\1/p' "$1" | awk '{s+=$1} END {print s+0}')
+    f=$(sed -n 's/.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed.*/\2/p' "$1" | awk '{s+=$1} END {print s+0}')
+    passed=$((passed + p)); failed=$((failed + f))
+}
+# One result of the build checks.
+result() { # name status(0 ok)
+    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); note "FAIL build check: $1"; fi
+}
+has() { command -v "$1" >/dev/null 2>&1; }
+
+# run_suites LABEL RUNNER COMPILER FLAGS...: build the suites and run them.
+run_suites() {
+    label=$1; runner=$2; cc=$3; shift 3
+    dir="$OUT/$label"; mkdir -p "$dir"
+    for s in $SUITES; do
+        if ! $cc $WFLAGS -O2 "$@" "tests/$s.c" -o "$dir/$s" -lm >"$dir/$s.build.log" 2>&1; then
+            note "FAIL $label: $s does not build:"; sed -n 1,20p "$dir/$s.build.log"
+            failed=$((failed + 1)); continue
+        fi
+        log="$dir/$s.log"
+        if $runner "$dir/$s" >"$log" 2>&1; then :; else
+            grep -q "passed, .* failed" "$log" || { note "FAIL $label: $s crashed:"; tail -5 "$log"; failed=$((failed + 1)); }
+        fi
+        grep -v "^  " "$log" | sed "s/^/  $label: /"
+        count "$log"
+    done
+}
+
+build_checks() {
+    tu="$OUT/checks"; mkdir -p "$tu"
+    printf '#define MMGAN_IMPLEMENTATION\n#include "../../mmgan.h"\nint main(void){ mmgan_ctx *c = mmgan_ctx_new(0); mmgan_ctx_free(c); return 0; }\n' >"$tu/impl.c"
+    printf '#include "../../mmgan.h"\nint use_header(void){ return mmgan_ctx_threads(0); }\n' >"$tu/user.c"
+    printf '#define MMGAN_MALLOC(u,s) malloc(s)\n#define MMGAN_IMPLEMENTATION\n#include "../../mmgan.h"\n' >"$tu/partial.c"
+    for cc in gcc clang; do
+        has $cc || { skipped=$((skipped + 1)); note "skip: $cc not installed"; continue; }
+        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC"; do
+            $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/impl.o" >"$tu/log" 2>&1
+            st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$cc -std=c99 -Werror $defs" $st
+        done
+        # Header in one file, implementation in another: links, no duplicates.
+        $cc $WFLAGS -c "$tu/user.c" -o "$tu/user.o" && $cc $WFLAGS "$tu/impl.c" "$tu/user.o" -o "$tu/two" -lm
+        result "$cc two translation units link" $?
+        # A partial allocator override must stop the build with its #error.
+        if $cc -std=c99 -c "$tu/partial.c" -o "$tu/partial.o" >"$tu/log" 2>&1; then st=1
+        else grep -q "MMGAN_MALLOC, MMGAN_REALLOC and MMGAN_FREE" "$tu/log"; st=$?; fi
+        result "$cc partial allocator override is an #error" $st
+    done
+    for cxx in g++ clang++; do
+        has $cxx || { skipped=$((skipped + 1)); note "skip: $cxx not installed"; continue; }
+        for defs in "" "-march=native" "-DMMGAN_STATIC"; do
+            $cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $defs -x c++ -c "$tu/impl.c" -o "$tu/impl.o" >"$tu/log" 2>&1
+            st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$cxx -std=c++11 $defs" $st
+        done
+    done
+}
+
+case "${1:-unit}" in
+unit)
+    build_checks
+    native_omp="-fopenmp"
+    echo 'int main(void){return 0;}' >"$OUT/checks/omp.c"
+    $CC -fopenmp "$OUT/checks/omp.c" -o "$OUT/checks/omp" >/dev/null 2>&1 || native_omp=""
+    run_suites native env "$CC" -march=native $native_omp
+    if [ "$(uname -m)" = x86_64 ]; then
+        if grep -q avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+            run_suites avx2 env "$CC" -mavx2 -mfma $native_omp
+        fi
+        run_suites sse2 env "$CC" -mno-avx
+    fi
+    run_suites scalar env "$CC" -DMMGAN_NO_SIMD
+    if has tcc; then
+        SAVED=$WFLAGS; WFLAGS="-Wall"
+        run_suites tcc env tcc
+        WFLAGS=$SAVED
+    else
+        skipped=$((skipped + 1)); note "skip: tcc not installed"
+    fi
+    ;;
+cross)
+    # triple  qemu  extra flags
+    for t in "aarch64-linux-gnu qemu-aarch64 -fopenmp" \
+             "arm-linux-gnueabihf qemu-arm -march=armv7-a -mfpu=neon -mfloat-abi=hard -fopenmp" \
+             "riscv64-linux-gnu qemu-riscv64 -fopenmp" \
+             "s390x-linux-gnu qemu-s390x -fopenmp"; do
+        set -- $t; triple=$1; qemu=$2; shift 2
+        if ! has "$triple-gcc" || ! has "$qemu"; then
+            skipped=$((skipped + 1)); note "skip: $triple-gcc or $qemu not installed"; continue
+        fi
+        p0=$passed; f0=$failed
+        run_suites "$triple" "$qemu" "$triple-gcc" -static "$@"
+        note "$triple: $((passed - p0)) passed, $((failed - f0)) failed"
+    done
+    ;;
+*) note "usage: tests/run.sh [unit|cross]"; exit 2 ;;
+esac
+
+if [ $skipped -gt 0 ]; then
+    note "total: $passed passed, $failed failed, $skipped skipped"
+else
+    note "total: $passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]

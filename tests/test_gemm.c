@@ -1,0 +1,195 @@
+/* GEMM against a naive double-precision loop: every edge size 1..67 in each
+ * of M, N, K, all transposes, alpha/beta cases, padded leading dimensions,
+ * sizes that cross every cache block, every compiled kernel (the portable
+ * kernel included), and bit-identical results for 1 and 2 threads. */
+#define MMGAN_IMPLEMENTATION
+#include "../mmgan.h"
+#include "harness.h"
+#include <math.h>
+#include <stdlib.h>
+
+static mmgan_ctx *ctx;
+static mmgan_rng rng;
+
+/* op(X)[i][p] of a row-major X stored with leading dimension ld. */
+static double at(const float *x, int ld, int trans, int i, int p)
+{
+    return trans ? x[(size_t)p * ld + i] : x[(size_t)i * ld + p];
+}
+
+/* Runs one product through kernel kr and checks it against the oracle;
+ * returns 1 on agreement. */
+static int check_case(const mmgan__gemm_kernel *kr, int ta, int tb, int m, int n, int k,
+                      float alpha, float beta, int pad)
+{
+    int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    size_t asz = (size_t)(ta ? k : m) * lda, bsz = (size_t)(tb ? n : k) * ldb, csz = (size_t)m * ldc;
+    float *a = (float *)malloc((asz ? asz : 1) * sizeof(float));
+    float *b = (float *)malloc((bsz ? bsz : 1) * sizeof(float));
+    float *c = (float *)malloc((csz ? csz : 1) * sizeof(float));
+    float *c0 = (float *)malloc((csz ? csz : 1) * sizeof(float));
+    int i, j, p, ok = 1;
+    mmgan_status st;
+    mmgan_rng_fill_uniform(&rng, a, asz, -1.0f, 1.0f);
+    mmgan_rng_fill_uniform(&rng, b, bsz, -1.0f, 1.0f);
+    mmgan_rng_fill_uniform(&rng, c, csz, -1.0f, 1.0f);
+    if (beta == 0.0f) /* beta == 0 must not read C: poison it */
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) c[(size_t)i * ldc + j] = NAN;
+    memcpy(c0, c, csz * sizeof(float));
+    st = mmgan__gemm_run(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (st != MMGAN_OK) ok = 0;
+    for (i = 0; i < m && ok; i++) {
+        for (j = 0; j < ldc && ok; j++) {
+            double want, mag = 0, got = c[(size_t)i * ldc + j], tol;
+            if (j >= n) { /* padding between rows must be untouched */
+                if (memcmp(&c[(size_t)i * ldc + j], &c0[(size_t)i * ldc + j], 4)) ok = 0;
+                continue;
+            }
+            want = 0;
+            for (p = 0; p < k; p++) {
+                double t = at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
+                want += t;
+                mag += fabs(t);
+            }
+            want *= alpha;
+            mag *= fabs(alpha);
+            if (beta != 0.0f) {
+                want += (double)beta * c0[(size_t)i * ldc + j];
+                mag += fabs((double)beta * c0[(size_t)i * ldc + j]);
+            }
+            /* float accumulation: error below (k + 2) eps times the magnitude */
+            tol = (k + 2) * (double)FLT_EPSILON * mag + 1e-30;
+            if (!(fabs(got - want) <= tol)) {
+                fprintf(stderr, "  %s ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g pad=%d: C[%d][%d]=%.9g want %.9g\n",
+                        kr->name, ta, tb, m, n, k, alpha, beta, pad, i, j, got, want);
+                ok = 0;
+            }
+        }
+    }
+    free(a); free(b); free(c); free(c0);
+    return ok;
+}
+
+static void test_edges(const mmgan__gemm_kernel *kr)
+{
+    static const int others[] = {1, 5, 17, 33};
+    int s, t, o, bad = 0, runs = 0;
+    for (t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        for (s = 1; s <= 67; s++) {
+            for (o = 0; o < 4; o++) {
+                int q = others[(s + o) % 4], r = others[(s + 2 * o + 1) % 4];
+                bad += !check_case(kr, ta, tb, s, q, r, 1.0f, 0.0f, 0);
+                bad += !check_case(kr, ta, tb, q, s, r, 1.0f, 0.0f, 0);
+                bad += !check_case(kr, ta, tb, q, r, s, 1.0f, 0.0f, 0);
+                runs += 3;
+            }
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d edge-size products disagree with the oracle", kr->name, bad, runs);
+}
+
+static void test_alpha_beta_pad(const mmgan__gemm_kernel *kr)
+{
+    static const float alphas[] = {1.0f, -0.5f, 2.25f, 0.0f};
+    static const float betas[] = {0.0f, 1.0f, 0.3f, -2.0f};
+    int ai, bi, t, bad = 0, runs = 0;
+    for (ai = 0; ai < 4; ai++)
+        for (bi = 0; bi < 4; bi++)
+            for (t = 0; t < 4; t++) {
+                bad += !check_case(kr, t & 1, t >> 1, 29, 41, 23, alphas[ai], betas[bi], 0);
+                bad += !check_case(kr, t & 1, t >> 1, 37, 19, 45, alphas[ai], betas[bi], 7);
+                runs += 2;
+            }
+    CHECK(bad == 0, "%s: %d of %d alpha/beta/stride products disagree", kr->name, bad, runs);
+}
+
+static void test_random_shapes(const mmgan__gemm_kernel *kr)
+{
+    int it, bad = 0;
+    for (it = 0; it < 60; it++) {
+        int m = 1 + (int)mmgan_rng_below(&rng, 150), n = 1 + (int)mmgan_rng_below(&rng, 150);
+        int k = 1 + (int)mmgan_rng_below(&rng, 300), t = (int)mmgan_rng_below(&rng, 4);
+        int pad = (int)mmgan_rng_below(&rng, 3) * 5;
+        float beta = (it % 3 == 0) ? 0.0f : 0.75f;
+        bad += !check_case(kr, t & 1, t >> 1, m, n, k, 1.5f, beta, pad);
+    }
+    CHECK(bad == 0, "%s: %d of 60 random shapes disagree", kr->name, bad);
+}
+
+/* Crosses the kc, mc and nc block edges of the kernel. */
+static void test_blocks(const mmgan__gemm_kernel *kr)
+{
+    int m = kr->mc + kr->mr + 3, n = kr->nc + kr->nr + 5, k = 2 * kr->kc + 7, t;
+    for (t = 0; t < 4; t += 3)
+        CHECK(check_case(kr, t & 1, t >> 1, m, n, k, 1.0f, 0.5f, 3), "%s: %dx%dx%d across cache blocks (trans %d)",
+              kr->name, m, n, k, t);
+}
+
+static void test_threads(void)
+{
+    int m = 517, n = 1031, k = 700, i, maxt;
+    size_t csz = (size_t)m * n;
+    float *a = (float *)malloc((size_t)m * k * sizeof(float)), *b = (float *)malloc((size_t)k * n * sizeof(float));
+    float *c1 = (float *)malloc(csz * sizeof(float)), *c2 = (float *)malloc(csz * sizeof(float));
+    mmgan_rng_fill_normal(&rng, a, (size_t)m * k, 0, 1);
+    mmgan_rng_fill_normal(&rng, b, (size_t)k * n, 0, 1);
+    mmgan_rng_fill_normal(&rng, c1, csz, 0, 1);
+    memcpy(c2, c1, csz * sizeof(float));
+    mmgan_ctx_set_threads(ctx, 1);
+    CHECK(mmgan_gemm(ctx, 0, 1, m, n, k, 0.7f, a, k, b, k, 0.2f, c1, n) == MMGAN_OK, "1-thread gemm");
+    mmgan_ctx_set_threads(ctx, 2);
+    maxt = mmgan_ctx_threads(ctx);
+    CHECK(mmgan_gemm(ctx, 0, 1, m, n, k, 0.7f, a, k, b, k, 0.2f, c2, n) == MMGAN_OK, "2-thread gemm");
+    i = memcmp(c1, c2, csz * sizeof(float));
+    CHECK(i == 0, "1 and 2 threads give different bits");
+    printf("threads: 1 vs %d threads bit-identical: %s\n", maxt, i == 0 ? "yes" : "NO");
+    mmgan_ctx_set_threads(ctx, 1);
+    free(a); free(b); free(c1); free(c2);
+}
+
+static void test_errors(void)
+{
+    float x[16] = {0};
+    mmgan_status st;
+    st = mmgan_gemm(ctx, 2, 0, 2, 2, 2, 1, x, 2, x, 2, 0, x, 2);
+    CHECK(st == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "trans_a=2"), "bad trans: %s", mmgan_ctx_error(ctx));
+    st = mmgan_gemm(ctx, 0, 0, -1, 2, 2, 1, x, 2, x, 2, 0, x, 2);
+    CHECK(st == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "negative"), "negative m: %s", mmgan_ctx_error(ctx));
+    st = mmgan_gemm(ctx, 0, 0, 2, 3, 4, 1, x, 3, x, 3, 0, x, 3);
+    CHECK(st == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "lda=3"), "small lda: %s", mmgan_ctx_error(ctx));
+    st = mmgan_gemm(ctx, 0, 1, 2, 3, 4, 1, x, 4, x, 3, 0, x, 3);
+    CHECK(st == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "ldb=3"), "small ldb: %s", mmgan_ctx_error(ctx));
+    st = mmgan_gemm(ctx, 0, 0, 2, 3, 4, 1, x, 4, x, 3, 0, x, 2);
+    CHECK(st == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "ldc=2"), "small ldc: %s", mmgan_ctx_error(ctx));
+    st = mmgan_gemm(ctx, 0, 0, 2, 2, 2, 1, NULL, 2, x, 2, 0, x, 2);
+    CHECK(st == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "A is NULL"), "NULL A: %s", mmgan_ctx_error(ctx));
+    st = mmgan_gemm(NULL, 0, 0, 2, 2, 2, 1, x, 2, x, 2, 0, x, 2);
+    CHECK(st == MMGAN_ERR_INVALID, "NULL ctx");
+    CHECK(mmgan_gemm(ctx, 0, 0, 0, 5, 5, 1, NULL, 5, NULL, 5, 0, NULL, 5) == MMGAN_OK, "empty product is a no-op");
+    x[0] = 3; x[1] = 4;
+    CHECK(mmgan_gemm(ctx, 0, 0, 1, 2, 0, 1, NULL, 1, NULL, 2, 0.5f, x, 2) == MMGAN_OK && x[0] == 1.5f && x[1] == 2.0f,
+          "k == 0 scales C by beta");
+}
+
+int main(void)
+{
+    int i;
+    test_suite = "gemm";
+    ctx = mmgan_ctx_new(NULL);
+    if (!ctx) return 1;
+    mmgan_rng_seed(&rng, 12345, 1);
+    mmgan_ctx_set_threads(ctx, 1);
+    for (i = 0; i < MMGAN__NKERNELS; i++) {
+        const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[i];
+        test_edges(kr);
+        test_alpha_beta_pad(kr);
+        test_random_shapes(kr);
+        test_blocks(kr);
+    }
+    test_threads();
+    test_errors();
+    mmgan_ctx_free(ctx);
+    return test_summary();
+}

@@ -1,0 +1,162 @@
+/* make bench: GEMM throughput against the machine's measured FMA peak, and
+ * (when built with -DMMGAN_BENCH_OPENBLAS -lopenblas) against OpenBLAS on the
+ * same shapes.  One line per case:
+ *   gemm M N K threads GFLOP/s  pct-of-peak  [openblas GFLOP/s pct]
+ * Times are medians of repeated runs, each run at least ~20 ms of work. */
+#define MMGAN_IMPLEMENTATION
+#include "../mmgan.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef MMGAN_BENCH_OPENBLAS
+#include <cblas.h>
+extern void openblas_set_num_threads(int);
+#endif
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* FMA peak of one thread: 16 independent accumulator chains hide the FMA
+ * latency on every core we target; the chains are kept alive by a store. */
+static double fma_peak_thread(long iters)
+{
+    mmgan__v acc[16], m = MMGAN__VSET(0.999999f), s = MMGAN__VSET(1e-7f);
+    float out[MMGAN__VN];
+    long i;
+    int j;
+    for (j = 0; j < 16; j++) acc[j] = MMGAN__VSET((float)j);
+    for (i = 0; i < iters; i++) {
+        acc[0] = MMGAN__VFMA(acc[0], m, s); acc[1] = MMGAN__VFMA(acc[1], m, s);
+        acc[2] = MMGAN__VFMA(acc[2], m, s); acc[3] = MMGAN__VFMA(acc[3], m, s);
+        acc[4] = MMGAN__VFMA(acc[4], m, s); acc[5] = MMGAN__VFMA(acc[5], m, s);
+        acc[6] = MMGAN__VFMA(acc[6], m, s); acc[7] = MMGAN__VFMA(acc[7], m, s);
+        acc[8] = MMGAN__VFMA(acc[8], m, s); acc[9] = MMGAN__VFMA(acc[9], m, s);
+        acc[10] = MMGAN__VFMA(acc[10], m, s); acc[11] = MMGAN__VFMA(acc[11], m, s);
+        acc[12] = MMGAN__VFMA(acc[12], m, s); acc[13] = MMGAN__VFMA(acc[13], m, s);
+        acc[14] = MMGAN__VFMA(acc[14], m, s); acc[15] = MMGAN__VFMA(acc[15], m, s);
+    }
+    for (j = 1; j < 16; j++) acc[0] = MMGAN__VADD(acc[0], acc[j]);
+    MMGAN__VSTORE(out, acc[0]);
+    return out[0];
+}
+
+/* GFLOP/s of nt threads running the FMA loop at once (median of 7). */
+static double fma_peak(int nt)
+{
+    long iters = 20000000;
+    double t[7], sink = 0;
+    int r;
+    for (r = 0; r < 7; r++) {
+        double t0 = now();
+#ifdef MMGAN__OMP
+        #pragma omp parallel num_threads(nt) reduction(+:sink)
+        sink += fma_peak_thread(iters);
+#else
+        (void)nt;
+        sink += fma_peak_thread(iters);
+#endif
+        t[r] = now() - t0;
+    }
+    if (sink == 12345.0) printf(" ");
+    qsort(t, 7, sizeof t[0], cmp_double);
+#ifndef MMGAN__OMP
+    nt = 1;
+#endif
+    return 2.0 * 16 * MMGAN__VN * (double)iters * nt / t[3] * 1e-9;
+}
+
+typedef void (*gemm_fn)(mmgan_ctx *, int, int, int, const float *, const float *, float *);
+
+static void run_mmgan(mmgan_ctx *ctx, int m, int n, int k, const float *a, const float *b, float *c)
+{
+    mmgan_gemm(ctx, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+}
+
+#ifdef MMGAN_BENCH_OPENBLAS
+static void run_openblas(mmgan_ctx *ctx, int m, int n, int k, const float *a, const float *b, float *c)
+{
+    (void)ctx;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+}
+#endif
+
+static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int m, int n, int k, const float *a, const float *b, float *c)
+{
+    double flops = 2.0 * m * n * k, t[9];
+    int reps = (int)(2e8 / flops) + 1, r, i;  /* ~20 ms per timed run at 10 GFLOP/s... and up */
+    if (reps > 2000) reps = 2000;
+    f(ctx, m, n, k, a, b, c);                 /* warm up caches and threads */
+    for (r = 0; r < 9; r++) {
+        double t0 = now();
+        for (i = 0; i < reps; i++) f(ctx, m, n, k, a, b, c);
+        t[r] = (now() - t0) / reps;
+    }
+    qsort(t, 9, sizeof t[0], cmp_double);
+    return flops / t[4] * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    static const int sq[] = {64, 128, 256, 512, 1024, 2048};
+    /* batch-64 GAN layers, then implicit-GEMM shapes (M = out channels,
+     * N = batch*OH*OW, K = in channels*4*4) of 4x4 stride-2 convs 1->64 on 28x28
+     * and 64->128 on 14x14 */
+    static const int gan[][3] = {{64, 784, 256}, {64, 256, 256}, {64, 256, 784}, {64, 12544, 16}, {128, 3136, 1024}};
+    int threads[2] = {1, 2}, ti, i, maxt = 2, quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    mmgan_ctx *ctx = mmgan_ctx_new(NULL);
+    size_t big = 2048 * 2048;
+    float *a = (float *)malloc(big * 4), *b = (float *)malloc(big * 4), *c = (float *)malloc(big * 4 * 4);
+    mmgan_rng rng;
+    double peak[3];
+    if (!ctx || !a || !b || !c) return 1;
+    mmgan_rng_seed(&rng, 1, 1);
+    mmgan_rng_fill_uniform(&rng, a, big, -1, 1);
+    mmgan_rng_fill_uniform(&rng, b, big, -1, 1);
+    memset(c, 0, big * 16);
+#ifndef MMGAN__OMP
+    maxt = 1;
+#endif
+    printf("isa %s, kernel %s %dx%d, kc %d mc %d nc %d\n", mmgan_isa(), mmgan__gemm_kernels[0].name,
+           mmgan__gemm_kernels[0].mr, mmgan__gemm_kernels[0].nr, mmgan__gemm_kernels[0].kc,
+           mmgan__gemm_kernels[0].mc, mmgan__gemm_kernels[0].nc);
+    for (ti = 0; ti < maxt; ti++) {
+        peak[threads[ti]] = fma_peak(threads[ti]);
+        printf("fma_peak %d threads %.1f GFLOP/s\n", threads[ti], peak[threads[ti]]);
+    }
+    for (ti = 0; ti < maxt; ti++) {
+        int nt = threads[ti];
+        mmgan_ctx_set_threads(ctx, nt);
+#ifdef MMGAN_BENCH_OPENBLAS
+        openblas_set_num_threads(nt);
+#endif
+        for (i = 0; i < (int)(sizeof sq / sizeof sq[0]) + 5; i++) {
+            int m, n, k;
+            double g, o = 0;
+            if (i < 6) { m = n = k = sq[i]; if (quick && m > 1024) continue; }
+            else { m = gan[i - 6][0]; n = gan[i - 6][1]; k = gan[i - 6][2]; }
+            g = time_gemm(run_mmgan, ctx, m, n, k, a, b, c);
+            printf("gemm %d %d %d %d %.1f GFLOP/s %5.1f%% of peak", m, n, k, nt, g, 100 * g / peak[nt]);
+#ifdef MMGAN_BENCH_OPENBLAS
+            o = time_gemm(run_openblas, ctx, m, n, k, a, b, c);
+            printf(" | openblas %.1f GFLOP/s %5.1f%% | ratio %.2f", o, 100 * o / peak[nt], g / o);
+#endif
+            (void)o;
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    free(a); free(b); free(c);
+    mmgan_ctx_free(ctx);
+    return 0;
+}
