@@ -20,7 +20,7 @@ build/bench: tools/bench.c mmgan.h
 
 # OpenBLAS at its best: its own core type detection, one thread per bench thread.
 bench: build/bench
-	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive ./build/bench
+	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 ./build/bench
 
 clean:
 	rm -rf build

@@ -217,7 +217,8 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b,
                                   const float *a, int lda, const float *b, int ldb,
                                   float beta, float *c, int ldc);
 
-/* Vector kernels on n floats.  Output may alias an input exactly. */
+/* Vector kernels on n floats.  Output may alias an input exactly.  On ARMv7
+ * NEON the hardware flushes denormals to zero, so results below FLT_MIN are 0. */
 /* y += a * x */
 MMGAN_DEF void mmgan_vec_axpy(size_t n, float a, const float *x, float *y);
 /* y = a * x + b * y */
@@ -863,11 +864,12 @@ MMGAN_DEF void mmgan_rng_permutation(mmgan_rng *rng, int *idx, int n)
  * panel and one B panel.  Packed panels are zero-padded, so the micro-kernel
  * always works on a full tile; partial tiles go through a stack tile.
  *
- * Micro-kernel contract: c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*NR + j]
+ * Micro-kernel contract: c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*bs + j]
  *                                       + beta * c[i*ldc + j]   (i < MR, j < NR)
- * and with beta == 0 the old C is not read. */
-typedef void (*mmgan__ukr_fn)(int k, const float *a, const float *b, float *c,
-                              ptrdiff_t ldc, float alpha, float beta);
+ * and with beta == 0 the old C is not read.  bs is NR for a packed B panel;
+ * small-m products pass B itself (bs = ldb) and skip packing it. */
+typedef void (*mmgan__ukr_fn)(int k, const float *a, const float *b, ptrdiff_t bs,
+                              float *c, ptrdiff_t ldc, float alpha, float beta);
 
 typedef struct mmgan__gemm_kernel {
     const char *name;
@@ -880,13 +882,13 @@ typedef struct mmgan__gemm_kernel {
 
 /* The portable kernel: the oracle every SIMD kernel is tested against, and
  * the kernel of tcc, riscv64, s390x and MMGAN_NO_SIMD builds. */
-static void mmgan__ukr_ref(int k, const float *a, const float *b, float *c,
+static void mmgan__ukr_ref(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                            ptrdiff_t ldc, float alpha, float beta)
 {
     float acc[4][4];
     int p, i, j;
     memset(acc, 0, sizeof acc);
-    for (p = 0; p < k; p++, a += 4, b += 4)
+    for (p = 0; p < k; p++, a += 4, b += bs)
         for (i = 0; i < 4; i++)
             for (j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
     for (i = 0; i < 4; i++)
@@ -905,7 +907,7 @@ static void mmgan__ukr_ref(int k, const float *a, const float *b, float *c,
  * broadcasts fold into the FMAs' memory operands. */
 #define MMGAN__AVX512_MR 14
 #define MMGAN__AVX512_ROWS MMGAN__ROWS14
-static void mmgan__ukr_avx512(int k, const float *a, const float *b, float *c,
+static void mmgan__ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                               ptrdiff_t ldc, float alpha, float beta)
 {
     int p;
@@ -921,7 +923,7 @@ static void mmgan__ukr_avx512(int k, const float *a, const float *b, float *c,
         MMGAN__AVX512_ROWS(MMGAN__F)
 #undef MMGAN__F
         a += MMGAN__AVX512_MR;
-        b += 32;
+        b += bs;
     }
     va = _mm512_set1_ps(alpha);
     vb = _mm512_set1_ps(beta);
@@ -942,7 +944,7 @@ static void mmgan__ukr_avx512(int k, const float *a, const float *b, float *c,
 
 #if defined(MMGAN__AVX2)
 /* 6 x 16: 12 accumulators, 2 B vectors, 1 broadcast of the 16 ymm registers. */
-static void mmgan__ukr_avx2(int k, const float *a, const float *b, float *c,
+static void mmgan__ukr_avx2(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                             ptrdiff_t ldc, float alpha, float beta)
 {
     int p;
@@ -957,7 +959,7 @@ static void mmgan__ukr_avx2(int k, const float *a, const float *b, float *c,
         MMGAN__ROWS6(MMGAN__F)
 #undef MMGAN__F
         a += 6;
-        b += 16;
+        b += bs;
     }
     va = _mm256_set1_ps(alpha);
     vb = _mm256_set1_ps(beta);
@@ -978,7 +980,7 @@ static void mmgan__ukr_avx2(int k, const float *a, const float *b, float *c,
 
 #if defined(MMGAN__SSE2)
 /* 6 x 8 without FMA: 12 accumulators, 2 B vectors, 1 broadcast. */
-static void mmgan__ukr_sse2(int k, const float *a, const float *b, float *c,
+static void mmgan__ukr_sse2(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                             ptrdiff_t ldc, float alpha, float beta)
 {
     int p;
@@ -993,7 +995,7 @@ static void mmgan__ukr_sse2(int k, const float *a, const float *b, float *c,
         MMGAN__ROWS6(MMGAN__F)
 #undef MMGAN__F
         a += 6;
-        b += 8;
+        b += bs;
     }
     va = _mm_set1_ps(alpha);
     vb = _mm_set1_ps(beta);
@@ -1015,7 +1017,7 @@ static void mmgan__ukr_sse2(int k, const float *a, const float *b, float *c,
 #if defined(MMGAN__NEON64)
 /* 8 x 12: 24 accumulators, 3 B vectors, 2 A vectors of the 32 q registers;
  * by-lane FMAs save the broadcasts. */
-static void mmgan__ukr_neon64(int k, const float *a, const float *b, float *c,
+static void mmgan__ukr_neon64(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                               ptrdiff_t ldc, float alpha, float beta)
 {
     int p;
@@ -1031,7 +1033,7 @@ static void mmgan__ukr_neon64(int k, const float *a, const float *b, float *c,
         MMGAN__F(4, a1, 0) MMGAN__F(5, a1, 1) MMGAN__F(6, a1, 2) MMGAN__F(7, a1, 3)
 #undef MMGAN__F
         a += 8;
-        b += 12;
+        b += bs;
     }
     if (beta == 0.0f) {
 #define MMGAN__S(i) vst1q_f32(c + i * ldc, vmulq_n_f32(c##i##0, alpha)); \
@@ -1052,7 +1054,7 @@ static void mmgan__ukr_neon64(int k, const float *a, const float *b, float *c,
 #if defined(MMGAN__NEON32)
 /* 4 x 8 with ARMv7-safe intrinsics only (16 q registers, no vfmaq_laneq):
  * 8 accumulators, 2 B vectors, A as two d-register halves. */
-static void mmgan__ukr_neon32(int k, const float *a, const float *b, float *c,
+static void mmgan__ukr_neon32(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                               ptrdiff_t ldc, float alpha, float beta)
 {
     int p;
@@ -1066,7 +1068,7 @@ static void mmgan__ukr_neon32(int k, const float *a, const float *b, float *c,
         MMGAN__F(0, alo, 0) MMGAN__F(1, alo, 1) MMGAN__F(2, ahi, 0) MMGAN__F(3, ahi, 1)
 #undef MMGAN__F
         a += 4;
-        b += 8;
+        b += bs;
     }
     if (beta == 0.0f) {
 #define MMGAN__S(i) vst1q_f32(c + i * ldc, vmulq_n_f32(c##i##0, alpha)); \
@@ -1127,6 +1129,7 @@ typedef struct mmgan__gemm_args {
     float alpha, beta;
     const float *a, *b;
     int lda, ldb, ldc;
+    int direct_b;     /* micro-kernels read full-width B panels in place */
     float *c, *ap, *bp;
 } mmgan__gemm_args;
 
@@ -1208,8 +1211,12 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
         for (pc = 0; pc < g->k; pc += kr->kc) {
             int kc = MMGAN__MIN(kr->kc, g->k - pc);
             float beta = pc == 0 ? g->beta : 1.0f;
-            mmgan__range(npn, tid, nt, &q0, &q1);
-            mmgan__pack_b(g, pc, kc, jc, nc, q0, q1);
+            if (g->direct_b) { /* only a partial last panel needs packing */
+                if (nc % nr && tid == 0) mmgan__pack_b(g, pc, kc, jc, nc, npn - 1, npn);
+            } else {
+                mmgan__range(npn, tid, nt, &q0, &q1);
+                mmgan__pack_b(g, pc, kc, jc, nc, q0, q1);
+            }
             for (ic = 0; ic < g->m; ic += kr->mc) {
                 int mc = MMGAN__MIN(kr->mc, g->m - ic), npm = (mc + mr - 1) / mr;
                 mmgan__range(npm, tid, nt, &q0, &q1);
@@ -1223,11 +1230,16 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                     int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
                     const float *ap = g->ap + (size_t)ir * mr * kc, *bp = g->bp + (size_t)jr * nr * kc;
                     float *cp = g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr;
+                    ptrdiff_t bs = nr;
+                    if (g->direct_b && cols == nr) {
+                        bp = g->b + (size_t)pc * g->ldb + jc + jr * nr;
+                        bs = g->ldb;
+                    }
                     if (rows == mr && cols == nr) {
-                        kr->ukr(kc, ap, bp, cp, g->ldc, g->alpha, beta);
+                        kr->ukr(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta);
                     } else {
                         int i, j;
-                        kr->ukr(kc, ap, bp, tile, nr, g->alpha, 0.0f);
+                        kr->ukr(kc, ap, bp, bs, tile, nr, g->alpha, 0.0f);
                         for (i = 0; i < rows; i++)
                             for (j = 0; j < cols; j++)
                                 cp[(size_t)i * g->ldc + j] = beta == 0.0f ? tile[i * nr + j]
@@ -1240,9 +1252,14 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
     }
 }
 
+/* Up to this many rows of C, B is read in place rather than packed. */
+#ifndef MMGAN_GEMM_DIRECT_B_M
+#define MMGAN_GEMM_DIRECT_B_M 128
+#endif
+
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #ifndef MMGAN_GEMM_MT_MIN
-#define MMGAN_GEMM_MT_MIN (1 << 18)
+#define MMGAN_GEMM_MT_MIN (1 << 22)
 #endif
 
 static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
@@ -1279,6 +1296,11 @@ static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr
     g.alpha = alpha; g.beta = beta;
     g.a = a; g.b = b; g.c = c;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    /* Packing B costs a copy of B per call, paid back by reuse over the rows
+     * of A; with few rows it is not, and untransposed rows of B are already
+     * contiguous.  A power-of-two stride would alias in the L1 sets; with
+     * k < 64 the copy is cheap and packing measured faster. */
+    g.direct_b = !tb && m <= MMGAN_GEMM_DIRECT_B_M && k >= 64 && (ldb & (ldb - 1)) != 0;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
     MMGAN_ASSERT((size_t)(g.bp - g.ap) + (size_t)kr->kc * kr->nc <= ctx->gemm_ws_floats);

@@ -96,10 +96,11 @@ unit)
     ;;
 cross)
     # triple  qemu  extra flags
-    for t in "aarch64-linux-gnu qemu-aarch64 -fopenmp" \
+    # -ffp-contract=fast: the bit-exact random streams must survive FMA fusion.
+    for t in "aarch64-linux-gnu qemu-aarch64 -fopenmp -ffp-contract=fast" \
              "arm-linux-gnueabihf qemu-arm -march=armv7-a -mfpu=neon -mfloat-abi=hard -fopenmp" \
              "riscv64-linux-gnu qemu-riscv64 -fopenmp" \
-             "s390x-linux-gnu qemu-s390x -fopenmp"; do
+             "s390x-linux-gnu qemu-s390x -fopenmp -ffp-contract=fast"; do
         set -- $t; triple=$1; qemu=$2; shift 2
         if ! has "$triple-gcc" || ! has "$qemu"; then
             skipped=$((skipped + 1)); note "skip: $triple-gcc or $qemu not installed"; continue

@@ -127,9 +127,10 @@ static void test_blocks(const mmgan__gemm_kernel *kr)
               kr->name, m, n, k, t);
 }
 
-static void test_threads(void)
+/* Bit-identical C for 1 and 2 threads; m <= 128 takes the unpacked-B path. */
+static void test_threads(int m, int n, int k)
 {
-    int m = 517, n = 1031, k = 700, i, maxt;
+    int i, maxt;
     size_t csz = (size_t)m * n;
     float *a = (float *)malloc((size_t)m * k * sizeof(float)), *b = (float *)malloc((size_t)k * n * sizeof(float));
     float *c1 = (float *)malloc(csz * sizeof(float)), *c2 = (float *)malloc(csz * sizeof(float));
@@ -144,7 +145,7 @@ static void test_threads(void)
     CHECK(mmgan_gemm(ctx, 0, 1, m, n, k, 0.7f, a, k, b, k, 0.2f, c2, n) == MMGAN_OK, "2-thread gemm");
     i = memcmp(c1, c2, csz * sizeof(float));
     CHECK(i == 0, "1 and 2 threads give different bits");
-    printf("threads: 1 vs %d threads bit-identical: %s\n", maxt, i == 0 ? "yes" : "NO");
+    printf("threads: %dx%dx%d, 1 vs %d threads bit-identical: %s\n", m, n, k, maxt, i == 0 ? "yes" : "NO");
     mmgan_ctx_set_threads(ctx, 1);
     free(a); free(b); free(c1); free(c2);
 }
@@ -188,7 +189,8 @@ int main(void)
         test_random_shapes(kr);
         test_blocks(kr);
     }
-    test_threads();
+    test_threads(517, 1031, 700);
+    test_threads(100, 3001, 300);
     test_errors();
     mmgan_ctx_free(ctx);
     return test_summary();
