@@ -127,8 +127,9 @@ static void test_blocks(const mmgan__gemm_kernel *kr)
               kr->name, m, n, k, t);
 }
 
-/* Bit-identical C for 1 and 2 threads; m <= 128 takes the unpacked-B path. */
-static void test_threads(int m, int n, int k)
+/* Bit-identical C for 1 and 2 threads; m <= 128 with tb == 0 takes the
+ * unpacked-B path. */
+static void test_threads(int tb, int m, int n, int k)
 {
     int i, maxt;
     size_t csz = (size_t)m * n;
@@ -139,13 +140,13 @@ static void test_threads(int m, int n, int k)
     mmgan_rng_fill_normal(&rng, c1, csz, 0, 1);
     memcpy(c2, c1, csz * sizeof(float));
     mmgan_ctx_set_threads(ctx, 1);
-    CHECK(mmgan_gemm(ctx, 0, 1, m, n, k, 0.7f, a, k, b, k, 0.2f, c1, n) == MMGAN_OK, "1-thread gemm");
+    CHECK(mmgan_gemm(ctx, 0, tb, m, n, k, 0.7f, a, k, b, tb ? k : n, 0.2f, c1, n) == MMGAN_OK, "1-thread gemm");
     mmgan_ctx_set_threads(ctx, 2);
     maxt = mmgan_ctx_threads(ctx);
-    CHECK(mmgan_gemm(ctx, 0, 1, m, n, k, 0.7f, a, k, b, k, 0.2f, c2, n) == MMGAN_OK, "2-thread gemm");
+    CHECK(mmgan_gemm(ctx, 0, tb, m, n, k, 0.7f, a, k, b, tb ? k : n, 0.2f, c2, n) == MMGAN_OK, "2-thread gemm");
     i = memcmp(c1, c2, csz * sizeof(float));
     CHECK(i == 0, "1 and 2 threads give different bits");
-    printf("threads: %dx%dx%d, 1 vs %d threads bit-identical: %s\n", m, n, k, maxt, i == 0 ? "yes" : "NO");
+    printf("threads: %dx%dx%d trans_b=%d, 1 vs %d threads bit-identical: %s\n", m, n, k, tb, maxt, i == 0 ? "yes" : "NO");
     mmgan_ctx_set_threads(ctx, 1);
     free(a); free(b); free(c1); free(c2);
 }
@@ -189,8 +190,8 @@ int main(void)
         test_random_shapes(kr);
         test_blocks(kr);
     }
-    test_threads(517, 1031, 700);
-    test_threads(100, 3001, 300);
+    test_threads(1, 517, 1031, 700);
+    test_threads(0, 100, 3001, 300);
     test_errors();
     mmgan_ctx_free(ctx);
     return test_summary();
