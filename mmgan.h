@@ -248,6 +248,208 @@ MMGAN_DEF double mmgan_vec_sum(size_t n, const float *x);
 /* Dot product of x and y in double precision, in a fixed order. */
 MMGAN_DEF double mmgan_vec_dot(size_t n, const float *x, const float *y);
 
+/* ===================================================================== */
+/* 1.7 Parameters                                                         */
+/* ===================================================================== */
+/* A parameter is a persistent tensor (weights, biases, batch-norm running
+ * statistics) that outlives graphs: every graph and plan that uses it reads
+ * and the optimizer writes the same storage. */
+typedef struct mmgan_param mmgan_param;
+
+/* Initializers.  `a` means: CONST the value; NORMAL the standard deviation;
+ * UNIFORM the half-width (U[-a, a]); HE_* the leaky-relu slope after the
+ * layer (0 for relu); XAVIER_* the gain (1 for linear/sigmoid).  Fans follow
+ * PyTorch: fan_in = shape[1] * kh * kw, fan_out = shape[0] * kh * kw. */
+typedef enum mmgan_init {
+    MMGAN_INIT_ZEROS, MMGAN_INIT_CONST, MMGAN_INIT_NORMAL, MMGAN_INIT_UNIFORM,
+    MMGAN_INIT_HE_NORMAL, MMGAN_INIT_HE_UNIFORM, MMGAN_INIT_XAVIER_NORMAL, MMGAN_INIT_XAVIER_UNIFORM
+} mmgan_init;
+
+/* New zero-filled parameter of the given shape; name is copied (up to 63 chars). */
+MMGAN_DEF mmgan_param *mmgan_param_new(mmgan_ctx *ctx, const char *name, int ndim, const int *shape);
+/* Frees a parameter; no graph that uses it may run afterwards. */
+MMGAN_DEF void mmgan_param_free(mmgan_param *p);
+/* Fills the parameter from an initializer, drawing from rng (unused for ZEROS/CONST). */
+MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a, mmgan_rng *rng);
+/* The parameter's tensor; its data may be read and written between plan runs. */
+MMGAN_DEF mmgan_tensor *mmgan_param_tensor(mmgan_param *p);
+/* The name given at creation. */
+MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p);
+
+/* ===================================================================== */
+/* 1.8 Graphs and ops                                                     */
+/* ===================================================================== */
+/* A graph is built once and run many times through plans (1.10).  Nodes are
+ * small integers.  A builder that fails returns MMGAN_NONE, records the first
+ * error in the graph (mmgan_graph_status) and the context's message, e.g.
+ * "conv2d: input has 3 channels, weight expects 1 (input [2x3x8x8], weight
+ * [4x1x3x3])"; builders given MMGAN_NONE return MMGAN_NONE, so a whole
+ * network can be built and checked once at the end.  Shapes are NCHW for
+ * images and [N, features] for vectors; axis 0 is always the batch. */
+typedef struct mmgan_graph mmgan_graph;
+typedef int mmgan_node;
+#define MMGAN_NONE (-1)
+
+/* New empty graph on ctx. */
+MMGAN_DEF mmgan_graph *mmgan_graph_new(mmgan_ctx *ctx);
+/* Frees the graph (not its parameters).  Plans on it must be freed first. */
+MMGAN_DEF void mmgan_graph_free(mmgan_graph *g);
+/* MMGAN_OK, or the status of the first failed builder (message in the context). */
+MMGAN_DEF mmgan_status mmgan_graph_status(const mmgan_graph *g);
+/* Number of nodes built so far. */
+MMGAN_DEF int mmgan_graph_size(const mmgan_graph *g);
+/* Shape of a node: returns ndim and writes up to 4 sizes to shape (may be NULL); 0 if invalid. */
+MMGAN_DEF int mmgan_node_shape(const mmgan_graph *g, mmgan_node x, int *shape);
+/* Number of elements of a node (0 if invalid). */
+MMGAN_DEF size_t mmgan_node_numel(const mmgan_graph *g, mmgan_node x);
+
+/* Leaves.  An input is fed before each run with mmgan_graph_feed. */
+MMGAN_DEF mmgan_node mmgan_input(mmgan_graph *g, const char *name, int ndim, const int *shape);
+/* Binds an input to caller memory (numel floats, read at each run, not copied). */
+MMGAN_DEF mmgan_status mmgan_graph_feed(mmgan_graph *g, mmgan_node input, const float *data);
+/* A parameter as a node (the same node each time it is asked for in one graph);
+ * gradients with respect to it are ordinary nodes. */
+MMGAN_DEF mmgan_node mmgan_parameter(mmgan_graph *g, mmgan_param *p);
+/* A constant, copied from data (numel floats). */
+MMGAN_DEF mmgan_node mmgan_constant(mmgan_graph *g, int ndim, const int *shape, const float *data);
+/* A constant tensor with every element equal to v. */
+MMGAN_DEF mmgan_node mmgan_fill(mmgan_graph *g, int ndim, const int *shape, float v);
+
+/* Elementwise arithmetic with NumPy broadcasting (shapes aligned on the right,
+ * sizes equal or 1). */
+MMGAN_DEF mmgan_node mmgan_add(mmgan_graph *g, mmgan_node a, mmgan_node b);
+/* a - b, broadcasting. */
+MMGAN_DEF mmgan_node mmgan_sub(mmgan_graph *g, mmgan_node a, mmgan_node b);
+/* a * b, broadcasting. */
+MMGAN_DEF mmgan_node mmgan_mul(mmgan_graph *g, mmgan_node a, mmgan_node b);
+/* a / b, broadcasting. */
+MMGAN_DEF mmgan_node mmgan_div(mmgan_graph *g, mmgan_node a, mmgan_node b);
+/* s * x */
+MMGAN_DEF mmgan_node mmgan_scale(mmgan_graph *g, mmgan_node x, float s);
+/* s * x + c */
+MMGAN_DEF mmgan_node mmgan_affine(mmgan_graph *g, mmgan_node x, float s, float c);
+/* Sums x over the axes where shape has size 1 (right-aligned, like broadcasting in reverse). */
+MMGAN_DEF mmgan_node mmgan_sum_to(mmgan_graph *g, mmgan_node x, int ndim, const int *shape);
+/* Repeats x along its size-1 axes (and new leading axes) to the given shape. */
+MMGAN_DEF mmgan_node mmgan_broadcast_to(mmgan_graph *g, mmgan_node x, int ndim, const int *shape);
+
+/* Dense layers.  op(a) * op(b) for 2-d nodes, op = transpose when the flag is set. */
+MMGAN_DEF mmgan_node mmgan_matmul(mmgan_graph *g, mmgan_node a, mmgan_node b, int trans_a, int trans_b);
+/* x [N, in] * w^T [in, out] + b [out] (PyTorch layout: w is [out, in]); b may be MMGAN_NONE. */
+MMGAN_DEF mmgan_node mmgan_linear(mmgan_graph *g, mmgan_node x, mmgan_node w, mmgan_node b);
+/* x + b with b [C] added along axis 1 (channels of NCHW, features of [N, F]). */
+MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b);
+
+/* Convolutions (cross-correlation, as in PyTorch).  x [N, C, H, W], w [O, C, kh, kw]
+ * -> [N, O, (H + 2 pad - kh) / stride + 1, (W + 2 pad - kw) / stride + 1]. */
+MMGAN_DEF mmgan_node mmgan_conv2d(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad);
+/* The adjoint of conv2d in its input: x [N, C, H, W], w [C, O, kh, kw] (PyTorch
+ * layout) -> [N, O, (H - 1) stride - 2 pad + kh + out_pad, same for W]. */
+MMGAN_DEF mmgan_node mmgan_conv_transpose2d(mmgan_graph *g, mmgan_node x, mmgan_node w,
+                                            int stride, int pad, int out_pad);
+/* Weight gradient of conv2d as an op: the correlation of x [N, C, H, W] with
+ * gy [N, O, Ho, Wo] -> [O, C, kh, kw]; differentiable like the convolutions. */
+MMGAN_DEF mmgan_node mmgan_conv2d_wgrad(mmgan_graph *g, mmgan_node x, mmgan_node gy,
+                                        int kh, int kw, int stride, int pad);
+
+/* Shape and batch ops. */
+MMGAN_DEF mmgan_node mmgan_reshape(mmgan_graph *g, mmgan_node x, int ndim, const int *shape);
+/* [N, ...] -> [N, rest]. */
+MMGAN_DEF mmgan_node mmgan_flatten(mmgan_graph *g, mmgan_node x);
+/* Concatenation along the batch axis; the other axes must match. */
+MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b);
+/* Samples [start, start + count) of the batch. */
+MMGAN_DEF mmgan_node mmgan_slice(mmgan_graph *g, mmgan_node x, int start, int count);
+/* x placed at samples [start, start + N) of a zero batch of `total` samples (slice's adjoint). */
+MMGAN_DEF mmgan_node mmgan_pad_batch(mmgan_graph *g, mmgan_node x, int start, int total);
+/* Same value, but a constant for differentiation (stop-gradient). */
+MMGAN_DEF mmgan_node mmgan_detach(mmgan_graph *g, mmgan_node x);
+
+/* Activations and elementwise functions. */
+MMGAN_DEF mmgan_node mmgan_relu(mmgan_graph *g, mmgan_node x);
+/* x if x > 0 else slope * x */
+MMGAN_DEF mmgan_node mmgan_leaky_relu(mmgan_graph *g, mmgan_node x, float slope);
+/* 1 / (1 + exp(-x)) */
+MMGAN_DEF mmgan_node mmgan_sigmoid(mmgan_graph *g, mmgan_node x);
+/* tanh(x) */
+MMGAN_DEF mmgan_node mmgan_tanh(mmgan_graph *g, mmgan_node x);
+/* log(1 + exp(x)), computed without overflow. */
+MMGAN_DEF mmgan_node mmgan_softplus(mmgan_graph *g, mmgan_node x);
+/* log(sigmoid(x)) = -softplus(-x), computed without overflow. */
+MMGAN_DEF mmgan_node mmgan_log_sigmoid(mmgan_graph *g, mmgan_node x);
+/* exp(x) */
+MMGAN_DEF mmgan_node mmgan_exp(mmgan_graph *g, mmgan_node x);
+/* log(x) */
+MMGAN_DEF mmgan_node mmgan_log(mmgan_graph *g, mmgan_node x);
+/* sqrt(x); its derivative is infinite at 0, so add a margin where x can be 0. */
+MMGAN_DEF mmgan_node mmgan_sqrt(mmgan_graph *g, mmgan_node x);
+/* |x|, with derivative sign(x) (0 at 0). */
+MMGAN_DEF mmgan_node mmgan_abs(mmgan_graph *g, mmgan_node x);
+/* x * x */
+MMGAN_DEF mmgan_node mmgan_square(mmgan_graph *g, mmgan_node x);
+/* max(x, c), derivative 1 where x > c. */
+MMGAN_DEF mmgan_node mmgan_maximum(mmgan_graph *g, mmgan_node x, float c);
+
+/* Reductions.  Whole-tensor results have shape [1]; per-sample results
+ * [N, 1, ...] (x's ndim, all but the batch axis 1), ready to broadcast back. */
+MMGAN_DEF mmgan_node mmgan_sum(mmgan_graph *g, mmgan_node x);
+/* Mean of all elements, shape [1]. */
+MMGAN_DEF mmgan_node mmgan_mean(mmgan_graph *g, mmgan_node x);
+/* Sum over every axis but the batch. */
+MMGAN_DEF mmgan_node mmgan_sum_per_sample(mmgan_graph *g, mmgan_node x);
+/* Mean over every axis but the batch. */
+MMGAN_DEF mmgan_node mmgan_mean_per_sample(mmgan_graph *g, mmgan_node x);
+/* max |x| over every axis but the batch (the L-infinity norm); the derivative
+ * goes to the first element reaching the maximum, with its sign. */
+MMGAN_DEF mmgan_node mmgan_max_abs_per_sample(mmgan_graph *g, mmgan_node x);
+/* softmax(s * x) over every axis but the batch, same shape as x. */
+MMGAN_DEF mmgan_node mmgan_softmax_per_sample(mmgan_graph *g, mmgan_node x, float s);
+/* Smooth maximum sum_i x_i e^(s x_i) / sum_i e^(s x_i) per sample (the SVM-GAN
+ * paper's smax with s = 1); tends to the maximum as s grows. */
+MMGAN_DEF mmgan_node mmgan_smooth_max_per_sample(mmgan_graph *g, mmgan_node x, float s);
+
+/* Normalization.  Batch norm over axes 0, 2, 3 (or 0 for [N, F]) per channel,
+ * gamma and beta [C] (either may be MMGAN_NONE).  training != 0: batch
+ * statistics, and each run updates running_mean/var (params of shape [C])
+ * with r = (1 - momentum) r + momentum * stat (unbiased variance, as PyTorch);
+ * training == 0: the running statistics are used and left unchanged. */
+MMGAN_DEF mmgan_node mmgan_batch_norm(mmgan_graph *g, mmgan_node x, mmgan_node gamma, mmgan_node beta,
+                                      mmgan_param *running_mean, mmgan_param *running_var,
+                                      float momentum, float eps, int training);
+/* Layer norm over every axis but the batch; gamma and beta have x's shape
+ * without the batch axis (either may be MMGAN_NONE). */
+MMGAN_DEF mmgan_node mmgan_layer_norm(mmgan_graph *g, mmgan_node x, mmgan_node gamma, mmgan_node beta, float eps);
+
+/* ===================================================================== */
+/* 1.9 Automatic differentiation                                          */
+/* ===================================================================== */
+/* Appends to g the gradient of sum(y) with respect to each wrt[i], written to
+ * out[i] (same shape as wrt[i]).  The new nodes are ordinary differentiable
+ * ops, so mmgan_grad may be applied to them again, to any order.  Only paths
+ * from the wrt nodes to y are built; detached values are constants; a wrt
+ * that y does not depend on gets a zero constant.  Fails (MMGAN_ERR_UNSUPPORTED)
+ * if the path crosses an op without a derivative. */
+MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmgan_node *wrt, mmgan_node *out);
+
+/* ===================================================================== */
+/* 1.10 Execution plans                                                   */
+/* ===================================================================== */
+/* A plan computes a set of target nodes.  It is made once: the nodes the
+ * targets need, in topological order, with buffers shared between values
+ * whose lifetimes do not overlap.  Running a plan allocates nothing. */
+typedef struct mmgan_plan mmgan_plan;
+
+/* Plans the computation of targets[0..n) (NULL and a message on failure). */
+MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *targets);
+/* Frees a plan. */
+MMGAN_DEF void mmgan_plan_free(mmgan_plan *p);
+/* Runs the plan: every input it needs must have been fed. */
+MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p);
+/* Value of a target (or input, parameter, constant) after the last run; NULL otherwise. */
+MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x);
+/* Bytes of activation and scratch memory the plan holds. */
+MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1327,7 +1529,118 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
 }
 
 /* ===================================================================== */
-/* 2.6 Elementwise vector kernels                                         */
+/* 2.6 Convolution                                                        */
+/* ===================================================================== */
+/* All three convolution ops are GEMMs over the same column matrix: for one
+ * image x [C, H, W] and a kh x kw window, row (c, i, j) and column (oy, ox)
+ * of cols hold x[c][oy*stride - pad + i][ox*stride - pad + j] (0 outside).
+ *   conv2d:            y_n  = W [O, CKK] * cols(x_n)
+ *   conv_transpose2d:  y_n  = col2im(W^T [CKK, Cin] * x_n)   (the adjoint)
+ *   conv2d_wgrad:      dW  += gy_n [O, HoWo] * cols(x_n)^T
+ * The loops over the batch run in order, so sums are thread-count free. */
+typedef struct mmgan__convgeom {
+    int c, h, w;        /* the large ("image") side */
+    int kh, kw, stride, pad;
+    int ho, wo;         /* the small ("output of the forward conv") side */
+} mmgan__convgeom;
+
+static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols)
+{
+    const int hw = q->ho * q->wo;
+    int c, i, j, oy, ox;
+    for (c = 0; c < q->c; c++)
+        for (i = 0; i < q->kh; i++)
+            for (j = 0; j < q->kw; j++) {
+                float *dst = cols + (size_t)((c * q->kh + i) * q->kw + j) * hw;
+                for (oy = 0; oy < q->ho; oy++) {
+                    int iy = oy * q->stride - q->pad + i;
+                    float *d = dst + oy * q->wo;
+                    const float *src = x + ((size_t)c * q->h + iy) * q->w;
+                    if (iy < 0 || iy >= q->h) {
+                        for (ox = 0; ox < q->wo; ox++) d[ox] = 0.0f;
+                        continue;
+                    }
+                    if (q->stride == 1) {
+                        /* Contiguous run between the two padded margins. */
+                        int lo = MMGAN__MAX(0, q->pad - j), hi = MMGAN__MIN(q->wo, q->w + q->pad - j);
+                        for (ox = 0; ox < lo && ox < q->wo; ox++) d[ox] = 0.0f;
+                        if (hi > lo) memcpy(d + lo, src + lo - q->pad + j, (size_t)(hi - lo) * sizeof(float));
+                        for (ox = MMGAN__MAX(hi, lo); ox < q->wo; ox++) d[ox] = 0.0f;
+                    } else {
+                        for (ox = 0; ox < q->wo; ox++) {
+                            int ix = ox * q->stride - q->pad + j;
+                            d[ox] = ix >= 0 && ix < q->w ? src[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+/* x [C, H, W] += the columns folded back onto the image (im2col's adjoint). */
+static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, float *x)
+{
+    const int hw = q->ho * q->wo;
+    int c, i, j, oy, ox;
+    for (c = 0; c < q->c; c++)
+        for (i = 0; i < q->kh; i++)
+            for (j = 0; j < q->kw; j++) {
+                const float *src = cols + (size_t)((c * q->kh + i) * q->kw + j) * hw;
+                for (oy = 0; oy < q->ho; oy++) {
+                    int iy = oy * q->stride - q->pad + i;
+                    float *d = x + ((size_t)c * q->h + iy) * q->w;
+                    const float *s = src + oy * q->wo;
+                    if (iy < 0 || iy >= q->h) continue;
+                    for (ox = 0; ox < q->wo; ox++) {
+                        int ix = ox * q->stride - q->pad + j;
+                        if (ix >= 0 && ix < q->w) d[ix] += s[ox];
+                    }
+                }
+            }
+}
+
+/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]); cols: CKK * HoWo floats. */
+static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
+                              const float *x, const float *w, float *y, float *cols)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
+    int b;
+    for (b = 0; b < n; b++) {
+        mmgan__im2col(q, x + (size_t)b * q->c * q->h * q->w, cols);
+        mmgan_gemm(ctx, 0, 0, o, hw, ckk, 1.0f, w, ckk, cols, hw, 0.0f, y + (size_t)b * o * hw, hw);
+    }
+}
+
+/* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw]): the
+ * geometry q is that of the forward conv from y's size to x's. */
+static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
+                                   const float *x, const float *w, float *y, float *cols)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
+    const size_t img = (size_t)q->c * q->h * q->w;
+    int b;
+    for (b = 0; b < n; b++) {
+        mmgan_gemm(ctx, 1, 0, ckk, hw, o, 1.0f, w, ckk, x + (size_t)b * o * hw, hw, 0.0f, cols, hw);
+        memset(y + (size_t)b * img, 0, img * sizeof(float));
+        mmgan__col2im(q, cols, y + (size_t)b * img);
+    }
+}
+
+/* dw [O, C, kh, kw] = sum over the batch of gy_n * cols(x_n)^T. */
+static void mmgan__conv2d_bwd_weight(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
+                                     const float *x, const float *gy, float *dw, float *cols)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
+    int b;
+    for (b = 0; b < n; b++) {
+        mmgan__im2col(q, x + (size_t)b * q->c * q->h * q->w, cols);
+        mmgan_gemm(ctx, 0, 1, o, ckk, hw, 1.0f, gy + (size_t)b * o * hw, hw, cols, hw,
+                   b == 0 ? 0.0f : 1.0f, dw, ckk);
+    }
+    if (n == 0) memset(dw, 0, (size_t)o * ckk * sizeof(float));
+}
+
+/* ===================================================================== */
+/* 2.7 Elementwise vector kernels                                         */
 /* ===================================================================== */
 /* Written in the vector vocabulary of 2.1.  A tail shorter than MMGAN__VN
  * goes through a zero-padded vector, so every element gets the same
@@ -1475,6 +1788,1568 @@ MMGAN_DEF double mmgan_vec_dot(size_t n, const float *x, const float *y)
     }
     for (; i < n; i++) s[0] += (double)x[i] * y[i];
     return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* ===================================================================== */
+/* 2.8 Parameters and graph building                                      */
+/* ===================================================================== */
+/* Copies a name, cut to fit. */
+static void mmgan__copy_name(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size) n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+struct mmgan_param {
+    mmgan_ctx *ctx;
+    mmgan_tensor *value;
+    char name[64];
+};
+
+MMGAN_DEF mmgan_param *mmgan_param_new(mmgan_ctx *ctx, const char *name, int ndim, const int *shape)
+{
+    mmgan_param *p;
+    if (!ctx) return NULL;
+    p = (mmgan_param *)mmgan_alloc(ctx, sizeof *p);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    if (name) mmgan__copy_name(p->name, sizeof p->name, name);
+    p->value = mmgan_tensor_new(ctx, ndim, shape);
+    if (!p->value) {
+        mmgan_free(ctx, p);
+        return NULL;
+    }
+    mmgan_tensor_fill(p->value, 0.0f);
+    return p;
+}
+
+MMGAN_DEF void mmgan_param_free(mmgan_param *p)
+{
+    if (!p) return;
+    mmgan_tensor_free(p->ctx, p->value);
+    mmgan_free(p->ctx, p);
+}
+
+MMGAN_DEF mmgan_tensor *mmgan_param_tensor(mmgan_param *p) { return p ? p->value : NULL; }
+MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p) { return p ? p->name : ""; }
+
+MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a, mmgan_rng *rng)
+{
+    mmgan_tensor *t;
+    double fan_in, fan_out, rf = 1.0, bound;
+    int i;
+    if (!p) return MMGAN_ERR_INVALID;
+    t = p->value;
+    if (kind != MMGAN_INIT_ZEROS && kind != MMGAN_INIT_CONST && !rng)
+        return mmgan__fail(p->ctx, MMGAN_ERR_INVALID, "param_init: '%s' needs an rng", p->name);
+    /* Fans as PyTorch computes them: dims 2.. are the receptive field. */
+    for (i = 2; i < t->ndim; i++) rf *= t->shape[i];
+    fan_in = t->ndim >= 2 ? t->shape[1] * rf : (t->ndim == 1 ? t->shape[0] : 1);
+    fan_out = t->ndim >= 2 ? t->shape[0] * rf : (t->ndim == 1 ? t->shape[0] : 1);
+    switch (kind) {
+    case MMGAN_INIT_ZEROS: mmgan_tensor_fill(t, 0.0f); return MMGAN_OK;
+    case MMGAN_INIT_CONST: mmgan_tensor_fill(t, a); return MMGAN_OK;
+    case MMGAN_INIT_NORMAL:
+        if (!(a >= 0.0f)) break;
+        mmgan_rng_fill_normal(rng, t->data, t->numel, 0.0f, a);
+        return MMGAN_OK;
+    case MMGAN_INIT_UNIFORM:
+        if (!(a >= 0.0f)) break;
+        mmgan_rng_fill_uniform(rng, t->data, t->numel, -a, a);
+        return MMGAN_OK;
+    case MMGAN_INIT_HE_NORMAL:
+    case MMGAN_INIT_HE_UNIFORM: {
+        double std = sqrt(2.0 / (1.0 + (double)a * a) / fan_in);
+        if (kind == MMGAN_INIT_HE_NORMAL) mmgan_rng_fill_normal(rng, t->data, t->numel, 0.0f, (float)std);
+        else mmgan_rng_fill_uniform(rng, t->data, t->numel, (float)(-std * sqrt(3.0)), (float)(std * sqrt(3.0)));
+        return MMGAN_OK;
+    }
+    case MMGAN_INIT_XAVIER_NORMAL:
+    case MMGAN_INIT_XAVIER_UNIFORM:
+        if (!(a > 0.0f)) break;
+        bound = a * sqrt(2.0 / (fan_in + fan_out));
+        if (kind == MMGAN_INIT_XAVIER_NORMAL) mmgan_rng_fill_normal(rng, t->data, t->numel, 0.0f, (float)bound);
+        else mmgan_rng_fill_uniform(rng, t->data, t->numel, (float)(-bound * sqrt(3.0)), (float)(bound * sqrt(3.0)));
+        return MMGAN_OK;
+    default:
+        return mmgan__fail(p->ctx, MMGAN_ERR_INVALID, "param_init: unknown initializer %d", (int)kind);
+    }
+    return mmgan__fail(p->ctx, MMGAN_ERR_INVALID, "param_init: '%s': parameter a=%g is out of range for this initializer",
+                       p->name, (double)a);
+}
+
+enum {
+    MMGAN__OP_INPUT, MMGAN__OP_PARAM, MMGAN__OP_CONST, MMGAN__OP_FILL,
+    MMGAN__OP_ADD, MMGAN__OP_SUB, MMGAN__OP_MUL, MMGAN__OP_DIV, MMGAN__OP_AFFINE,
+    MMGAN__OP_SUM_TO, MMGAN__OP_BROADCAST, MMGAN__OP_MATMUL,
+    MMGAN__OP_CONV, MMGAN__OP_CONVT, MMGAN__OP_WGRAD,
+    MMGAN__OP_RESHAPE, MMGAN__OP_CONCAT, MMGAN__OP_SLICE, MMGAN__OP_PAD_BATCH, MMGAN__OP_DETACH,
+    MMGAN__OP_RELU, MMGAN__OP_LEAKY, MMGAN__OP_SIGMOID, MMGAN__OP_TANH, MMGAN__OP_SOFTPLUS,
+    MMGAN__OP_LOGSIG, MMGAN__OP_EXP, MMGAN__OP_LOG, MMGAN__OP_SQRT, MMGAN__OP_ABS,
+    MMGAN__OP_SQUARE, MMGAN__OP_MAXIMUM, MMGAN__OP_STEP, MMGAN__OP_SIGN,
+    MMGAN__OP_MAXABS, MMGAN__OP_MAXABS_MASK, MMGAN__OP_SOFTMAX, MMGAN__OP_BN_UPDATE,
+    MMGAN__OP_COUNT
+};
+
+typedef struct mmgan__node {
+    int op;
+    int nin, in[3];
+    int ndim, shape[4];
+    size_t numel;
+    int ip[6];            /* integer attributes (stride, pad, ...) */
+    float fp[2];          /* float attributes (slope, scale, ...) */
+    mmgan_param *par[2];  /* PARAM: the parameter; BN_UPDATE: running mean, var */
+    float *cdata;         /* CONST: owned copy */
+    const float *feed;    /* INPUT: caller memory bound by mmgan_graph_feed */
+    char name[24];
+} mmgan__node;
+
+struct mmgan_graph {
+    mmgan_ctx *ctx;
+    mmgan__node *nodes;
+    int n, cap;
+    mmgan_status status;
+};
+
+/* Returned by a VJP for an input whose gradient is exactly zero. */
+#define MMGAN__ZERO (-2)
+
+static const char *mmgan__op_name(int op);
+
+static mmgan_node mmgan__gfail(mmgan_graph *g, mmgan_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static mmgan_node mmgan__gfail(mmgan_graph *g, mmgan_status s, const char *fmt, ...)
+{
+    va_list ap;
+    /* The first error is the one worth reading: later ones are echoes. */
+    if (g->status == MMGAN_OK) {
+        g->status = s;
+        va_start(ap, fmt);
+        vsnprintf(g->ctx->err, sizeof g->ctx->err, fmt, ap);
+        va_end(ap);
+    }
+    return MMGAN_NONE;
+}
+
+/* Validates node arguments; MMGAN_NONE inputs fail quietly (already reported). */
+static int mmgan__args_ok(mmgan_graph *g, const char *who, int n, const mmgan_node *x)
+{
+    int i;
+    if (!g) return 0;
+    for (i = 0; i < n; i++) {
+        if (x[i] == MMGAN_NONE) {
+            if (g->status == MMGAN_OK) mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: input %d is MMGAN_NONE", who, i);
+            return 0;
+        }
+        if (x[i] < 0 || x[i] >= g->n) {
+            mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: node %d does not exist in this graph (%d nodes)", who, x[i], g->n);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static char *mmgan__nshape(const mmgan__node *nd, char *buf, size_t size)
+{
+    mmgan_tensor t;
+    memset(&t, 0, sizeof t);
+    t.ndim = nd->ndim;
+    memcpy(t.shape, nd->shape, sizeof t.shape);
+    return mmgan_shape_str(&t, buf, size);
+}
+
+/* Appends a node; attributes are set by the caller through the returned id. */
+static mmgan_node mmgan__push(mmgan_graph *g, int op, int nin, const mmgan_node *in, int ndim, const int *shape)
+{
+    mmgan__node *nd;
+    size_t numel;
+    int i;
+    if (mmgan__check_shape(g->ctx, mmgan__op_name(op), ndim, shape, &numel) != MMGAN_OK)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s", g->ctx->err);
+    if (g->n == g->cap) {
+        int cap = g->cap ? g->cap * 2 : 64;
+        mmgan__node *nn = (mmgan__node *)MMGAN_REALLOC(g->ctx->alloc_user, g->nodes, (size_t)cap * sizeof *nn);
+        if (!nn) return mmgan__gfail(g, MMGAN_ERR_NOMEM, "%s: out of memory growing the graph", mmgan__op_name(op));
+        g->nodes = nn;
+        g->cap = cap;
+    }
+    nd = &g->nodes[g->n];
+    memset(nd, 0, sizeof *nd);
+    nd->op = op;
+    nd->nin = nin;
+    for (i = 0; i < nin; i++) nd->in[i] = in[i];
+    nd->ndim = ndim;
+    for (i = 0; i < 4; i++) nd->shape[i] = i < ndim ? shape[i] : 1;
+    nd->numel = numel;
+    return g->n++;
+}
+
+MMGAN_DEF mmgan_graph *mmgan_graph_new(mmgan_ctx *ctx)
+{
+    mmgan_graph *g;
+    if (!ctx) return NULL;
+    g = (mmgan_graph *)mmgan_alloc(ctx, sizeof *g);
+    if (!g) return NULL;
+    memset(g, 0, sizeof *g);
+    g->ctx = ctx;
+    return g;
+}
+
+MMGAN_DEF void mmgan_graph_free(mmgan_graph *g)
+{
+    int i;
+    if (!g) return;
+    for (i = 0; i < g->n; i++) mmgan__free_aligned(g->ctx->alloc_user, g->nodes[i].cdata);
+    MMGAN_FREE(g->ctx->alloc_user, g->nodes);
+    mmgan_free(g->ctx, g);
+}
+
+MMGAN_DEF mmgan_status mmgan_graph_status(const mmgan_graph *g) { return g ? g->status : MMGAN_ERR_INVALID; }
+MMGAN_DEF int mmgan_graph_size(const mmgan_graph *g) { return g ? g->n : 0; }
+
+MMGAN_DEF int mmgan_node_shape(const mmgan_graph *g, mmgan_node x, int *shape)
+{
+    int i;
+    if (!g || x < 0 || x >= g->n) return 0;
+    if (shape)
+        for (i = 0; i < g->nodes[x].ndim; i++) shape[i] = g->nodes[x].shape[i];
+    return g->nodes[x].ndim;
+}
+
+MMGAN_DEF size_t mmgan_node_numel(const mmgan_graph *g, mmgan_node x)
+{
+    return (!g || x < 0 || x >= g->n) ? 0 : g->nodes[x].numel;
+}
+
+MMGAN_DEF mmgan_node mmgan_input(mmgan_graph *g, const char *name, int ndim, const int *shape)
+{
+    mmgan_node id;
+    if (!g) return MMGAN_NONE;
+    id = mmgan__push(g, MMGAN__OP_INPUT, 0, NULL, ndim, shape);
+    if (id >= 0 && name) mmgan__copy_name(g->nodes[id].name, sizeof g->nodes[id].name, name);
+    return id;
+}
+
+MMGAN_DEF mmgan_status mmgan_graph_feed(mmgan_graph *g, mmgan_node input, const float *data)
+{
+    if (!g) return MMGAN_ERR_INVALID;
+    if (input < 0 || input >= g->n || g->nodes[input].op != MMGAN__OP_INPUT)
+        return mmgan__fail(g->ctx, MMGAN_ERR_INVALID, "graph_feed: node %d is not an input", input);
+    if (!data) return mmgan__fail(g->ctx, MMGAN_ERR_INVALID, "graph_feed: data for input '%s' is NULL", g->nodes[input].name);
+    g->nodes[input].feed = data;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_node mmgan_parameter(mmgan_graph *g, mmgan_param *p)
+{
+    mmgan_node id;
+    if (!g) return MMGAN_NONE;
+    if (!p) return mmgan__gfail(g, MMGAN_ERR_INVALID, "parameter: NULL parameter");
+    /* One node per parameter, so gradients from every use meet there. */
+    for (id = 0; id < g->n; id++)
+        if (g->nodes[id].op == MMGAN__OP_PARAM && g->nodes[id].par[0] == p) return id;
+    id = mmgan__push(g, MMGAN__OP_PARAM, 0, NULL, p->value->ndim, p->value->shape);
+    if (id >= 0) {
+        g->nodes[id].par[0] = p;
+        mmgan__copy_name(g->nodes[id].name, sizeof g->nodes[id].name, p->name);
+    }
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_constant(mmgan_graph *g, int ndim, const int *shape, const float *data)
+{
+    mmgan_node id;
+    float *copy;
+    if (!g) return MMGAN_NONE;
+    if (!data) return mmgan__gfail(g, MMGAN_ERR_INVALID, "constant: data is NULL");
+    id = mmgan__push(g, MMGAN__OP_CONST, 0, NULL, ndim, shape);
+    if (id < 0) return id;
+    copy = (float *)mmgan__alloc_aligned(g->ctx->alloc_user, g->nodes[id].numel * sizeof(float));
+    if (!copy) {
+        g->n--;
+        return mmgan__gfail(g, MMGAN_ERR_NOMEM, "constant: out of memory");
+    }
+    memcpy(copy, data, g->nodes[id].numel * sizeof(float));
+    g->nodes[id].cdata = copy;
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_fill(mmgan_graph *g, int ndim, const int *shape, float v)
+{
+    mmgan_node id;
+    if (!g) return MMGAN_NONE;
+    id = mmgan__push(g, MMGAN__OP_FILL, 0, NULL, ndim, shape);
+    if (id >= 0) g->nodes[id].fp[0] = v;
+    return id;
+}
+
+/* Same shape as node x, any op. */
+static mmgan_node mmgan__like(mmgan_graph *g, int op, int nin, const mmgan_node *in, mmgan_node x)
+{
+    int shape[4];
+    memcpy(shape, g->nodes[x].shape, sizeof shape);
+    return mmgan__push(g, op, nin, in, g->nodes[x].ndim, shape);
+}
+
+static mmgan_node mmgan__unary(mmgan_graph *g, int op, mmgan_node x, float f0, float f1)
+{
+    mmgan_node id;
+    if (!mmgan__args_ok(g, mmgan__op_name(op), 1, &x)) return MMGAN_NONE;
+    id = mmgan__like(g, op, 1, &x, x);
+    if (id >= 0) {
+        g->nodes[id].fp[0] = f0;
+        g->nodes[id].fp[1] = f1;
+    }
+    return id;
+}
+
+/* Broadcast shape of a and b (NumPy rules) into out; 0 and a message if incompatible. */
+static int mmgan__bcast_shape(mmgan_graph *g, const char *who, mmgan_node a, mmgan_node b, int *ndim, int *out)
+{
+    const mmgan__node *na = &g->nodes[a], *nb = &g->nodes[b];
+    int nd = MMGAN__MAX(na->ndim, nb->ndim), i;
+    for (i = 0; i < nd; i++) {
+        int ia = na->ndim - nd + i, ib = nb->ndim - nd + i;
+        int sa = ia >= 0 ? na->shape[ia] : 1, sb = ib >= 0 ? nb->shape[ib] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            char s1[64], s2[64];
+            mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: shapes %s and %s do not broadcast (axis %d: %d vs %d)",
+                         who, mmgan__nshape(na, s1, sizeof s1), mmgan__nshape(nb, s2, sizeof s2), i, sa, sb);
+            return 0;
+        }
+        out[i] = MMGAN__MAX(sa, sb);
+    }
+    *ndim = nd;
+    return 1;
+}
+
+static mmgan_node mmgan__binary(mmgan_graph *g, int op, mmgan_node a, mmgan_node b)
+{
+    mmgan_node in[2];
+    int nd, shape[4];
+    in[0] = a; in[1] = b;
+    if (!mmgan__args_ok(g, mmgan__op_name(op), 2, in)) return MMGAN_NONE;
+    if (!mmgan__bcast_shape(g, mmgan__op_name(op), a, b, &nd, shape)) return MMGAN_NONE;
+    return mmgan__push(g, op, 2, in, nd, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_add(mmgan_graph *g, mmgan_node a, mmgan_node b) { return mmgan__binary(g, MMGAN__OP_ADD, a, b); }
+MMGAN_DEF mmgan_node mmgan_sub(mmgan_graph *g, mmgan_node a, mmgan_node b) { return mmgan__binary(g, MMGAN__OP_SUB, a, b); }
+MMGAN_DEF mmgan_node mmgan_mul(mmgan_graph *g, mmgan_node a, mmgan_node b) { return mmgan__binary(g, MMGAN__OP_MUL, a, b); }
+MMGAN_DEF mmgan_node mmgan_div(mmgan_graph *g, mmgan_node a, mmgan_node b) { return mmgan__binary(g, MMGAN__OP_DIV, a, b); }
+MMGAN_DEF mmgan_node mmgan_affine(mmgan_graph *g, mmgan_node x, float s, float c) { return mmgan__unary(g, MMGAN__OP_AFFINE, x, s, c); }
+MMGAN_DEF mmgan_node mmgan_scale(mmgan_graph *g, mmgan_node x, float s) { return mmgan__unary(g, MMGAN__OP_AFFINE, x, s, 0.0f); }
+
+/* sum_to and broadcast_to share the rule: target axes (right-aligned) equal
+ * to x's or 1 on one side. */
+static mmgan_node mmgan__reshape_like(mmgan_graph *g, int op, mmgan_node x, int ndim, const int *shape)
+{
+    const char *who = mmgan__op_name(op);
+    const mmgan__node *nx;
+    int i;
+    if (!mmgan__args_ok(g, who, 1, &x)) return MMGAN_NONE;
+    nx = &g->nodes[x];
+    if (ndim < 1 || ndim > MMGAN_MAX_DIMS || !shape)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: target must have 1 to %d dimensions", who, MMGAN_MAX_DIMS);
+    if (op == MMGAN__OP_BROADCAST ? ndim < nx->ndim : 0)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: target has fewer dimensions (%d) than x (%d)", who, ndim, nx->ndim);
+    for (i = 1; i <= MMGAN__MAX(ndim, nx->ndim); i++) {
+        int st = i <= ndim ? shape[ndim - i] : 1, sx = i <= nx->ndim ? nx->shape[nx->ndim - i] : 1;
+        int ok = op == MMGAN__OP_SUM_TO ? (st == sx || st == 1) : (st == sx || sx == 1);
+        if (!ok) {
+            char s1[64];
+            return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: x %s cannot be %s to a shape with %d at axis -%d",
+                                who, mmgan__nshape(nx, s1, sizeof s1),
+                                op == MMGAN__OP_SUM_TO ? "summed" : "broadcast", st, i);
+        }
+    }
+    return mmgan__push(g, op, 1, &x, ndim, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_sum_to(mmgan_graph *g, mmgan_node x, int ndim, const int *shape)
+{
+    return mmgan__reshape_like(g, MMGAN__OP_SUM_TO, x, ndim, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_broadcast_to(mmgan_graph *g, mmgan_node x, int ndim, const int *shape)
+{
+    return mmgan__reshape_like(g, MMGAN__OP_BROADCAST, x, ndim, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_matmul(mmgan_graph *g, mmgan_node a, mmgan_node b, int trans_a, int trans_b)
+{
+    mmgan_node in[2], id;
+    const mmgan__node *na, *nb;
+    int m, ka, kb, n, shape[2];
+    in[0] = a; in[1] = b;
+    if (!mmgan__args_ok(g, "matmul", 2, in)) return MMGAN_NONE;
+    na = &g->nodes[a]; nb = &g->nodes[b];
+    if (na->ndim != 2 || nb->ndim != 2) {
+        char s1[64], s2[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "matmul: operands must be 2-d, got %s and %s",
+                            mmgan__nshape(na, s1, sizeof s1), mmgan__nshape(nb, s2, sizeof s2));
+    }
+    m = na->shape[trans_a ? 1 : 0]; ka = na->shape[trans_a ? 0 : 1];
+    kb = nb->shape[trans_b ? 1 : 0]; n = nb->shape[trans_b ? 0 : 1];
+    if (ka != kb) {
+        char s1[64], s2[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "matmul: inner sizes differ: %s%s has %d columns, %s%s has %d rows",
+                            mmgan__nshape(na, s1, sizeof s1), trans_a ? "^T" : "", ka,
+                            mmgan__nshape(nb, s2, sizeof s2), trans_b ? "^T" : "", kb);
+    }
+    shape[0] = m; shape[1] = n;
+    id = mmgan__push(g, MMGAN__OP_MATMUL, 2, in, 2, shape);
+    if (id >= 0) { g->nodes[id].ip[0] = !!trans_a; g->nodes[id].ip[1] = !!trans_b; }
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b)
+{
+    mmgan_node in[2];
+    const mmgan__node *nx, *nb;
+    int shape[4] = {1, 1, 1, 1};
+    in[0] = x; in[1] = b;
+    if (!mmgan__args_ok(g, "bias_add", 2, in)) return MMGAN_NONE;
+    nx = &g->nodes[x]; nb = &g->nodes[b];
+    if (nx->ndim < 2 || nb->ndim != 1 || nb->shape[0] != nx->shape[1]) {
+        char s1[64], s2[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "bias_add: bias %s must be 1-d with one value per channel of x %s",
+                            mmgan__nshape(nb, s2, sizeof s2), mmgan__nshape(nx, s1, sizeof s1));
+    }
+    shape[1] = nb->shape[0];
+    return mmgan_add(g, x, mmgan_reshape(g, b, nx->ndim, shape));
+}
+
+MMGAN_DEF mmgan_node mmgan_linear(mmgan_graph *g, mmgan_node x, mmgan_node w, mmgan_node b)
+{
+    mmgan_node y, in[2];
+    in[0] = x; in[1] = w;
+    if (!mmgan__args_ok(g, "linear", 2, in)) return MMGAN_NONE;
+    if (g->nodes[x].ndim != 2 || g->nodes[w].ndim != 2 || g->nodes[x].shape[1] != g->nodes[w].shape[1]) {
+        char s1[64], s2[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "linear: x %s must be [N, in] and w %s [out, in]",
+                            mmgan__nshape(&g->nodes[x], s1, sizeof s1), mmgan__nshape(&g->nodes[w], s2, sizeof s2));
+    }
+    y = mmgan_matmul(g, x, w, 0, 1);
+    return b == MMGAN_NONE ? y : mmgan_bias_add(g, y, b);
+}
+
+/* Conv attributes: ip = {stride, pad, kh, kw, out_pad_h, out_pad_w}. */
+static mmgan_node mmgan__conv_node(mmgan_graph *g, int op, mmgan_node x, mmgan_node w, const int *shape,
+                                   int stride, int pad, int kh, int kw, int oph, int opw)
+{
+    mmgan_node in[2], id;
+    in[0] = x; in[1] = w;
+    id = mmgan__push(g, op, 2, in, 4, shape);
+    if (id >= 0) {
+        int *ip = g->nodes[id].ip;
+        ip[0] = stride; ip[1] = pad; ip[2] = kh; ip[3] = kw; ip[4] = oph; ip[5] = opw;
+    }
+    return id;
+}
+
+static int mmgan__conv_args(mmgan_graph *g, const char *who, mmgan_node x, mmgan_node w, int wdim, int stride, int pad)
+{
+    mmgan_node in[2];
+    in[0] = x; in[1] = w;
+    if (!mmgan__args_ok(g, who, 2, in)) return 0;
+    if (g->nodes[x].ndim != 4 || g->nodes[w].ndim != wdim) {
+        char s1[64], s2[64];
+        mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: x %s must be 4-d [N, C, H, W] and %s %s %d-d",
+                     who, mmgan__nshape(&g->nodes[x], s1, sizeof s1), wdim == 4 ? "weight" : "gy",
+                     mmgan__nshape(&g->nodes[w], s2, sizeof s2), wdim);
+        return 0;
+    }
+    if (stride < 1 || pad < 0) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: stride %d must be >= 1 and pad %d >= 0", who, stride, pad);
+        return 0;
+    }
+    return 1;
+}
+
+MMGAN_DEF mmgan_node mmgan_conv2d(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad)
+{
+    const mmgan__node *nx, *nw;
+    int shape[4];
+    char s1[64], s2[64];
+    if (!mmgan__conv_args(g, "conv2d", x, w, 4, stride, pad)) return MMGAN_NONE;
+    nx = &g->nodes[x]; nw = &g->nodes[w];
+    if (nx->shape[1] != nw->shape[1])
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv2d: input has %d channels, weight expects %d (input %s, weight %s)",
+                            nx->shape[1], nw->shape[1], mmgan__nshape(nx, s1, sizeof s1), mmgan__nshape(nw, s2, sizeof s2));
+    if (nx->shape[2] + 2 * pad < nw->shape[2] || nx->shape[3] + 2 * pad < nw->shape[3])
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv2d: kernel %dx%d is larger than the padded input (input %s, pad %d)",
+                            nw->shape[2], nw->shape[3], mmgan__nshape(nx, s1, sizeof s1), pad);
+    shape[0] = nx->shape[0];
+    shape[1] = nw->shape[0];
+    shape[2] = (nx->shape[2] + 2 * pad - nw->shape[2]) / stride + 1;
+    shape[3] = (nx->shape[3] + 2 * pad - nw->shape[3]) / stride + 1;
+    return mmgan__conv_node(g, MMGAN__OP_CONV, x, w, shape, stride, pad, nw->shape[2], nw->shape[3], 0, 0);
+}
+
+static mmgan_node mmgan__conv_transpose(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad, int oph, int opw)
+{
+    const mmgan__node *nx, *nw;
+    int shape[4];
+    char s1[64], s2[64];
+    if (!mmgan__conv_args(g, "conv_transpose2d", x, w, 4, stride, pad)) return MMGAN_NONE;
+    nx = &g->nodes[x]; nw = &g->nodes[w];
+    if (nx->shape[1] != nw->shape[0])
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE,
+                            "conv_transpose2d: input has %d channels, weight expects %d (input %s, weight %s = [in, out, kh, kw])",
+                            nx->shape[1], nw->shape[0], mmgan__nshape(nx, s1, sizeof s1), mmgan__nshape(nw, s2, sizeof s2));
+    if (oph < 0 || opw < 0 || oph >= stride || opw >= stride)
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, "conv_transpose2d: out_pad %d must be >= 0 and less than stride %d",
+                            MMGAN__MAX(oph, opw), stride);
+    shape[0] = nx->shape[0];
+    shape[1] = nw->shape[1];
+    shape[2] = (nx->shape[2] - 1) * stride - 2 * pad + nw->shape[2] + oph;
+    shape[3] = (nx->shape[3] - 1) * stride - 2 * pad + nw->shape[3] + opw;
+    if (shape[2] < 1 || shape[3] < 1)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv_transpose2d: pad %d leaves an empty output (input %s, weight %s)",
+                            pad, mmgan__nshape(nx, s1, sizeof s1), mmgan__nshape(nw, s2, sizeof s2));
+    return mmgan__conv_node(g, MMGAN__OP_CONVT, x, w, shape, stride, pad, nw->shape[2], nw->shape[3], oph, opw);
+}
+
+MMGAN_DEF mmgan_node mmgan_conv_transpose2d(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad, int out_pad)
+{
+    return mmgan__conv_transpose(g, x, w, stride, pad, out_pad, out_pad);
+}
+
+MMGAN_DEF mmgan_node mmgan_conv2d_wgrad(mmgan_graph *g, mmgan_node x, mmgan_node gy, int kh, int kw, int stride, int pad)
+{
+    const mmgan__node *nx, *ny;
+    int shape[4];
+    char s1[64], s2[64];
+    if (!mmgan__conv_args(g, "conv2d_wgrad", x, gy, 4, stride, pad)) return MMGAN_NONE;
+    nx = &g->nodes[x]; ny = &g->nodes[gy];
+    if (kh < 1 || kw < 1 || nx->shape[2] + 2 * pad < kh || nx->shape[3] + 2 * pad < kw ||
+        nx->shape[0] != ny->shape[0] ||
+        ny->shape[2] != (nx->shape[2] + 2 * pad - kh) / stride + 1 ||
+        ny->shape[3] != (nx->shape[3] + 2 * pad - kw) / stride + 1)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv2d_wgrad: gy %s is not the output of a %dx%d conv (stride %d, pad %d) of x %s",
+                            mmgan__nshape(ny, s2, sizeof s2), kh, kw, stride, pad, mmgan__nshape(nx, s1, sizeof s1));
+    shape[0] = ny->shape[1]; shape[1] = nx->shape[1]; shape[2] = kh; shape[3] = kw;
+    return mmgan__conv_node(g, MMGAN__OP_WGRAD, x, gy, shape, stride, pad, kh, kw, 0, 0);
+}
+
+MMGAN_DEF mmgan_node mmgan_reshape(mmgan_graph *g, mmgan_node x, int ndim, const int *shape)
+{
+    size_t numel;
+    if (!mmgan__args_ok(g, "reshape", 1, &x)) return MMGAN_NONE;
+    if (mmgan__check_shape(g->ctx, "reshape", ndim, shape, &numel) != MMGAN_OK)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s", g->ctx->err);
+    if (numel != g->nodes[x].numel) {
+        char s1[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "reshape: x %s has %lu elements, the new shape %lu",
+                            mmgan__nshape(&g->nodes[x], s1, sizeof s1), (unsigned long)g->nodes[x].numel,
+                            (unsigned long)numel);
+    }
+    return mmgan__push(g, MMGAN__OP_RESHAPE, 1, &x, ndim, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_flatten(mmgan_graph *g, mmgan_node x)
+{
+    int shape[2];
+    if (!mmgan__args_ok(g, "flatten", 1, &x)) return MMGAN_NONE;
+    shape[0] = g->nodes[x].shape[0];
+    shape[1] = (int)(g->nodes[x].numel / (size_t)shape[0]);
+    return mmgan_reshape(g, x, 2, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b)
+{
+    mmgan_node in[2];
+    const mmgan__node *na, *nb;
+    int shape[4], i;
+    in[0] = a; in[1] = b;
+    if (!mmgan__args_ok(g, "concat", 2, in)) return MMGAN_NONE;
+    na = &g->nodes[a]; nb = &g->nodes[b];
+    for (i = 1; i < 4; i++)
+        if (na->ndim != nb->ndim || na->shape[i] != nb->shape[i]) {
+            char s1[64], s2[64];
+            return mmgan__gfail(g, MMGAN_ERR_SHAPE, "concat: %s and %s differ beyond the batch axis",
+                                mmgan__nshape(na, s1, sizeof s1), mmgan__nshape(nb, s2, sizeof s2));
+        }
+    memcpy(shape, na->shape, sizeof shape);
+    shape[0] = na->shape[0] + nb->shape[0];
+    return mmgan__push(g, MMGAN__OP_CONCAT, 2, in, na->ndim, shape);
+}
+
+MMGAN_DEF mmgan_node mmgan_slice(mmgan_graph *g, mmgan_node x, int start, int count)
+{
+    int shape[4];
+    mmgan_node id;
+    if (!mmgan__args_ok(g, "slice", 1, &x)) return MMGAN_NONE;
+    if (start < 0 || count < 1 || start > g->nodes[x].shape[0] - count)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "slice: samples [%d, %d + %d) are not within the batch of %d",
+                            start, start, count, g->nodes[x].shape[0]);
+    memcpy(shape, g->nodes[x].shape, sizeof shape);
+    shape[0] = count;
+    id = mmgan__push(g, MMGAN__OP_SLICE, 1, &x, g->nodes[x].ndim, shape);
+    if (id >= 0) g->nodes[id].ip[0] = start;
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_pad_batch(mmgan_graph *g, mmgan_node x, int start, int total)
+{
+    int shape[4];
+    mmgan_node id;
+    if (!mmgan__args_ok(g, "pad_batch", 1, &x)) return MMGAN_NONE;
+    if (start < 0 || start > total - g->nodes[x].shape[0])
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pad_batch: %d samples at %d do not fit in a batch of %d",
+                            g->nodes[x].shape[0], start, total);
+    memcpy(shape, g->nodes[x].shape, sizeof shape);
+    shape[0] = total;
+    id = mmgan__push(g, MMGAN__OP_PAD_BATCH, 1, &x, g->nodes[x].ndim, shape);
+    if (id >= 0) g->nodes[id].ip[0] = start;
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_detach(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_DETACH, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_relu(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_RELU, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_leaky_relu(mmgan_graph *g, mmgan_node x, float slope) { return mmgan__unary(g, MMGAN__OP_LEAKY, x, slope, 0); }
+MMGAN_DEF mmgan_node mmgan_sigmoid(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_SIGMOID, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_tanh(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_TANH, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_softplus(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_SOFTPLUS, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_log_sigmoid(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_LOGSIG, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_exp(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_EXP, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_log(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_LOG, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_sqrt(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_SQRT, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_abs(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_ABS, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_square(mmgan_graph *g, mmgan_node x) { return mmgan__unary(g, MMGAN__OP_SQUARE, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_maximum(mmgan_graph *g, mmgan_node x, float c) { return mmgan__unary(g, MMGAN__OP_MAXIMUM, x, c, 0); }
+
+/* Shape [N, 1, ...] of per-sample results, or [1] for whole-tensor ones. */
+static int mmgan__reduced_shape(const mmgan__node *nx, int per_sample, int *shape)
+{
+    int i;
+    if (!per_sample) { shape[0] = 1; return 1; }
+    shape[0] = nx->shape[0];
+    for (i = 1; i < nx->ndim; i++) shape[i] = 1;
+    return nx->ndim < 1 ? 1 : nx->ndim;
+}
+
+static mmgan_node mmgan__reduce(mmgan_graph *g, mmgan_node x, int per_sample, int mean)
+{
+    int shape[4], nd;
+    mmgan_node s;
+    if (!mmgan__args_ok(g, per_sample ? "sum_per_sample" : "sum", 1, &x)) return MMGAN_NONE;
+    nd = mmgan__reduced_shape(&g->nodes[x], per_sample, shape);
+    s = mmgan_sum_to(g, x, nd, shape);
+    if (mean && s >= 0) s = mmgan_scale(g, s, (float)((double)mmgan_node_numel(g, s) / (double)g->nodes[x].numel));
+    return s;
+}
+
+MMGAN_DEF mmgan_node mmgan_sum(mmgan_graph *g, mmgan_node x) { return mmgan__reduce(g, x, 0, 0); }
+MMGAN_DEF mmgan_node mmgan_mean(mmgan_graph *g, mmgan_node x) { return mmgan__reduce(g, x, 0, 1); }
+MMGAN_DEF mmgan_node mmgan_sum_per_sample(mmgan_graph *g, mmgan_node x) { return mmgan__reduce(g, x, 1, 0); }
+MMGAN_DEF mmgan_node mmgan_mean_per_sample(mmgan_graph *g, mmgan_node x) { return mmgan__reduce(g, x, 1, 1); }
+
+static mmgan_node mmgan__per_sample_op(mmgan_graph *g, int op, mmgan_node x, float f0)
+{
+    int shape[4], nd;
+    mmgan_node id;
+    if (!mmgan__args_ok(g, mmgan__op_name(op), 1, &x)) return MMGAN_NONE;
+    nd = mmgan__reduced_shape(&g->nodes[x], 1, shape);
+    id = mmgan__push(g, op, 1, &x, nd, shape);
+    if (id >= 0) g->nodes[id].fp[0] = f0;
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_max_abs_per_sample(mmgan_graph *g, mmgan_node x) { return mmgan__per_sample_op(g, MMGAN__OP_MAXABS, x, 0); }
+MMGAN_DEF mmgan_node mmgan_softmax_per_sample(mmgan_graph *g, mmgan_node x, float s) { return mmgan__unary(g, MMGAN__OP_SOFTMAX, x, s, 0); }
+
+MMGAN_DEF mmgan_node mmgan_smooth_max_per_sample(mmgan_graph *g, mmgan_node x, float s)
+{
+    return mmgan_sum_per_sample(g, mmgan_mul(g, x, mmgan_softmax_per_sample(g, x, s)));
+}
+
+/* Checks an optional per-channel (or per-feature) vector against want. */
+static int mmgan__affine_arg_ok(mmgan_graph *g, const char *who, const char *what, mmgan_node v, int ndim, const int *want)
+{
+    int i;
+    if (v == MMGAN_NONE) return 1;
+    if (!mmgan__args_ok(g, who, 1, &v)) return 0;
+    for (i = 0; i < ndim; i++)
+        if (g->nodes[v].ndim != ndim || g->nodes[v].shape[i] != want[i]) {
+            char s1[64];
+            mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: %s has shape %s, expected %d values along %d axes",
+                         who, what, mmgan__nshape(&g->nodes[v], s1, sizeof s1), want[0], ndim);
+            return 0;
+        }
+    return 1;
+}
+
+/* Normalization as a composite of differentiable ops, so its second
+ * derivative comes for free: xhat = (x - mu) / sqrt(var + eps). */
+static mmgan_node mmgan__normalize(mmgan_graph *g, mmgan_node x, int sdim, const int *sshape,
+                                   mmgan_param *rm, mmgan_param *rv, float momentum, float eps)
+{
+    double cnt = (double)g->nodes[x].numel;
+    mmgan_node mu, xc, var;
+    int i;
+    for (i = 0; i < sdim; i++) cnt /= sshape[i];
+    mu = mmgan_scale(g, mmgan_sum_to(g, x, sdim, sshape), (float)(1.0 / cnt));
+    xc = mmgan_sub(g, x, mu);
+    var = mmgan_scale(g, mmgan_sum_to(g, mmgan_square(g, xc), sdim, sshape), (float)(1.0 / cnt));
+    if (rm && var >= 0) {
+        mmgan_node in[2], id;
+        in[0] = var; in[1] = mu;
+        id = mmgan__like(g, MMGAN__OP_BN_UPDATE, 2, in, var);
+        if (id >= 0) {
+            g->nodes[id].par[0] = rm;
+            g->nodes[id].par[1] = rv;
+            g->nodes[id].fp[0] = momentum;
+            g->nodes[id].fp[1] = (float)(cnt > 1 ? cnt / (cnt - 1) : 1.0);
+        }
+        var = id;
+    }
+    return mmgan_div(g, xc, mmgan_sqrt(g, mmgan_affine(g, var, 1.0f, eps)));
+}
+
+MMGAN_DEF mmgan_node mmgan_batch_norm(mmgan_graph *g, mmgan_node x, mmgan_node gamma, mmgan_node beta,
+                                      mmgan_param *running_mean, mmgan_param *running_var,
+                                      float momentum, float eps, int training)
+{
+    int sshape[4] = {1, 1, 1, 1}, c, nd;
+    mmgan_node y;
+    if (!mmgan__args_ok(g, "batch_norm", 1, &x)) return MMGAN_NONE;
+    nd = g->nodes[x].ndim;
+    if (nd != 2 && nd != 4) {
+        char s1[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "batch_norm: x %s must be [N, F] or [N, C, H, W]",
+                            mmgan__nshape(&g->nodes[x], s1, sizeof s1));
+    }
+    c = g->nodes[x].shape[1];
+    if (!mmgan__affine_arg_ok(g, "batch_norm", "gamma", gamma, 1, &c) ||
+        !mmgan__affine_arg_ok(g, "batch_norm", "beta", beta, 1, &c))
+        return MMGAN_NONE;
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, "batch_norm: eps %g must be > 0 and momentum %g in [0, 1]",
+                            (double)eps, (double)momentum);
+    if ((running_mean == NULL) != (running_var == NULL) || (!training && !running_mean))
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, "batch_norm: running_mean and running_var must both be given%s",
+                            training ? " or both be NULL" : " in evaluation mode");
+    if (running_mean && (running_mean->value->numel != (size_t)c || running_var->value->numel != (size_t)c))
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "batch_norm: running statistics must have %d values (one per channel)", c);
+    sshape[1] = c;
+    if (training) {
+        if (g->nodes[x].numel == (size_t)c)
+            return mmgan__gfail(g, MMGAN_ERR_SHAPE, "batch_norm: training needs more than one value per channel");
+        y = mmgan__normalize(g, x, nd, sshape, running_mean, running_var, momentum, eps);
+    } else {
+        mmgan_node m = mmgan_reshape(g, mmgan_parameter(g, running_mean), nd, sshape);
+        mmgan_node v = mmgan_reshape(g, mmgan_parameter(g, running_var), nd, sshape);
+        y = mmgan_div(g, mmgan_sub(g, x, m), mmgan_sqrt(g, mmgan_affine(g, v, 1.0f, eps)));
+    }
+    if (gamma != MMGAN_NONE) y = mmgan_mul(g, y, mmgan_reshape(g, gamma, nd, sshape));
+    if (beta != MMGAN_NONE) y = mmgan_add(g, y, mmgan_reshape(g, beta, nd, sshape));
+    return y;
+}
+
+MMGAN_DEF mmgan_node mmgan_layer_norm(mmgan_graph *g, mmgan_node x, mmgan_node gamma, mmgan_node beta, float eps)
+{
+    int sshape[4], nd;
+    mmgan_node y;
+    if (!mmgan__args_ok(g, "layer_norm", 1, &x)) return MMGAN_NONE;
+    nd = mmgan__reduced_shape(&g->nodes[x], 1, sshape);
+    if (nd < 2 || g->nodes[x].numel == (size_t)sshape[0])
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "layer_norm: x needs more than one value per sample");
+    if (!mmgan__affine_arg_ok(g, "layer_norm", "gamma", gamma, nd - 1, g->nodes[x].shape + 1) ||
+        !mmgan__affine_arg_ok(g, "layer_norm", "beta", beta, nd - 1, g->nodes[x].shape + 1))
+        return MMGAN_NONE;
+    if (!(eps > 0.0f)) return mmgan__gfail(g, MMGAN_ERR_INVALID, "layer_norm: eps %g must be > 0", (double)eps);
+    y = mmgan__normalize(g, x, nd, sshape, NULL, NULL, 0.0f, eps);
+    if (gamma != MMGAN_NONE) y = mmgan_mul(g, y, gamma);
+    if (beta != MMGAN_NONE) y = mmgan_add(g, y, beta);
+    return y;
+}
+
+/* ===================================================================== */
+/* 2.9 The op table: forward kernels and vector-Jacobian products         */
+/* ===================================================================== */
+/* Each op has a forward kernel and a VJP.  A VJP builds, with the public
+ * builders, the gradient with respect to input i from the gradient gy of the
+ * op's output, so it is itself differentiable: this closure is what makes
+ * mmgan_grad work to any order.  VJPs read the node by value, because
+ * building new nodes may move the node array. */
+typedef struct mmgan__run {
+    mmgan_ctx *ctx;
+    const mmgan_graph *g;
+    float *scratch;
+} mmgan__run;
+
+typedef void (*mmgan__fwd_fn)(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x);
+typedef mmgan_node (*mmgan__vjp_fn)(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy);
+
+#define MMGAN__F_LEAF 1    /* input, parameter or constant: nothing to compute */
+#define MMGAN__F_NOGRAD 2  /* no gradient flows to the inputs: detach, or an
+                              output that is piecewise constant (derivative 0) */
+
+typedef struct mmgan__opdef {
+    int op;
+    const char *name;
+    mmgan__fwd_fn fwd;
+    mmgan__vjp_fn vjp;   /* NULL: no derivative; mmgan_grad refuses the op */
+    int flags;
+} mmgan__opdef;
+
+#define MMGAN__IN(g, id, i) ((g)->nodes[(g)->nodes[id].in[i]])
+
+/* Gradient of a broadcast operand: sum gy back to the operand's shape. */
+static mmgan_node mmgan__unbroadcast(mmgan_graph *g, mmgan_node gy, mmgan_node target)
+{
+    int shape[4];
+    if (g->nodes[gy].numel == g->nodes[target].numel) return gy;
+    memcpy(shape, g->nodes[target].shape, sizeof shape);
+    return mmgan_sum_to(g, gy, g->nodes[target].ndim, shape);
+}
+
+/* Right-aligned 4-d shape of a node. */
+static void mmgan__shape4(const mmgan__node *nd, int *s)
+{
+    int i;
+    for (i = 0; i < 4; i++) s[i] = 1;
+    for (i = 0; i < nd->ndim; i++) s[4 - nd->ndim + i] = nd->shape[i];
+}
+
+/* Strides of x walked along the 4-d shape o: 0 on the axes x is broadcast. */
+static void mmgan__bstrides(const mmgan__node *x, const int *o, size_t *st)
+{
+    int s[4], d;
+    size_t acc = 1;
+    mmgan__shape4(x, s);
+    for (d = 3; d >= 0; d--) {
+        st[d] = (s[d] == 1 && o[d] != 1) ? 0 : acc;
+        acc *= (size_t)s[d];
+    }
+}
+
+/* --- leaves and fill ------------------------------------------------- */
+static void mmgan__fw_fill(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    size_t i;
+    (void)r; (void)x;
+    for (i = 0; i < nd->numel; i++) y[i] = nd->fp[0];
+}
+
+/* --- add, sub, mul, div with broadcasting ----------------------------- */
+#define MMGAN__BCAST_LOOP(EXPR) do { \
+    size_t i0, i1, i2, i3, k = 0; \
+    for (i0 = 0; i0 < (size_t)o[0]; i0++) for (i1 = 0; i1 < (size_t)o[1]; i1++) \
+    for (i2 = 0; i2 < (size_t)o[2]; i2++) { \
+        const float *pa = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2]; \
+        const float *pb = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2]; \
+        for (i3 = 0; i3 < (size_t)o[3]; i3++, k++) { \
+            float u = pa[i3 * sa[3]], w = pb[i3 * sb[3]]; y[k] = (EXPR); } } \
+} while (0)
+
+static void mmgan__fw_binary(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const mmgan__node *na = &r->g->nodes[nd->in[0]], *nb = &r->g->nodes[nd->in[1]];
+    const float *a = x[0], *b = x[1];
+    size_t n = nd->numel, sa[4], sb[4], i;
+    int o[4];
+    if (na->numel == n && nb->numel == n) {
+        switch (nd->op) {
+        case MMGAN__OP_ADD: mmgan_vec_add(n, a, b, y); return;
+        case MMGAN__OP_SUB: mmgan_vec_sub(n, a, b, y); return;
+        case MMGAN__OP_MUL: mmgan_vec_mul(n, a, b, y); return;
+        default: for (i = 0; i < n; i++) y[i] = a[i] / b[i]; return;
+        }
+    }
+    mmgan__shape4(nd, o);
+    mmgan__bstrides(na, o, sa);
+    mmgan__bstrides(nb, o, sb);
+    switch (nd->op) {
+    case MMGAN__OP_ADD: MMGAN__BCAST_LOOP(u + w); break;
+    case MMGAN__OP_SUB: MMGAN__BCAST_LOOP(u - w); break;
+    case MMGAN__OP_MUL: MMGAN__BCAST_LOOP(u * w); break;
+    default: MMGAN__BCAST_LOOP(u / w); break;
+    }
+}
+
+static mmgan_node mmgan__vjp_add(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    return mmgan__unbroadcast(g, gy, g->nodes[id].in[i]);
+}
+
+static mmgan_node mmgan__vjp_sub(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    return mmgan__unbroadcast(g, i == 0 ? gy : mmgan_scale(g, gy, -1.0f), g->nodes[id].in[i]);
+}
+
+static mmgan_node mmgan__vjp_mul(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nd = g->nodes[id];
+    return mmgan__unbroadcast(g, mmgan_mul(g, gy, nd.in[1 - i]), nd.in[i]);
+}
+
+/* d(a/b)/db = -(a/b)/b: reuses the output y. */
+static mmgan_node mmgan__vjp_div(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nd = g->nodes[id];
+    if (i == 0) return mmgan__unbroadcast(g, mmgan_div(g, gy, nd.in[1]), nd.in[0]);
+    return mmgan__unbroadcast(g, mmgan_scale(g, mmgan_div(g, mmgan_mul(g, gy, id), nd.in[1]), -1.0f), nd.in[1]);
+}
+
+/* --- sum_to and broadcast_to: each is the other's adjoint -------------- */
+static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const mmgan__node *nx = &r->g->nodes[nd->in[0]];
+    double *acc = (double *)r->scratch;   /* double sums: long reductions stay accurate */
+    int xs[4], ys[4], d;
+    size_t so[4], step = 1, i0, i1, i2, i3, k = 0, i;
+    const float *a = x[0];
+    mmgan__shape4(nx, xs);
+    mmgan__shape4(nd, ys);
+    for (d = 3; d >= 0; d--) {
+        so[d] = ys[d] == 1 ? 0 : step;
+        step *= (size_t)ys[d];
+    }
+    for (i = 0; i < nd->numel; i++) acc[i] = 0.0;
+    for (i0 = 0; i0 < (size_t)xs[0]; i0++) for (i1 = 0; i1 < (size_t)xs[1]; i1++)
+    for (i2 = 0; i2 < (size_t)xs[2]; i2++) {
+        double *pa = acc + i0 * so[0] + i1 * so[1] + i2 * so[2];
+        if (so[3]) for (i3 = 0; i3 < (size_t)xs[3]; i3++) pa[i3] += a[k++];
+        else for (i3 = 0; i3 < (size_t)xs[3]; i3++) pa[0] += a[k++];
+    }
+    for (i = 0; i < nd->numel; i++) y[i] = (float)acc[i];
+}
+
+static mmgan_node mmgan__vjp_sum_to(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nx = MMGAN__IN(g, id, 0);
+    (void)i;
+    return mmgan_broadcast_to(g, gy, nx.ndim, nx.shape);
+}
+
+static void mmgan__fw_broadcast(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const mmgan__node *nx = &r->g->nodes[nd->in[0]];
+    int o[4];
+    size_t sx[4], i0, i1, i2, i3, k = 0;
+    const float *a = x[0];
+    mmgan__shape4(nd, o);
+    mmgan__bstrides(nx, o, sx);
+    for (i0 = 0; i0 < (size_t)o[0]; i0++) for (i1 = 0; i1 < (size_t)o[1]; i1++)
+    for (i2 = 0; i2 < (size_t)o[2]; i2++) {
+        const float *pa = a + i0 * sx[0] + i1 * sx[1] + i2 * sx[2];
+        for (i3 = 0; i3 < (size_t)o[3]; i3++) y[k++] = pa[i3 * sx[3]];
+    }
+}
+
+static mmgan_node mmgan__vjp_broadcast(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    (void)i;
+    return mmgan__unbroadcast(g, gy, g->nodes[id].in[0]);
+}
+
+/* --- matmul ------------------------------------------------------------ */
+static void mmgan__fw_matmul(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const mmgan__node *na = &r->g->nodes[nd->in[0]], *nb = &r->g->nodes[nd->in[1]];
+    int ta = nd->ip[0], tb = nd->ip[1];
+    mmgan_gemm(r->ctx, ta, tb, nd->shape[0], nd->shape[1], na->shape[ta ? 0 : 1], 1.0f,
+               x[0], na->shape[1], x[1], nb->shape[1], 0.0f, y, nd->shape[1]);
+}
+
+/* C = op(A) op(B): dA = gy op(B)^T (or its transpose), dB = op(A)^T gy. */
+static mmgan_node mmgan__vjp_matmul(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nd = g->nodes[id];
+    int ta = nd.ip[0], tb = nd.ip[1];
+    mmgan_node a = nd.in[0], b = nd.in[1];
+    if (i == 0) return ta ? mmgan_matmul(g, b, gy, tb, 1) : mmgan_matmul(g, gy, b, 0, !tb);
+    return tb ? mmgan_matmul(g, gy, a, 1, ta) : mmgan_matmul(g, a, gy, !ta, 0);
+}
+
+/* --- convolutions: conv2d, conv_transpose2d, conv2d_wgrad -------------- */
+/* The geometry of the forward conv each op is built on (see 2.6). */
+static void mmgan__conv_geom(const mmgan_graph *g, const mmgan__node *nd, mmgan__convgeom *q)
+{
+    const mmgan__node *nx = &g->nodes[nd->in[0]], *nw = &g->nodes[nd->in[1]];
+    const mmgan__node *big = nd->op == MMGAN__OP_CONVT ? nd : nx;
+    const mmgan__node *small = nd->op == MMGAN__OP_CONV ? nd : nd->op == MMGAN__OP_CONVT ? nx : nw;
+    q->c = big->shape[1]; q->h = big->shape[2]; q->w = big->shape[3];
+    q->kh = nd->ip[2]; q->kw = nd->ip[3]; q->stride = nd->ip[0]; q->pad = nd->ip[1];
+    q->ho = small->shape[2]; q->wo = small->shape[3];
+}
+
+static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
+{
+    mmgan__convgeom q;
+    mmgan__conv_geom(g, nd, &q);
+    return (size_t)q.c * q.kh * q.kw * q.ho * q.wo;
+}
+
+static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    mmgan__convgeom q;
+    const mmgan__node *nx = &r->g->nodes[nd->in[0]];
+    mmgan__conv_geom(r->g, nd, &q);
+    if (nd->op == MMGAN__OP_CONV)
+        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
+    else if (nd->op == MMGAN__OP_CONVT)
+        mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], y, r->scratch);
+    else
+        mmgan__conv2d_bwd_weight(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
+}
+
+/* The transposed conv whose output has exactly the size of `like`. */
+static mmgan_node mmgan__convt_to(mmgan_graph *g, mmgan_node x, mmgan_node w, const mmgan__node *nd, mmgan_node like)
+{
+    int s = nd->ip[0], p = nd->ip[1], kh = nd->ip[2], kw = nd->ip[3];
+    int oph = g->nodes[like].shape[2] - ((g->nodes[x].shape[2] - 1) * s - 2 * p + kh);
+    int opw = g->nodes[like].shape[3] - ((g->nodes[x].shape[3] - 1) * s - 2 * p + kw);
+    return mmgan__conv_transpose(g, x, w, s, p, oph, opw);
+}
+
+/* conv2d:    dx = conv_transpose2d(gy, w),   dw = wgrad(x, gy)
+ * convT:     dx = conv2d(gy, w),             dw = wgrad(gy, x)
+ * wgrad:     dx = conv_transpose2d(gy_in, G), dgy_in = conv2d(x, G)
+ * so each derivative is again one of the three ops. */
+static mmgan_node mmgan__vjp_conv(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nd = g->nodes[id];
+    int s = nd.ip[0], p = nd.ip[1], kh = nd.ip[2], kw = nd.ip[3];
+    mmgan_node x = nd.in[0], w = nd.in[1];
+    switch (nd.op) {
+    case MMGAN__OP_CONV:
+        return i == 0 ? mmgan__convt_to(g, gy, w, &nd, x) : mmgan_conv2d_wgrad(g, x, gy, kh, kw, s, p);
+    case MMGAN__OP_CONVT:
+        return i == 0 ? mmgan_conv2d(g, gy, w, s, p) : mmgan_conv2d_wgrad(g, gy, x, kh, kw, s, p);
+    default:
+        return i == 0 ? mmgan__convt_to(g, w, gy, &nd, x) : mmgan_conv2d(g, x, gy, s, p);
+    }
+}
+
+/* --- shape and batch ops ----------------------------------------------- */
+static void mmgan__fw_copy(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    (void)r;
+    memcpy(y, x[0], nd->numel * sizeof(float));
+}
+
+static mmgan_node mmgan__vjp_reshape(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nx = MMGAN__IN(g, id, 0);
+    (void)i;
+    return mmgan_reshape(g, gy, nx.ndim, nx.shape);
+}
+
+static void mmgan__fw_concat(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    size_t na = r->g->nodes[nd->in[0]].numel;
+    memcpy(y, x[0], na * sizeof(float));
+    memcpy(y + na, x[1], (nd->numel - na) * sizeof(float));
+}
+
+static mmgan_node mmgan__vjp_concat(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    int na = MMGAN__IN(g, id, 0).shape[0], nb = MMGAN__IN(g, id, 1).shape[0];
+    return i == 0 ? mmgan_slice(g, gy, 0, na) : mmgan_slice(g, gy, na, nb);
+}
+
+static void mmgan__fw_slice(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    size_t per = nd->numel / (size_t)nd->shape[0];
+    (void)r;
+    memcpy(y, x[0] + (size_t)nd->ip[0] * per, nd->numel * sizeof(float));
+}
+
+static mmgan_node mmgan__vjp_slice(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    (void)i;
+    return mmgan_pad_batch(g, gy, g->nodes[id].ip[0], MMGAN__IN(g, id, 0).shape[0]);
+}
+
+static void mmgan__fw_pad_batch(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    size_t per = nd->numel / (size_t)nd->shape[0], nin = r->g->nodes[nd->in[0]].numel;
+    size_t before = (size_t)nd->ip[0] * per;
+    memset(y, 0, before * sizeof(float));
+    memcpy(y + before, x[0], nin * sizeof(float));
+    memset(y + before + nin, 0, (nd->numel - before - nin) * sizeof(float));
+}
+
+static mmgan_node mmgan__vjp_pad_batch(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    (void)i;
+    return mmgan_slice(g, gy, g->nodes[id].ip[0], MMGAN__IN(g, id, 0).shape[0]);
+}
+
+/* --- elementwise functions: one forward kernel, a VJP each ------------- */
+static void mmgan__fw_unary(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const float *a = x[0], f0 = nd->fp[0], f1 = nd->fp[1];
+    size_t n = nd->numel, i;
+    (void)r;
+    switch (nd->op) {
+    case MMGAN__OP_AFFINE:
+        if (f1 == 0.0f) mmgan_vec_scale(n, f0, a, y);
+        else for (i = 0; i < n; i++) y[i] = f0 * a[i] + f1;
+        break;
+    case MMGAN__OP_RELU: mmgan_vec_relu(n, a, y); break;
+    case MMGAN__OP_LEAKY: mmgan_vec_leaky_relu(n, f0, a, y); break;
+    case MMGAN__OP_SIGMOID: mmgan_vec_sigmoid(n, a, y); break;
+    case MMGAN__OP_TANH: mmgan_vec_tanh(n, a, y); break;
+    case MMGAN__OP_EXP: mmgan_vec_exp(n, a, y); break;
+    /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|. */
+    case MMGAN__OP_SOFTPLUS: for (i = 0; i < n; i++) y[i] = (a[i] > 0.0f ? a[i] : 0.0f) + log1pf(expf(-fabsf(a[i]))); break;
+    case MMGAN__OP_LOGSIG: for (i = 0; i < n; i++) y[i] = (a[i] < 0.0f ? a[i] : 0.0f) - log1pf(expf(-fabsf(a[i]))); break;
+    case MMGAN__OP_LOG: for (i = 0; i < n; i++) y[i] = logf(a[i]); break;
+    case MMGAN__OP_SQRT: for (i = 0; i < n; i++) y[i] = sqrtf(a[i]); break;
+    case MMGAN__OP_ABS: for (i = 0; i < n; i++) y[i] = fabsf(a[i]); break;
+    case MMGAN__OP_SQUARE: mmgan_vec_mul(n, a, a, y); break;
+    case MMGAN__OP_MAXIMUM: for (i = 0; i < n; i++) y[i] = (a[i] > f0 || a[i] != a[i]) ? a[i] : f0; break;
+    case MMGAN__OP_STEP: for (i = 0; i < n; i++) y[i] = a[i] > f0 ? 1.0f : f1; break;
+    case MMGAN__OP_SIGN: for (i = 0; i < n; i++) y[i] = a[i] > 0.0f ? 1.0f : a[i] < 0.0f ? -1.0f : 0.0f; break;
+    default: memcpy(y, a, n * sizeof(float)); break;   /* detach */
+    }
+}
+
+/* y = x > t ? 1 : b: the derivative of relu-like ops, itself of derivative 0. */
+static mmgan_node mmgan__step(mmgan_graph *g, mmgan_node x, float t, float b)
+{
+    return mmgan__unary(g, MMGAN__OP_STEP, x, t, b);
+}
+
+static mmgan_node mmgan__vjp_unary(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nd = g->nodes[id];
+    mmgan_node x = nd.in[0];
+    (void)i;
+    switch (nd.op) {
+    case MMGAN__OP_AFFINE: return mmgan_scale(g, gy, nd.fp[0]);
+    case MMGAN__OP_RELU: return mmgan_mul(g, gy, mmgan__step(g, x, 0.0f, 0.0f));
+    case MMGAN__OP_LEAKY: return mmgan_mul(g, gy, mmgan__step(g, x, 0.0f, nd.fp[0]));
+    case MMGAN__OP_MAXIMUM: return mmgan_mul(g, gy, mmgan__step(g, x, nd.fp[0], 0.0f));
+    case MMGAN__OP_SIGMOID: return mmgan_mul(g, gy, mmgan_mul(g, id, mmgan_affine(g, id, -1.0f, 1.0f)));
+    case MMGAN__OP_TANH: return mmgan_mul(g, gy, mmgan_affine(g, mmgan_square(g, id), -1.0f, 1.0f));
+    case MMGAN__OP_EXP: return mmgan_mul(g, gy, id);
+    case MMGAN__OP_SOFTPLUS: return mmgan_mul(g, gy, mmgan_sigmoid(g, x));
+    case MMGAN__OP_LOGSIG: return mmgan_mul(g, gy, mmgan_sigmoid(g, mmgan_scale(g, x, -1.0f)));
+    case MMGAN__OP_LOG: return mmgan_div(g, gy, x);
+    case MMGAN__OP_SQRT: return mmgan_div(g, gy, mmgan_scale(g, id, 2.0f));
+    case MMGAN__OP_ABS: return mmgan_mul(g, gy, mmgan__unary(g, MMGAN__OP_SIGN, x, 0, 0));
+    case MMGAN__OP_SQUARE: return mmgan_mul(g, gy, mmgan_scale(g, x, 2.0f));
+    default: return MMGAN_NONE;
+    }
+}
+
+/* --- per-sample max |x| (L-infinity norm) and its subgradient mask ----- */
+static void mmgan__fw_maxabs(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const mmgan__node *nx = &r->g->nodes[nd->in[0]];
+    size_t per = nx->numel / (size_t)nx->shape[0], i;
+    int b;
+    for (b = 0; b < nx->shape[0]; b++) {
+        const float *a = x[0] + (size_t)b * per;
+        float m = 0.0f;
+        for (i = 0; i < per; i++) m = fabsf(a[i]) > m ? fabsf(a[i]) : m;
+        y[b] = m;
+    }
+}
+
+static mmgan_node mmgan__vjp_maxabs(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    mmgan__node nx = MMGAN__IN(g, id, 0);
+    mmgan_node x = g->nodes[id].in[0];
+    (void)i;
+    return mmgan_mul(g, mmgan_broadcast_to(g, gy, nx.ndim, nx.shape), mmgan__unary(g, MMGAN__OP_MAXABS_MASK, x, 0, 0));
+}
+
+/* sign(x_k) at the first k reaching max |x| of its sample, 0 elsewhere. */
+static void mmgan__fw_maxabs_mask(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    size_t per = nd->numel / (size_t)nd->shape[0], i, k;
+    int b;
+    (void)r;
+    for (b = 0; b < nd->shape[0]; b++) {
+        const float *a = x[0] + (size_t)b * per;
+        float *o = y + (size_t)b * per;
+        for (i = 0, k = 0; i < per; i++) {
+            o[i] = 0.0f;
+            if (fabsf(a[i]) > fabsf(a[k])) k = i;
+        }
+        o[k] = a[k] > 0.0f ? 1.0f : a[k] < 0.0f ? -1.0f : 0.0f;
+    }
+}
+
+/* --- per-sample softmax with temperature s ----------------------------- */
+static void mmgan__fw_softmax(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    size_t per = nd->numel / (size_t)nd->shape[0], i;
+    float s = nd->fp[0];
+    int b;
+    (void)r;
+    for (b = 0; b < nd->shape[0]; b++) {
+        const float *a = x[0] + (size_t)b * per;
+        float *o = y + (size_t)b * per, m = s * a[0];
+        double sum = 0.0;
+        for (i = 1; i < per; i++) m = s * a[i] > m ? s * a[i] : m;
+        for (i = 0; i < per; i++) { o[i] = expf(s * a[i] - m); sum += o[i]; }
+        for (i = 0; i < per; i++) o[i] = (float)(o[i] / sum);
+    }
+}
+
+/* dx = s * y * (gy - sum_per_sample(gy * y)) */
+static mmgan_node mmgan__vjp_softmax(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    float s = g->nodes[id].fp[0];
+    mmgan_node dot = mmgan_sum_per_sample(g, mmgan_mul(g, gy, id));
+    (void)i;
+    return mmgan_scale(g, mmgan_mul(g, id, mmgan_sub(g, gy, dot)), s);
+}
+
+/* --- batch-norm running statistics: passes the variance through -------- */
+static void mmgan__fw_bn_update(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    float *rm = nd->par[0]->value->data, *rv = nd->par[1]->value->data, m = nd->fp[0];
+    size_t i;
+    (void)r;
+    for (i = 0; i < nd->numel; i++) {
+        y[i] = x[0][i];
+        rm[i] = (1.0f - m) * rm[i] + m * x[1][i];
+        rv[i] = (1.0f - m) * rv[i] + m * x[0][i] * nd->fp[1];
+    }
+}
+
+/* The output is the variance itself: derivative 1 for it, exactly 0 for the mean. */
+static mmgan_node mmgan__vjp_bn_update(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    (void)g; (void)id;
+    return i == 0 ? gy : MMGAN__ZERO;
+}
+
+#ifdef MMGAN__TEST_HOOKS
+#  define MMGAN__OPTABLE_CONST   /* the tests break a VJP on purpose */
+#else
+#  define MMGAN__OPTABLE_CONST const
+#endif
+
+static MMGAN__OPTABLE_CONST mmgan__opdef mmgan__ops[MMGAN__OP_COUNT] = {
+    {MMGAN__OP_INPUT, "input", NULL, NULL, MMGAN__F_LEAF},
+    {MMGAN__OP_PARAM, "parameter", NULL, NULL, MMGAN__F_LEAF},
+    {MMGAN__OP_CONST, "constant", NULL, NULL, MMGAN__F_LEAF},
+    {MMGAN__OP_FILL, "fill", mmgan__fw_fill, NULL, 0},
+    {MMGAN__OP_ADD, "add", mmgan__fw_binary, mmgan__vjp_add, 0},
+    {MMGAN__OP_SUB, "sub", mmgan__fw_binary, mmgan__vjp_sub, 0},
+    {MMGAN__OP_MUL, "mul", mmgan__fw_binary, mmgan__vjp_mul, 0},
+    {MMGAN__OP_DIV, "div", mmgan__fw_binary, mmgan__vjp_div, 0},
+    {MMGAN__OP_AFFINE, "affine", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_SUM_TO, "sum_to", mmgan__fw_sum_to, mmgan__vjp_sum_to, 0},
+    {MMGAN__OP_BROADCAST, "broadcast_to", mmgan__fw_broadcast, mmgan__vjp_broadcast, 0},
+    {MMGAN__OP_MATMUL, "matmul", mmgan__fw_matmul, mmgan__vjp_matmul, 0},
+    {MMGAN__OP_CONV, "conv2d", mmgan__fw_conv, mmgan__vjp_conv, 0},
+    {MMGAN__OP_CONVT, "conv_transpose2d", mmgan__fw_conv, mmgan__vjp_conv, 0},
+    {MMGAN__OP_WGRAD, "conv2d_wgrad", mmgan__fw_conv, mmgan__vjp_conv, 0},
+    {MMGAN__OP_RESHAPE, "reshape", mmgan__fw_copy, mmgan__vjp_reshape, 0},
+    {MMGAN__OP_CONCAT, "concat", mmgan__fw_concat, mmgan__vjp_concat, 0},
+    {MMGAN__OP_SLICE, "slice", mmgan__fw_slice, mmgan__vjp_slice, 0},
+    {MMGAN__OP_PAD_BATCH, "pad_batch", mmgan__fw_pad_batch, mmgan__vjp_pad_batch, 0},
+    {MMGAN__OP_DETACH, "detach", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_RELU, "relu", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_LEAKY, "leaky_relu", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_SIGMOID, "sigmoid", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_TANH, "tanh", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_SOFTPLUS, "softplus", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_LOGSIG, "log_sigmoid", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_EXP, "exp", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_LOG, "log", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_SQRT, "sqrt", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_ABS, "abs", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_SQUARE, "square", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_MAXIMUM, "maximum", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_STEP, "step", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_SIGN, "sign", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_MAXABS, "max_abs_per_sample", mmgan__fw_maxabs, mmgan__vjp_maxabs, 0},
+    {MMGAN__OP_MAXABS_MASK, "max_abs_mask", mmgan__fw_maxabs_mask, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_SOFTMAX, "softmax_per_sample", mmgan__fw_softmax, mmgan__vjp_softmax, 0},
+    {MMGAN__OP_BN_UPDATE, "batch_norm_stats", mmgan__fw_bn_update, mmgan__vjp_bn_update, 0},
+};
+
+static const char *mmgan__op_name(int op)
+{
+    return op >= 0 && op < MMGAN__OP_COUNT ? mmgan__ops[op].name : "?";
+}
+
+/* Scratch floats an op needs while it runs. */
+static size_t mmgan__scratch_floats(const mmgan_graph *g, const mmgan__node *nd)
+{
+    switch (nd->op) {
+    case MMGAN__OP_CONV: case MMGAN__OP_CONVT: case MMGAN__OP_WGRAD: return mmgan__conv_scratch(g, nd);
+    case MMGAN__OP_SUM_TO: return 2 * nd->numel;   /* double accumulators */
+    default: return 0;
+    }
+}
+
+/* ===================================================================== */
+/* 2.10 Execution plans                                                   */
+/* ===================================================================== */
+struct mmgan_plan {
+    mmgan_graph *g;
+    int nn;               /* graph size when planned */
+    int n, *order;        /* nodes to compute, in topological order */
+    size_t *off;          /* arena offset per graph node, or (size_t)-1 */
+    unsigned char *keep;  /* targets: readable after a run */
+    float *arena;
+    size_t arena_floats, scratch_floats;
+};
+
+#define MMGAN__NOBUF ((size_t)-1)
+
+static const float *mmgan__value(const mmgan_plan *p, int id)
+{
+    const mmgan__node *nd = &p->g->nodes[id];
+    switch (nd->op) {
+    case MMGAN__OP_INPUT: return nd->feed;
+    case MMGAN__OP_PARAM: return nd->par[0]->value->data;
+    case MMGAN__OP_CONST: return nd->cdata;
+    default: return p->off[id] == MMGAN__NOBUF ? NULL : p->arena + p->off[id];
+    }
+}
+
+MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *targets)
+{
+    mmgan_ctx *ctx;
+    mmgan_plan *p;
+    int *stack = NULL, *last = NULL, sp = 0, i, k, nfree = 0;
+    unsigned char *need = NULL;
+    size_t *fsize = NULL, *foff = NULL, top = 0, scratch = 0;
+    if (!g) return NULL;
+    ctx = g->ctx;
+    if (g->status != MMGAN_OK) {
+        mmgan__fail(ctx, g->status, "plan_new: the graph has a build error (status %s); fix it first",
+                    mmgan_status_name(g->status));
+        return NULL;
+    }
+    if (n < 1 || !targets) {
+        mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: no targets");
+        return NULL;
+    }
+    for (i = 0; i < n; i++)
+        if (targets[i] < 0 || targets[i] >= g->n) {
+            mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: target %d is not a node of this graph", targets[i]);
+            return NULL;
+        }
+    p = (mmgan_plan *)mmgan_alloc(ctx, sizeof *p);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    p->nn = g->n;
+    p->order = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    p->off = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
+    p->keep = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    need = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    stack = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    fsize = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
+    foff = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
+    if (!p->order || !p->off || !p->keep || !need || !stack || !last || !fsize || !foff) goto fail;
+    memset(p->keep, 0, (size_t)g->n);
+    memset(need, 0, (size_t)g->n);
+    /* Prune: only what the targets reach, found with an explicit stack. */
+    for (i = 0; i < n; i++) {
+        p->keep[targets[i]] = 1;
+        if (!need[targets[i]]) { need[targets[i]] = 1; stack[sp++] = targets[i]; }
+    }
+    while (sp > 0) {
+        const mmgan__node *nd = &g->nodes[stack[--sp]];
+        for (k = 0; k < nd->nin; k++)
+            if (!need[nd->in[k]]) { need[nd->in[k]] = 1; stack[sp++] = nd->in[k]; }
+    }
+    /* Nodes only ever refer to earlier nodes, so id order is a topological order. */
+    for (i = 0; i < g->n; i++) {
+        p->off[i] = MMGAN__NOBUF;
+        last[i] = -1;
+        if (need[i]) p->order[p->n++] = i;
+    }
+    for (k = 0; k < p->n; k++) {
+        const mmgan__node *nd = &g->nodes[p->order[k]];
+        for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
+    }
+    /* Buffers by liveness: a value's block returns to the free list after its
+     * last reader; a new value takes the smallest free block that fits. */
+    for (k = 0; k < p->n; k++) {
+        int id = p->order[k], best = -1;
+        const mmgan__node *nd = &g->nodes[id];
+        size_t want = (nd->numel + 15) & ~(size_t)15, s;
+        if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
+        s = mmgan__scratch_floats(g, nd);
+        if (s > scratch) scratch = s;
+        for (i = 0; i < nfree; i++)
+            if (fsize[i] >= want && (best < 0 || fsize[i] < fsize[best])) best = i;
+        if (best >= 0) {
+            p->off[id] = foff[best];
+            fsize[best] = fsize[--nfree];
+            foff[best] = foff[nfree];
+            fsize[nfree] = 0;
+        } else {
+            p->off[id] = top;
+            top += want;
+        }
+        for (i = 0; i < nd->nin; i++) {
+            int in = nd->in[i], j, dup = 0;
+            for (j = 0; j < i; j++) dup |= nd->in[j] == in;
+            if (dup || last[in] != k || p->keep[in] || p->off[in] == MMGAN__NOBUF) continue;
+            fsize[nfree] = (g->nodes[in].numel + 15) & ~(size_t)15;
+            foff[nfree++] = p->off[in];
+        }
+        /* A value nobody reads and nobody asked for dies at once. */
+        if (last[id] < 0 && !p->keep[id]) {
+            fsize[nfree] = want;
+            foff[nfree++] = p->off[id];
+        }
+    }
+    p->arena_floats = top;
+    p->scratch_floats = (scratch + 15) & ~(size_t)15;
+    p->arena = (float *)mmgan_alloc(ctx, (p->arena_floats + p->scratch_floats + 16) * sizeof(float));
+    if (!p->arena) goto fail;
+    mmgan_free(ctx, need); mmgan_free(ctx, stack); mmgan_free(ctx, last);
+    mmgan_free(ctx, fsize); mmgan_free(ctx, foff);
+    return p;
+fail:
+    mmgan_free(ctx, need); mmgan_free(ctx, stack); mmgan_free(ctx, last);
+    mmgan_free(ctx, fsize); mmgan_free(ctx, foff);
+    mmgan_plan_free(p);
+    mmgan__fail(ctx, MMGAN_ERR_NOMEM, "plan_new: out of memory");
+    return NULL;
+}
+
+MMGAN_DEF void mmgan_plan_free(mmgan_plan *p)
+{
+    mmgan_ctx *ctx;
+    if (!p) return;
+    ctx = p->g->ctx;
+    mmgan_free(ctx, p->order);
+    mmgan_free(ctx, p->off);
+    mmgan_free(ctx, p->keep);
+    mmgan_free(ctx, p->arena);
+    mmgan_free(ctx, p);
+}
+
+MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p)
+{
+    mmgan__run r;
+    int k, i;
+    if (!p) return MMGAN_ERR_INVALID;
+    r.ctx = p->g->ctx;
+    r.g = p->g;
+    r.scratch = p->arena + p->arena_floats;
+    for (k = 0; k < p->n; k++) {
+        const mmgan__node *nd = &p->g->nodes[p->order[k]];
+        if (nd->op == MMGAN__OP_INPUT && !nd->feed)
+            return mmgan__fail(r.ctx, MMGAN_ERR_INVALID, "plan_run: input '%s' (node %d) was not fed",
+                               nd->name, p->order[k]);
+    }
+    for (k = 0; k < p->n; k++) {
+        int id = p->order[k];
+        const mmgan__node *nd = &p->g->nodes[id];
+        const float *x[3];
+        if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
+        for (i = 0; i < nd->nin; i++) x[i] = mmgan__value(p, nd->in[i]);
+        mmgan__ops[nd->op].fwd(&r, nd, p->arena + p->off[id], x);
+    }
+    return MMGAN_OK;
+}
+
+MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x)
+{
+    if (!p || x < 0 || x >= p->nn) return NULL;
+    if (mmgan__ops[p->g->nodes[x].op].flags & MMGAN__F_LEAF) return mmgan__value(p, x);
+    return p->keep[x] ? mmgan__value(p, x) : NULL;
+}
+
+MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p)
+{
+    return p ? (p->arena_floats + p->scratch_floats) * sizeof(float) : 0;
+}
+
+/* ===================================================================== */
+/* 2.11 Automatic differentiation                                         */
+/* ===================================================================== */
+/* Reverse sweep over node ids (a topological order) from y down, touching
+ * only nodes that both depend on a wrt node and feed y.  Gradients reaching
+ * a node from several consumers are summed with add nodes. */
+MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmgan_node *wrt, mmgan_node *out)
+{
+    mmgan_ctx *ctx;
+    unsigned char *dep = NULL, *feeds = NULL;
+    mmgan_node *acc = NULL;
+    int lo, id, i, ny;
+    mmgan_status st = MMGAN_OK;
+    if (!g) return MMGAN_ERR_INVALID;
+    ctx = g->ctx;
+    if (n < 1 || !wrt || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "grad: no wrt nodes");
+    for (i = 0; i < n; i++) out[i] = MMGAN_NONE;
+    if (g->status != MMGAN_OK) return g->status;
+    if (!mmgan__args_ok(g, "grad", 1, &y) || !mmgan__args_ok(g, "grad (wrt)", n, wrt)) return g->status;
+    ny = g->n;
+    dep = (unsigned char *)mmgan_alloc(ctx, (size_t)ny);
+    feeds = (unsigned char *)mmgan_alloc(ctx, (size_t)ny);
+    acc = (mmgan_node *)mmgan_alloc(ctx, (size_t)ny * sizeof(mmgan_node));
+    if (!dep || !feeds || !acc) { st = MMGAN_ERR_NOMEM; goto done; }
+    memset(dep, 0, (size_t)ny);
+    memset(feeds, 0, (size_t)ny);
+    for (id = 0; id < ny; id++) acc[id] = MMGAN_NONE;
+    lo = y;
+    for (i = 0; i < n; i++) { dep[wrt[i]] = 1; if (wrt[i] < lo) lo = wrt[i]; }
+    for (id = lo; id <= y; id++) {
+        const mmgan__node *nd = &g->nodes[id];
+        if (mmgan__ops[nd->op].flags & MMGAN__F_NOGRAD) continue;
+        for (i = 0; i < nd->nin; i++) dep[id] |= dep[nd->in[i]];
+    }
+    feeds[y] = 1;
+    for (id = y; id >= lo; id--) {
+        const mmgan__node *nd = &g->nodes[id];
+        if (!feeds[id] || (mmgan__ops[nd->op].flags & MMGAN__F_NOGRAD)) continue;
+        for (i = 0; i < nd->nin; i++) feeds[nd->in[i]] = 1;
+    }
+    {
+        int shape[4];
+        memcpy(shape, g->nodes[y].shape, sizeof shape);
+        acc[y] = dep[y] ? mmgan_fill(g, g->nodes[y].ndim, shape, 1.0f) : MMGAN_NONE;
+    }
+    for (id = y; id >= lo && g->status == MMGAN_OK; id--) {
+        int op = g->nodes[id].op, nin = g->nodes[id].nin;
+        if (!dep[id] || !feeds[id] || acc[id] == MMGAN_NONE) continue;
+        for (i = 0; i < nin; i++) {
+            mmgan_node in = g->nodes[id].in[i], c;
+            if (!dep[in]) continue;
+            if (!mmgan__ops[op].vjp) {
+                mmgan__gfail(g, MMGAN_ERR_UNSUPPORTED, "grad: op '%s' (node %d) has no derivative",
+                             mmgan__op_name(op), id);
+                break;
+            }
+            c = mmgan__ops[op].vjp(g, id, i, acc[id]);
+            if (c == MMGAN__ZERO) continue;
+            acc[in] = acc[in] == MMGAN_NONE ? c : mmgan_add(g, acc[in], c);
+        }
+    }
+    if (g->status != MMGAN_OK) { st = g->status; goto done; }
+    for (i = 0; i < n; i++) {
+        int shape[4];
+        memcpy(shape, g->nodes[wrt[i]].shape, sizeof shape);
+        out[i] = acc[wrt[i]] != MMGAN_NONE ? acc[wrt[i]] : mmgan_fill(g, g->nodes[wrt[i]].ndim, shape, 0.0f);
+    }
+    st = g->status;
+done:
+    if (st == MMGAN_ERR_NOMEM && g->status == MMGAN_OK) mmgan__gfail(g, st, "grad: out of memory");
+    if (st != MMGAN_OK)
+        for (i = 0; i < n; i++) out[i] = MMGAN_NONE;
+    mmgan_free(ctx, dep);
+    mmgan_free(ctx, feeds);
+    mmgan_free(ctx, acc);
+    return st;
 }
 
 #endif /* MMGAN__IMPLEMENTED */

@@ -1,0 +1,158 @@
+/* Convolutions through the graph against naive double-precision loops:
+ * conv2d by its definition, conv_transpose2d as the adjoint of conv2d
+ * (<conv(x), y> == <x, conv_transpose(y)>) and by its own definition, and
+ * conv2d_wgrad as the weight gradient, over many shapes. */
+#define MMGAN_IMPLEMENTATION
+#include "../mmgan.h"
+#include "harness.h"
+#include <math.h>
+#include <stdlib.h>
+
+static mmgan_ctx *ctx;
+static mmgan_rng rng;
+
+typedef struct shp { int n, c, h, w, o, kh, kw, s, p; } shp;
+
+static int out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+/* y[n][o][oy][ox] = sum x[n][c][oy*s-p+i][ox*s-p+j] w[o][c][i][j], in double. */
+static void naive_conv(const shp *q, const float *x, const float *w, double *y)
+{
+    int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int n, o, oy, ox, c, i, j;
+    for (n = 0; n < q->n; n++) for (o = 0; o < q->o; o++) for (oy = 0; oy < ho; oy++) for (ox = 0; ox < wo; ox++) {
+        double s = 0;
+        for (c = 0; c < q->c; c++) for (i = 0; i < q->kh; i++) for (j = 0; j < q->kw; j++) {
+            int iy = oy * q->s - q->p + i, ix = ox * q->s - q->p + j;
+            if (iy < 0 || iy >= q->h || ix < 0 || ix >= q->w) continue;
+            s += (double)x[((n * q->c + c) * q->h + iy) * q->w + ix] * w[((o * q->c + c) * q->kh + i) * q->kw + j];
+        }
+        y[((n * q->o + o) * ho + oy) * wo + ox] = s;
+    }
+}
+
+/* Transposed conv by its own definition: scatter each input pixel. x [N, O, Ho, Wo]
+ * (O = q->o), w [O, C, kh, kw] -> y [N, C, H + op, W + op]. */
+static void naive_convt(const shp *q, int oph, int opw, const float *x, const float *w, double *y)
+{
+    int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int H = (ho - 1) * q->s - 2 * q->p + q->kh + oph, W = (wo - 1) * q->s - 2 * q->p + q->kw + opw;
+    int n, o, oy, ox, c, i, j;
+    memset(y, 0, sizeof(double) * q->n * q->c * H * W);
+    for (n = 0; n < q->n; n++) for (o = 0; o < q->o; o++) for (oy = 0; oy < ho; oy++) for (ox = 0; ox < wo; ox++)
+        for (c = 0; c < q->c; c++) for (i = 0; i < q->kh; i++) for (j = 0; j < q->kw; j++) {
+            int yy = oy * q->s - q->p + i, yx = ox * q->s - q->p + j;
+            if (yy < 0 || yy >= H || yx < 0 || yx >= W) continue;
+            y[((n * q->c + c) * H + yy) * W + yx] +=
+                (double)x[((n * q->o + o) * ho + oy) * wo + ox] * w[((o * q->c + c) * q->kh + i) * q->kw + j];
+        }
+}
+
+static double max_rel(const float *a, const double *b, size_t n)
+{
+    double m = 0, mb = 1e-30;
+    size_t i;
+    for (i = 0; i < n; i++) if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    for (i = 0; i < n; i++) { double d = fabs(a[i] - b[i]) / mb; if (d > m) m = d; }
+    return m;
+}
+
+static float *rnd(size_t n)
+{
+    float *v = (float *)malloc(n * sizeof(float));
+    mmgan_rng_fill_uniform(&rng, v, n, -1.0f, 1.0f);
+    return v;
+}
+
+static void check_shape(const shp *q)
+{
+    int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int xs[4] = {q->n, q->c, q->h, q->w}, ws[4] = {q->o, q->c, q->kh, q->kw}, ys[4] = {q->n, q->o, ho, wo};
+    size_t nx = (size_t)q->n * q->c * q->h * q->w, nw = (size_t)q->o * q->c * q->kh * q->kw;
+    size_t ny = (size_t)q->n * q->o * ho * wo;
+    int oph = q->h - ((ho - 1) * q->s - 2 * q->p + q->kh), opw = q->w - ((wo - 1) * q->s - 2 * q->p + q->kw);
+    float *x = rnd(nx), *w = rnd(nw), *gy = rnd(ny);
+    double *ref = (double *)malloc(sizeof(double) * (nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw)));
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_node X = mmgan_input(g, "x", 4, xs), Wn = mmgan_input(g, "w", 4, ws), GY = mmgan_input(g, "gy", 4, ys);
+    mmgan_node t[3];
+    mmgan_plan *p;
+    char tag[128];
+    snprintf(tag, sizeof tag, "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d", q->n, q->c, q->h, q->w,
+             q->o, q->c, q->kh, q->kw, q->s, q->p);
+    mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, Wn, w); mmgan_graph_feed(g, GY, gy);
+    t[0] = mmgan_conv2d(g, X, Wn, q->s, q->p);
+    t[1] = mmgan__conv_transpose(g, GY, Wn, q->s, q->p, oph, opw);
+    t[2] = mmgan_conv2d_wgrad(g, X, GY, q->kh, q->kw, q->s, q->p);
+    p = mmgan_plan_new(g, 3, t);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "%s: plan: %s", tag, mmgan_ctx_error(ctx));
+    if (p) {
+        const float *y = mmgan_plan_value(p, t[0]), *xt = mmgan_plan_value(p, t[1]), *dw = mmgan_plan_value(p, t[2]);
+        double e, lhs = 0, rhs = 0, scale = 0;
+        size_t i;
+        naive_conv(q, x, w, ref);
+        e = max_rel(y, ref, ny);
+        CHECK(e < 1e-5, "%s: conv2d error %.3g", tag, e);
+        /* Adjoint identity, in double from the float results. */
+        for (i = 0; i < ny; i++) { lhs += ref[i] * gy[i]; scale += fabs(ref[i] * gy[i]); }
+        for (i = 0; i < nx; i++) rhs += (double)x[i] * xt[i];
+        CHECK(fabs(lhs - rhs) <= 1e-5 * scale, "%s: <conv(x), y> = %.9g, <x, convT(y)> = %.9g", tag, lhs, rhs);
+        naive_convt(q, oph, opw, gy, w, ref);
+        e = max_rel(xt, ref, nx);
+        CHECK(e < 1e-5, "%s: conv_transpose2d error %.3g", tag, e);
+        /* Weight gradient: dW = d<conv(x, W), gy>/dW, by definition. */
+        {
+            int o, c, i2, j2, n, oy, ox;
+            for (o = 0; o < q->o; o++) for (c = 0; c < q->c; c++) for (i2 = 0; i2 < q->kh; i2++) for (j2 = 0; j2 < q->kw; j2++) {
+                double s = 0;
+                for (n = 0; n < q->n; n++) for (oy = 0; oy < ho; oy++) for (ox = 0; ox < wo; ox++) {
+                    int iy = oy * q->s - q->p + i2, ix = ox * q->s - q->p + j2;
+                    if (iy < 0 || iy >= q->h || ix < 0 || ix >= q->w) continue;
+                    s += (double)gy[((n * q->o + o) * ho + oy) * wo + ox] * x[((n * q->c + c) * q->h + iy) * q->w + ix];
+                }
+                ref[((o * q->c + c) * q->kh + i2) * q->kw + j2] = s;
+            }
+            e = max_rel(dw, ref, nw);
+            CHECK(e < 1e-5, "%s: conv2d_wgrad error %.3g", tag, e);
+        }
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    free(x); free(w); free(gy); free(ref);
+}
+
+int main(void)
+{
+    static const shp fixed[] = {
+        {64 / 16, 1, 28, 28, 64, 4, 4, 2, 1},   /* the MNIST critic's first layer (smaller batch) */
+        {2, 64, 14, 14, 128, 4, 4, 2, 1},       /* its second layer */
+        {1, 1, 1, 1, 1, 1, 1, 1, 0},
+        {1, 3, 5, 5, 2, 5, 5, 1, 0},            /* kernel covers the image */
+        {3, 2, 7, 9, 5, 3, 3, 1, 1},
+        {2, 3, 8, 8, 4, 3, 3, 2, 1},
+        {2, 4, 9, 9, 3, 4, 4, 2, 1},            /* out_pad 1 for the transpose */
+        {1, 2, 6, 7, 3, 2, 3, 3, 2},
+        {5, 1, 4, 4, 2, 1, 1, 1, 0},
+        {2, 2, 3, 3, 2, 5, 5, 1, 2},            /* pad larger than half the kernel */
+    };
+    int i;
+    test_suite = "test_conv";
+    ctx = mmgan_ctx_new(NULL);
+    mmgan_rng_seed(&rng, 11, 1);
+    for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) check_shape(&fixed[i]);
+    for (i = 0; i < 60; i++) {
+        shp q;
+        q.n = 1 + (int)mmgan_rng_below(&rng, 3);
+        q.c = 1 + (int)mmgan_rng_below(&rng, 5);
+        q.o = 1 + (int)mmgan_rng_below(&rng, 6);
+        q.kh = 1 + (int)mmgan_rng_below(&rng, 5);
+        q.kw = 1 + (int)mmgan_rng_below(&rng, 5);
+        q.s = 1 + (int)mmgan_rng_below(&rng, 3);
+        q.p = (int)mmgan_rng_below(&rng, 3);
+        q.h = q.kh + (int)mmgan_rng_below(&rng, 9);
+        q.w = q.kw + (int)mmgan_rng_below(&rng, 9);
+        check_shape(&q);
+    }
+    mmgan_ctx_free(ctx);
+    return test_summary();
+}

@@ -1,0 +1,591 @@
+/* Graph, ops and autodiff: every op's first- and second-order derivatives
+ * against central finite differences, the checker shown to catch broken
+ * VJPs, a conv critic's gradient penalty, pruning and build-time errors. */
+#define MMGAN__TEST_HOOKS
+#define MMGAN_IMPLEMENTATION
+#include "../mmgan.h"
+#include "harness.h"
+#include <math.h>
+#include <stdlib.h>
+
+static mmgan_ctx *ctx;
+static mmgan_rng rng;
+
+/* Values away from the kinks of relu-like ops (|x| >= 0.2), or positive. */
+enum { V_ANY, V_POS, V_DISTINCT };
+
+typedef struct fdcase {
+    mmgan_graph *g;
+    int nx;
+    mmgan_node x[4];
+    float *xv[4];
+} fdcase;
+
+static mmgan_node add_input(fdcase *c, int ndim, const int *shape, int kind)
+{
+    mmgan_node x = mmgan_input(c->g, "x", ndim, shape);
+    size_t n = mmgan_node_numel(c->g, x), i;
+    float *v = (float *)malloc(n * sizeof(float));
+    for (i = 0; i < n; i++) {
+        float u = mmgan_rng_uniform(&rng);
+        if (kind == V_POS) v[i] = 0.5f + 1.5f * u;
+        else v[i] = (0.2f + 0.8f * u) * (mmgan_rng_u32(&rng) & 1 ? 1.0f : -1.0f);
+    }
+    if (kind == V_DISTINCT) {
+        /* Magnitudes 0.2 .. 1 in distinct steps >= 0.8/n, so a finite
+         * difference never moves the position of a maximum. */
+        int *perm = (int *)malloc(n * sizeof(int));
+        mmgan_rng_permutation(&rng, perm, (int)n);
+        for (i = 0; i < n; i++) v[i] = (v[i] > 0 ? 1.0f : -1.0f) * (0.2f + 0.8f * (float)perm[i] / (float)n);
+        free(perm);
+    }
+    mmgan_graph_feed(c->g, x, v);
+    c->x[c->nx] = x;
+    c->xv[c->nx++] = v;
+    return x;
+}
+
+static mmgan_node rand_const(mmgan_graph *g, mmgan_node like)
+{
+    int shape[4], nd = mmgan_node_shape(g, like, shape);
+    size_t n = mmgan_node_numel(g, like);
+    float *v = (float *)malloc(n * sizeof(float));
+    mmgan_node k;
+    mmgan_rng_fill_uniform(&rng, v, n, -1.0f, 1.0f);
+    k = mmgan_constant(g, nd, shape, v);
+    free(v);
+    return k;
+}
+
+/* Normalized error ||a - b|| / max(||b||, floor). */
+static double rel_err(const float *a, const double *b, size_t n, double floor)
+{
+    double d = 0, nb = 0;
+    size_t i;
+    for (i = 0; i < n; i++) { d += (a[i] - b[i]) * (a[i] - b[i]); nb += b[i] * b[i]; }
+    nb = sqrt(nb);
+    return sqrt(d) / (nb > floor ? nb : floor);
+}
+
+/* Checks grad(f, x_i) for every input against central differences of f;
+ * returns the worst normalized error. */
+static int fd_quiet;   /* set while a check is expected to fail */
+
+static double fd_check(fdcase *c, mmgan_node f, const char *what, double h, double tol)
+{
+    mmgan_node gr[4], targets[5];
+    mmgan_plan *p;
+    double worst = 0;
+    int i;
+    if (mmgan_grad(c->g, f, c->nx, c->x, gr) != MMGAN_OK) {
+        CHECK(0, "%s: grad failed: %s", what, mmgan_ctx_error(ctx));
+        return 1e9;
+    }
+    targets[0] = f;
+    for (i = 0; i < c->nx; i++) targets[i + 1] = gr[i];
+    p = mmgan_plan_new(c->g, c->nx + 1, targets);
+    if (!p || mmgan_plan_run(p) != MMGAN_OK) {
+        CHECK(0, "%s: plan failed: %s", what, mmgan_ctx_error(ctx));
+        mmgan_plan_free(p);
+        return 1e9;
+    }
+    for (i = 0; i < c->nx; i++) {
+        size_t n = mmgan_node_numel(c->g, c->x[i]), e;
+        float *an = (float *)malloc(n * sizeof(float));
+        double *fd = (double *)malloc(n * sizeof(double)), err;
+        mmgan_plan_run(p);
+        memcpy(an, mmgan_plan_value(p, gr[i]), n * sizeof(float));
+        for (e = 0; e < n; e++) {
+            float keep = c->xv[i][e];
+            double fp, fm;
+            c->xv[i][e] = (float)(keep + h); mmgan_plan_run(p); fp = mmgan_plan_value(p, f)[0];
+            c->xv[i][e] = (float)(keep - h); mmgan_plan_run(p); fm = mmgan_plan_value(p, f)[0];
+            c->xv[i][e] = keep;
+            fd[e] = (fp - fm) / ((double)(float)(keep + h) - (double)(float)(keep - h));
+        }
+        err = rel_err(an, fd, n, 1e-3);
+        if (!fd_quiet) CHECK(err <= tol, "%s: d/dx%d error %.3g > %.3g", what, i, err, tol);
+        if (err > worst) worst = err;
+        free(an); free(fd);
+    }
+    mmgan_plan_free(p);
+    return worst;
+}
+
+/* First order: f = <r, y>.  Second order: h = sum_i <s_i, df/dx_i>, whose
+ * gradient needs the derivative of every VJP; it is checked with the same
+ * finite differences.  Returns the worst error of both orders. */
+static double check_op(fdcase *c, mmgan_node y, const char *what, double h)
+{
+    mmgan_node f, gr[4], hsum = MMGAN_NONE;
+    double e1, e2;
+    int i;
+    char name[96];
+    if (mmgan_graph_status(c->g) != MMGAN_OK) {
+        CHECK(0, "%s: build failed: %s", what, mmgan_ctx_error(ctx));
+        return 1e9;
+    }
+    f = mmgan_sum(c->g, mmgan_mul(c->g, y, rand_const(c->g, y)));
+    snprintf(name, sizeof name, "%s (1st order)", what);
+    e1 = fd_check(c, f, name, h, 1e-2);
+    mmgan_grad(c->g, f, c->nx, c->x, gr);
+    for (i = 0; i < c->nx; i++) {
+        mmgan_node t = mmgan_sum(c->g, mmgan_mul(c->g, gr[i], rand_const(c->g, gr[i])));
+        hsum = hsum == MMGAN_NONE ? t : mmgan_add(c->g, hsum, t);
+    }
+    snprintf(name, sizeof name, "%s (2nd order)", what);
+    e2 = fd_check(c, hsum, name, h, 1e-2);
+    return e1 > e2 ? e1 : e2;
+}
+
+static void fd_free(fdcase *c)
+{
+    int i;
+    for (i = 0; i < c->nx; i++) free(c->xv[i]);
+    mmgan_graph_free(c->g);
+    memset(c, 0, sizeof *c);
+}
+
+static void fd_new(fdcase *c)
+{
+    memset(c, 0, sizeof *c);
+    c->g = mmgan_graph_new(ctx);
+}
+
+#define S(...) (const int[]){__VA_ARGS__}
+
+/* One case per op (and per interesting shape); returns the output node. */
+enum { NCASES = 52 };
+static mmgan_node build_case(fdcase *c, int k, const char **name)
+{
+    mmgan_graph *g = c->g;
+    mmgan_node a, b;
+    switch (k) {
+    case 0: *name = "add [3x4]+[4]"; a = add_input(c, 2, S(3, 4), V_ANY); b = add_input(c, 1, S(4), V_ANY); return mmgan_add(g, a, b);
+    case 1: *name = "add [2x3x2x2]+[1x3x1x1]"; a = add_input(c, 4, S(2, 3, 2, 2), V_ANY); b = add_input(c, 4, S(1, 3, 1, 1), V_ANY); return mmgan_add(g, a, b);
+    case 2: *name = "sub [3x1]-[1x5]"; a = add_input(c, 2, S(3, 1), V_ANY); b = add_input(c, 2, S(1, 5), V_ANY); return mmgan_sub(g, a, b);
+    case 3: *name = "mul [4x5]*[4x1]"; a = add_input(c, 2, S(4, 5), V_ANY); b = add_input(c, 2, S(4, 1), V_ANY); return mmgan_mul(g, a, b);
+    case 4: *name = "mul same"; a = add_input(c, 2, S(3, 7), V_ANY); b = add_input(c, 2, S(3, 7), V_ANY); return mmgan_mul(g, a, b);
+    case 5: *name = "div [3x4]/[4]"; a = add_input(c, 2, S(3, 4), V_ANY); b = add_input(c, 1, S(4), V_ANY); return mmgan_div(g, a, b);
+    case 6: *name = "affine"; a = add_input(c, 2, S(2, 5), V_ANY); return mmgan_affine(g, a, -1.5f, 0.25f);
+    case 7: *name = "sum_to [2x3x4]->[3x1]"; a = add_input(c, 3, S(2, 3, 4), V_ANY); return mmgan_sum_to(g, a, 2, S(3, 1));
+    case 8: *name = "broadcast_to [3x1]->[2x3x4]"; a = add_input(c, 2, S(3, 1), V_ANY); return mmgan_broadcast_to(g, a, 3, S(2, 3, 4));
+    case 9: *name = "matmul NN"; a = add_input(c, 2, S(3, 4), V_ANY); b = add_input(c, 2, S(4, 5), V_ANY); return mmgan_matmul(g, a, b, 0, 0);
+    case 10: *name = "matmul TN"; a = add_input(c, 2, S(4, 3), V_ANY); b = add_input(c, 2, S(4, 5), V_ANY); return mmgan_matmul(g, a, b, 1, 0);
+    case 11: *name = "matmul NT"; a = add_input(c, 2, S(3, 4), V_ANY); b = add_input(c, 2, S(5, 4), V_ANY); return mmgan_matmul(g, a, b, 0, 1);
+    case 12: *name = "matmul TT"; a = add_input(c, 2, S(4, 3), V_ANY); b = add_input(c, 2, S(5, 4), V_ANY); return mmgan_matmul(g, a, b, 1, 1);
+    case 13: {
+        mmgan_node w, bb;
+        *name = "linear";
+        a = add_input(c, 2, S(3, 6), V_ANY); w = add_input(c, 2, S(4, 6), V_ANY); bb = add_input(c, 1, S(4), V_ANY);
+        return mmgan_linear(g, a, w, bb);
+    }
+    case 14: *name = "bias_add 4-d"; a = add_input(c, 4, S(2, 3, 2, 3), V_ANY); b = add_input(c, 1, S(3), V_ANY); return mmgan_bias_add(g, a, b);
+    case 15: *name = "conv2d 3x3 s1 p1"; a = add_input(c, 4, S(2, 2, 5, 5), V_ANY); b = add_input(c, 4, S(3, 2, 3, 3), V_ANY); return mmgan_conv2d(g, a, b, 1, 1);
+    case 16: *name = "conv2d 4x4 s2 p1 batch 1"; a = add_input(c, 4, S(1, 2, 6, 6), V_ANY); b = add_input(c, 4, S(3, 2, 4, 4), V_ANY); return mmgan_conv2d(g, a, b, 2, 1);
+    case 17: *name = "conv2d 3x2 s2 p0 odd"; a = add_input(c, 4, S(2, 1, 7, 5), V_ANY); b = add_input(c, 4, S(2, 1, 3, 2), V_ANY); return mmgan_conv2d(g, a, b, 2, 0);
+    case 18: *name = "conv_transpose2d 4x4 s2 p1"; a = add_input(c, 4, S(2, 3, 3, 3), V_ANY); b = add_input(c, 4, S(3, 2, 4, 4), V_ANY); return mmgan_conv_transpose2d(g, a, b, 2, 1, 0);
+    case 19: *name = "conv_transpose2d 3x3 s2 p1 out_pad 1"; a = add_input(c, 4, S(1, 2, 3, 4), V_ANY); b = add_input(c, 4, S(2, 3, 3, 3), V_ANY); return mmgan_conv_transpose2d(g, a, b, 2, 1, 1);
+    case 20: *name = "conv_transpose2d 3x3 s1 p0"; a = add_input(c, 4, S(2, 2, 3, 3), V_ANY); b = add_input(c, 4, S(2, 1, 3, 3), V_ANY); return mmgan_conv_transpose2d(g, a, b, 1, 0, 0);
+    case 21: *name = "conv2d_wgrad 3x3 s2 p1"; a = add_input(c, 4, S(2, 2, 5, 5), V_ANY); b = add_input(c, 4, S(2, 3, 3, 3), V_ANY); return mmgan_conv2d_wgrad(g, a, b, 3, 3, 2, 1);
+    case 22: *name = "reshape"; a = add_input(c, 3, S(2, 3, 4), V_ANY); return mmgan_reshape(g, a, 2, S(4, 6));
+    case 23: *name = "flatten"; a = add_input(c, 4, S(2, 3, 2, 2), V_ANY); return mmgan_flatten(g, a);
+    case 24: *name = "concat"; a = add_input(c, 2, S(2, 3), V_ANY); b = add_input(c, 2, S(3, 3), V_ANY); return mmgan_concat(g, a, b);
+    case 25: *name = "slice"; a = add_input(c, 3, S(5, 2, 2), V_ANY); return mmgan_slice(g, a, 1, 3);
+    case 26: *name = "pad_batch"; a = add_input(c, 2, S(2, 3), V_ANY); return mmgan_pad_batch(g, a, 1, 4);
+    case 27: *name = "relu"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_relu(g, a);
+    case 28: *name = "leaky_relu"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_leaky_relu(g, a, 0.2f);
+    case 29: *name = "sigmoid"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_sigmoid(g, mmgan_scale(g, a, 2.0f));
+    case 30: *name = "tanh"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_tanh(g, mmgan_scale(g, a, 2.0f));
+    case 31: *name = "softplus"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_softplus(g, mmgan_scale(g, a, 3.0f));
+    case 32: *name = "log_sigmoid"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_log_sigmoid(g, mmgan_scale(g, a, 3.0f));
+    case 33: *name = "exp"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_exp(g, a);
+    case 34: *name = "log"; a = add_input(c, 2, S(4, 5), V_POS); return mmgan_log(g, a);
+    case 35: *name = "sqrt"; a = add_input(c, 2, S(4, 5), V_POS); return mmgan_sqrt(g, a);
+    case 36: *name = "abs"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_abs(g, a);
+    case 37: *name = "square"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_square(g, a);
+    case 38: *name = "maximum"; a = add_input(c, 2, S(4, 5), V_ANY); return mmgan_maximum(g, mmgan_affine(g, a, 1.0f, 0.3f), 0.3f);
+    case 39: *name = "sum"; a = add_input(c, 3, S(2, 3, 4), V_ANY); return mmgan_sum(g, a);
+    case 40: *name = "mean"; a = add_input(c, 3, S(2, 3, 4), V_ANY); return mmgan_mean(g, a);
+    case 41: *name = "sum_per_sample"; a = add_input(c, 4, S(3, 2, 2, 2), V_ANY); return mmgan_sum_per_sample(g, a);
+    case 42: *name = "mean_per_sample"; a = add_input(c, 2, S(3, 5), V_ANY); return mmgan_mean_per_sample(g, a);
+    case 43: *name = "max_abs_per_sample"; a = add_input(c, 4, S(3, 2, 2, 3), V_DISTINCT); return mmgan_max_abs_per_sample(g, a);
+    case 44: *name = "softmax_per_sample"; a = add_input(c, 3, S(3, 2, 3), V_ANY); return mmgan_softmax_per_sample(g, a, 1.5f);
+    case 45: *name = "smooth_max_per_sample"; a = add_input(c, 2, S(3, 6), V_ANY); return mmgan_smooth_max_per_sample(g, a, 1.0f);
+    case 46: case 47: {
+        mmgan_node gm, bt;
+        mmgan_param *rm = mmgan_param_new(ctx, "rm", 1, S(3)), *rv = mmgan_param_new(ctx, "rv", 1, S(3));
+        *name = k == 46 ? "batch_norm train [4x3x2x2]" : "batch_norm eval";
+        mmgan_param_init(rv, MMGAN_INIT_CONST, 1.5f, NULL);
+        mmgan_param_init(rm, MMGAN_INIT_CONST, 0.1f, NULL);
+        a = add_input(c, 4, S(4, 3, 2, 2), V_ANY); gm = add_input(c, 1, S(3), V_ANY); bt = add_input(c, 1, S(3), V_ANY);
+        /* The params outlive the graph by design; these few bytes leak per run of the suite. */
+        return mmgan_batch_norm(g, a, gm, bt, rm, rv, 0.1f, 1e-5f, k == 46);
+    }
+    case 48: {
+        mmgan_node gm, bt;
+        *name = "batch_norm train [5x4]";
+        a = add_input(c, 2, S(5, 4), V_ANY); gm = add_input(c, 1, S(4), V_ANY); bt = add_input(c, 1, S(4), V_ANY);
+        return mmgan_batch_norm(g, a, gm, bt, NULL, NULL, 0.1f, 1e-5f, 1);
+    }
+    case 49: {
+        mmgan_node gm, bt;
+        *name = "layer_norm [3x2x2x2]";
+        a = add_input(c, 4, S(3, 2, 2, 2), V_ANY); gm = add_input(c, 3, S(2, 2, 2), V_ANY); bt = add_input(c, 3, S(2, 2, 2), V_ANY);
+        return mmgan_layer_norm(g, a, gm, bt, 1e-5f);
+    }
+    case 50: *name = "conv2d 1x1"; a = add_input(c, 4, S(2, 3, 2, 3), V_ANY); b = add_input(c, 4, S(2, 3, 1, 1), V_ANY); return mmgan_conv2d(g, a, b, 1, 0);
+    case 51: *name = "conv2d 5x5 s3 p2"; a = add_input(c, 4, S(1, 2, 7, 8), V_ANY); b = add_input(c, 4, S(2, 2, 5, 5), V_ANY); return mmgan_conv2d(g, a, b, 3, 2);
+    }
+    return MMGAN_NONE;
+}
+
+static void test_every_op(void)
+{
+    int k;
+    for (k = 0; k < NCASES; k++) {
+        fdcase c;
+        const char *name = "?";
+        mmgan_node y;
+        fd_new(&c);
+        y = build_case(&c, k, &name);
+        check_op(&c, y, name, 1e-2);
+        fd_free(&c);
+    }
+}
+
+/* Broken on purpose: tanh' with a 10% error, and a tanh' whose first order
+ * is right but whose own derivative is lost (a detached factor). */
+static mmgan_node broken_tanh(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    (void)i;
+    return mmgan_mul(g, gy, mmgan_affine(g, mmgan_square(g, id), -1.1f, 1.0f));
+}
+static mmgan_node detached_tanh(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
+{
+    (void)i;
+    return mmgan_mul(g, gy, mmgan_detach(g, mmgan_affine(g, mmgan_square(g, id), -1.0f, 1.0f)));
+}
+
+static void test_checker_catches_bugs(void)
+{
+    mmgan__vjp_fn good = mmgan__ops[MMGAN__OP_TANH].vjp;
+    fdcase c;
+    mmgan_node x, f, gr;
+    double e;
+
+    /* First order broken: the first-order check must fail. */
+    mmgan__ops[MMGAN__OP_TANH].vjp = broken_tanh;
+    fd_new(&c);
+    x = add_input(&c, 2, S(3, 4), V_ANY);
+    f = mmgan_sum(c.g, mmgan_mul(c.g, mmgan_tanh(c.g, x), rand_const(c.g, x)));
+    fd_quiet = 1;
+    e = fd_check(&c, f, "broken tanh'", 1e-2, 1e-2);
+    fd_quiet = 0;
+    CHECK(e > 1e-2, "a 10%% error in tanh' went unnoticed (error %.3g)", e);
+    fd_free(&c);
+
+    /* Second order broken: first order passes, second order must fail. */
+    mmgan__ops[MMGAN__OP_TANH].vjp = detached_tanh;
+    fd_new(&c);
+    x = add_input(&c, 2, S(3, 4), V_ANY);
+    f = mmgan_sum(c.g, mmgan_mul(c.g, mmgan_tanh(c.g, x), rand_const(c.g, x)));
+    e = fd_check(&c, f, "detached tanh' (first order is right)", 1e-2, 1e-2);
+    CHECK(e <= 1e-2, "first order of the detached tanh' should pass (%.3g)", e);
+    mmgan_grad(c.g, f, 1, &x, &gr);
+    f = mmgan_sum(c.g, mmgan_mul(c.g, gr, rand_const(c.g, gr)));
+    fd_quiet = 1;
+    e = fd_check(&c, f, "detached tanh' second order", 1e-2, 1e-2);
+    fd_quiet = 0;
+    CHECK(e > 1e-2, "a lost second derivative went unnoticed (error %.3g)", e);
+    fd_free(&c);
+
+    /* An op without a derivative is refused when the gradient is built. */
+    mmgan__ops[MMGAN__OP_TANH].vjp = NULL;
+    fd_new(&c);
+    x = add_input(&c, 2, S(3, 4), V_ANY);
+    f = mmgan_sum(c.g, mmgan_tanh(c.g, x));
+    CHECK(mmgan_grad(c.g, f, 1, &x, &gr) == MMGAN_ERR_UNSUPPORTED && gr == MMGAN_NONE,
+          "grad through an op without derivative must fail");
+    CHECK(strstr(mmgan_ctx_error(ctx), "tanh") != NULL, "message names the op: %s", mmgan_ctx_error(ctx));
+    fd_free(&c);
+    mmgan__ops[MMGAN__OP_TANH].vjp = good;
+    mmgan_ctx_clear_error(ctx);
+}
+
+/* A small critic: conv (stride 2, pad 1) + bias, leaky relu, linear. */
+typedef struct critic {
+    mmgan_param *w1, *b1, *w2, *b2;
+} critic;
+
+static mmgan_node critic_apply(mmgan_graph *g, const critic *cr, mmgan_node x)
+{
+    mmgan_node h = mmgan_conv2d(g, x, mmgan_parameter(g, cr->w1), 2, 1);
+    h = mmgan_leaky_relu(g, mmgan_bias_add(g, h, mmgan_parameter(g, cr->b1)), 0.2f);
+    return mmgan_linear(g, mmgan_flatten(g, h), mmgan_parameter(g, cr->w2), mmgan_parameter(g, cr->b2));
+}
+
+/* ||d critic / dx||_2 per sample, built with grad. */
+static mmgan_node grad_norm(mmgan_graph *g, const critic *cr, mmgan_node x)
+{
+    mmgan_node gx;
+    mmgan_grad(g, critic_apply(g, cr, x), 1, &x, &gx);
+    return mmgan_sqrt(g, mmgan_affine(g, mmgan_sum_per_sample(g, mmgan_square(g, gx)), 1.0f, 1e-12f));
+}
+
+static void test_critic_penalty(void)
+{
+    critic cr;
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_param *ps[4];
+    mmgan_node x, norm, pen, gw[4], pn[4], targets[6];
+    mmgan_plan *p;
+    float xv[5 * 36];
+    int i, before;
+
+    cr.w1 = mmgan_param_new(ctx, "w1", 4, S(4, 1, 3, 3));
+    cr.b1 = mmgan_param_new(ctx, "b1", 1, S(4));
+    cr.w2 = mmgan_param_new(ctx, "w2", 2, S(1, 36));
+    cr.b2 = mmgan_param_new(ctx, "b2", 1, S(1));
+    ps[0] = cr.w1; ps[1] = cr.b1; ps[2] = cr.w2; ps[3] = cr.b2;
+    /* Finite differences cannot cross the kinks of leaky relu, so each
+     * channel's bias keeps its pre-activations on one side (checked below):
+     * two channels on the slope-1 side, two on the slope-0.2 side. */
+    mmgan_param_init(cr.w1, MMGAN_INIT_NORMAL, 0.1f, &rng);
+    {
+        float *b1 = mmgan_param_tensor(cr.b1)->data, *w1 = mmgan_param_tensor(cr.w1)->data;
+        int o, j;
+        b1[0] = 1.5f; b1[1] = -1.5f; b1[2] = 1.2f; b1[3] = -1.2f;
+        for (o = 0; o < 4; o++) {
+            double l1 = 0;   /* |pre - b1| <= sum |w1| since |x| <= 1 */
+            for (j = 0; j < 9; j++) l1 += fabs(w1[o * 9 + j]);
+            CHECK(l1 + 9 * 1e-2 < fabs(b1[o]), "test setup: channel %d may cross a kink", o);
+        }
+    }
+    mmgan_param_init(cr.w2, MMGAN_INIT_XAVIER_UNIFORM, 1.0f, &rng);
+    mmgan_param_init(cr.b2, MMGAN_INIT_UNIFORM, 0.3f, &rng);
+    mmgan_rng_fill_uniform(&rng, xv, 5 * 36, -1.0f, 1.0f);
+
+    x = mmgan_input(g, "x", 4, S(5, 1, 6, 6));
+    mmgan_graph_feed(g, x, xv);
+    before = mmgan_graph_size(g);
+    norm = grad_norm(g, &cr, x);
+    /* The inner grad(D(x), x) builds no weight gradient. */
+    {
+        int wgrads = 0;
+        for (i = before; i < mmgan_graph_size(g); i++) wgrads += g->nodes[i].op == MMGAN__OP_WGRAD;
+        CHECK(wgrads == 0, "grad(D(x), x) built %d weight-gradient nodes", wgrads);
+    }
+    pen = mmgan_mean(g, mmgan_square(g, mmgan_affine(g, norm, 1.0f, -1.0f)));
+    for (i = 0; i < 4; i++) pn[i] = mmgan_parameter(g, ps[i]);
+    /* Gradient of the penalty with respect to the weights: the double backward. */
+    CHECK(mmgan_grad(g, pen, 4, pn, gw) == MMGAN_OK, "grad of the penalty: %s", mmgan_ctx_error(ctx));
+    targets[0] = pen; targets[1] = norm;
+    for (i = 0; i < 4; i++) targets[i + 2] = gw[i];
+    p = mmgan_plan_new(g, 6, targets);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "penalty plan: %s", mmgan_ctx_error(ctx));
+    if (!p) return;
+    for (i = 0; i < 4; i++) {
+        mmgan_tensor *t = mmgan_param_tensor(ps[i]);
+        size_t n = t->numel, e;
+        float *an = (float *)malloc(n * sizeof(float));
+        double *fd = (double *)malloc(n * sizeof(double)), err;
+        mmgan_plan_run(p);
+        memcpy(an, mmgan_plan_value(p, gw[i]), n * sizeof(float));
+        for (e = 0; e < n; e++) {
+            float keep = t->data[e];
+            double fp, fm, h = 1e-2;
+            t->data[e] = (float)(keep + h); mmgan_plan_run(p); fp = mmgan_plan_value(p, pen)[0];
+            t->data[e] = (float)(keep - h); mmgan_plan_run(p); fm = mmgan_plan_value(p, pen)[0];
+            t->data[e] = keep;
+            fd[e] = (fp - fm) / ((double)(float)(keep + h) - (double)(float)(keep - h));
+        }
+        err = rel_err(an, fd, n, 1e-3);
+        CHECK(err <= 1e-2, "gradient penalty d/d%s error %.3g", mmgan_param_name(ps[i]), err);
+        free(an); free(fd);
+    }
+    mmgan_plan_run(p);
+    /* The per-sample norm of a batch of 5 equals five single-sample norms. */
+    {
+        const float *nb = mmgan_plan_value(p, norm);
+        for (i = 0; i < 5; i++) {
+            mmgan_graph *g1 = mmgan_graph_new(ctx);
+            mmgan_node x1 = mmgan_input(g1, "x1", 4, S(1, 1, 6, 6)), n1;
+            mmgan_plan *p1;
+            mmgan_graph_feed(g1, x1, xv + 36 * i);
+            n1 = grad_norm(g1, &cr, x1);
+            p1 = mmgan_plan_new(g1, 1, &n1);
+            CHECK(p1 && mmgan_plan_run(p1) == MMGAN_OK, "single-sample plan");
+            if (p1) {
+                double a = nb[i], b = mmgan_plan_value(p1, n1)[0];
+                CHECK(fabs(a - b) <= 1e-5 * fabs(b) && b > 0.01, "sample %d: batch norm %.8g, alone %.8g", i, a, b);
+            }
+            mmgan_plan_free(p1);
+            mmgan_graph_free(g1);
+        }
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    for (i = 0; i < 4; i++) mmgan_param_free(ps[i]);
+}
+
+/* A third-order derivative: d^3/dx^3 of sum(tanh(x)) against its closed form. */
+static void test_third_order(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    float xv[6] = {-1.2f, -0.4f, 0.0f, 0.3f, 0.9f, 2.0f};
+    mmgan_node x = mmgan_input(g, "x", 1, S(6)), g1, g2, g3;
+    mmgan_plan *p;
+    int i;
+    mmgan_graph_feed(g, x, xv);
+    mmgan_grad(g, mmgan_sum(g, mmgan_tanh(g, x)), 1, &x, &g1);
+    mmgan_grad(g, g1, 1, &x, &g2);
+    mmgan_grad(g, g2, 1, &x, &g3);
+    p = mmgan_plan_new(g, 1, &g3);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "third-order plan: %s", mmgan_ctx_error(ctx));
+    for (i = 0; p && i < 6; i++) {
+        double t = tanh(xv[i]), want = -2.0 * (1 - t * t) * (1 - 3 * t * t);
+        double got = mmgan_plan_value(p, g3)[i];
+        CHECK(fabs(got - want) <= 1e-5 + 1e-5 * fabs(want), "tanh''' at %g: %.8g, want %.8g", xv[i], got, want);
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+}
+
+static void test_detach_and_pruning(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    float xv[4] = {1, -2, 3, 0.5f};
+    mmgan_node x = mmgan_input(g, "x", 1, S(4)), y, gx, unused, z;
+    mmgan_plan *p;
+    int i;
+    mmgan_graph_feed(g, x, xv);
+    /* y = sum(detach(x) * x): dy/dx = detach(x) = x, not 2x. */
+    y = mmgan_sum(g, mmgan_mul(g, mmgan_detach(g, mmgan_exp(g, x)), x));
+    unused = mmgan_exp(g, mmgan_scale(g, x, 3.0f));
+    mmgan_grad(g, y, 1, &x, &gx);
+    p = mmgan_plan_new(g, 1, &gx);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "detach plan");
+    for (i = 0; p && i < 4; i++)
+        CHECK(fabsf(mmgan_plan_value(p, gx)[i] - expf(xv[i])) <= 1e-5f * expf(xv[i]), "detach: grad %d", i);
+    CHECK(p && mmgan_plan_value(p, unused) == NULL, "a node the targets do not need has no value");
+    CHECK(p && p->n < mmgan_graph_size(g), "the plan pruned nothing (%d of %d nodes)", p ? p->n : -1, mmgan_graph_size(g));
+    for (i = 0; p && i < p->n; i++) CHECK(p->order[i] != unused, "unused node planned");
+    mmgan_plan_free(p);
+    /* A wrt node that y does not depend on gets a zero gradient. */
+    z = mmgan_input(g, "z", 1, S(3));
+    mmgan_grad(g, y, 1, &z, &gx);
+    p = mmgan_plan_new(g, 1, &gx);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "zero-gradient plan");
+    for (i = 0; p && i < 3; i++) CHECK(mmgan_plan_value(p, gx)[i] == 0.0f, "independent wrt: zero gradient");
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+}
+
+/* Liveness: a long chain needs a few buffers, not one per node. */
+static void test_buffer_reuse(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    float *xv = (float *)calloc(1024, sizeof(float));
+    mmgan_node x = mmgan_input(g, "x", 2, S(4, 256)), y = x;
+    mmgan_plan *p;
+    int i;
+    mmgan_graph_feed(g, x, xv);
+    for (i = 0; i < 50; i++) y = mmgan_tanh(g, mmgan_affine(g, y, 0.9f, 0.1f));
+    p = mmgan_plan_new(g, 1, &y);
+    CHECK(p && mmgan_plan_bytes(p) <= 3 * 1024 * sizeof(float), "100-node chain holds %lu bytes",
+          (unsigned long)(p ? mmgan_plan_bytes(p) : 0));
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "chain runs");
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    free(xv);
+}
+
+static void test_build_errors(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_node x = mmgan_input(g, "x", 4, S(2, 3, 8, 8)), w = mmgan_input(g, "w", 4, S(4, 1, 3, 3)), y, z;
+    mmgan_plan *p;
+    y = mmgan_conv2d(g, x, w, 1, 1);
+    CHECK(y == MMGAN_NONE && mmgan_graph_status(g) == MMGAN_ERR_SHAPE, "conv2d channel mismatch refused");
+    CHECK(strstr(mmgan_ctx_error(ctx), "input has 3 channels, weight expects 1") != NULL &&
+          strstr(mmgan_ctx_error(ctx), "[2, 3, 8, 8]") != NULL, "message: %s", mmgan_ctx_error(ctx));
+    /* Errors propagate quietly: the first message stays. */
+    z = mmgan_relu(g, mmgan_add(g, y, x));
+    CHECK(z == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "conv2d") != NULL, "first error kept: %s", mmgan_ctx_error(ctx));
+    p = mmgan_plan_new(g, 1, &x);
+    CHECK(p == NULL, "a graph with a build error is not planned");
+    mmgan_graph_free(g);
+
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 2, S(3, 4));
+    w = mmgan_input(g, "w", 2, S(5, 3));
+    CHECK(mmgan_matmul(g, x, w, 0, 0) == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "matmul") != NULL,
+          "matmul inner mismatch: %s", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 2, S(3, 4));
+    CHECK(mmgan_add(g, x, mmgan_input(g, "b", 1, S(3))) == MMGAN_NONE &&
+          strstr(mmgan_ctx_error(ctx), "do not broadcast") != NULL, "broadcast mismatch: %s", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 4, S(1, 2, 3, 3));
+    w = mmgan_input(g, "w", 4, S(2, 2, 3, 3));
+    CHECK(mmgan_conv_transpose2d(g, x, w, 2, 0, 2) == MMGAN_NONE, "out_pad >= stride refused");
+    CHECK(mmgan_slice(g, x, 1, 1) == MMGAN_NONE, "slice past the batch refused");
+    mmgan_graph_free(g);
+
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "images", 2, S(2, 2));
+    y = mmgan_relu(g, x);
+    p = mmgan_plan_new(g, 1, &y);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "images") != NULL,
+          "unfed input reported: %s", mmgan_ctx_error(ctx));
+    mmgan_plan_free(p);
+    CHECK(mmgan_reshape(g, x, 1, S(5)) == MMGAN_NONE, "reshape to a different size refused");
+    CHECK(mmgan_relu(g, 12345) == MMGAN_NONE, "a node that does not exist is refused");
+    mmgan_graph_free(g);
+    mmgan_ctx_clear_error(ctx);
+}
+
+static void test_initializers(void)
+{
+    mmgan_param *w = mmgan_param_new(ctx, "w", 4, S(64, 32, 4, 4));
+    mmgan_tensor *t = mmgan_param_tensor(w);
+    double s = 0, s2 = 0, want;
+    size_t i;
+    mmgan_param_init(w, MMGAN_INIT_HE_NORMAL, 0.0f, &rng);
+    for (i = 0; i < t->numel; i++) { s += t->data[i]; s2 += (double)t->data[i] * t->data[i]; }
+    want = 2.0 / (32 * 16);
+    CHECK(fabs(s2 / t->numel - want) < 0.05 * want, "He normal variance %.4g, want %.4g", s2 / t->numel, want);
+    mmgan_param_init(w, MMGAN_INIT_XAVIER_UNIFORM, 1.0f, &rng);
+    for (i = 0, s2 = 0; i < t->numel; i++) s2 += (double)t->data[i] * t->data[i];
+    want = 2.0 / (32 * 16 + 64 * 16);
+    CHECK(fabs(s2 / t->numel - want) < 0.05 * want, "Xavier uniform variance %.4g, want %.4g", s2 / t->numel, want);
+    mmgan_param_init(w, MMGAN_INIT_NORMAL, 0.02f, &rng);
+    for (i = 0, s2 = 0; i < t->numel; i++) s2 += (double)t->data[i] * t->data[i];
+    CHECK(fabs(sqrt(s2 / t->numel) - 0.02) < 0.001, "normal(0.02) std %.4g", sqrt(s2 / t->numel));
+    CHECK(mmgan_param_init(w, MMGAN_INIT_NORMAL, 0.02f, NULL) == MMGAN_ERR_INVALID, "init without rng refused");
+    (void)s;
+    mmgan_param_free(w);
+    mmgan_ctx_clear_error(ctx);
+}
+
+int main(void)
+{
+    test_suite = "test_graph";
+    ctx = mmgan_ctx_new(NULL);
+    mmgan_rng_seed(&rng, 7, 3);
+    test_every_op();
+    test_checker_catches_bugs();
+    test_critic_penalty();
+    test_third_order();
+    test_detach_and_pruning();
+    test_buffer_reuse();
+    test_build_errors();
+    test_initializers();
+    mmgan_ctx_free(ctx);
+    return test_summary();
+}
