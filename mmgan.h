@@ -1531,27 +1531,42 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
 /* ===================================================================== */
 /* 2.6 Convolution                                                        */
 /* ===================================================================== */
-/* All three convolution ops are GEMMs over the same column matrix: for one
+/* All three convolution ops are GEMMs over the same column matrix: for an
  * image x [C, H, W] and a kh x kw window, row (c, i, j) and column (oy, ox)
  * of cols hold x[c][oy*stride - pad + i][ox*stride - pad + j] (0 outside).
- *   conv2d:            y_n  = W [O, CKK] * cols(x_n)
- *   conv_transpose2d:  y_n  = col2im(W^T [CKK, Cin] * x_n)   (the adjoint)
- *   conv2d_wgrad:      dW  += gy_n [O, HoWo] * cols(x_n)^T
- * The loops over the batch run in order, so sums are thread-count free. */
+ * A chunk of nb images lies side by side in cols, so one GEMM covers
+ * nb * Ho * Wo columns: per-image products are too narrow for the
+ * micro-kernel (49 columns waste most of a 48-wide tile).
+ *   conv2d:            Y   = W [O, CKK] * cols(X)            then NCHW order
+ *   conv_transpose2d:  Y   = col2im(W^T [CKK, Cin] * X)       (the adjoint)
+ *   conv2d_wgrad:      dW += GY [O, nb HoWo] * cols(X)^T
+ * Chunks and batch entries are visited in order and the GEMM is
+ * thread-count free, so results do not depend on threads either. */
 typedef struct mmgan__convgeom {
     int c, h, w;        /* the large ("image") side */
     int kh, kw, stride, pad;
     int ho, wo;         /* the small ("output of the forward conv") side */
 } mmgan__convgeom;
 
-static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols)
+/* Floats of column matrix per GEMM: about 4 MB, which keeps the GEMMs wide
+ * and the scratch bounded. */
+#define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
+
+static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
 {
-    const int hw = q->ho * q->wo;
+    size_t per = (size_t)q->c * q->kh * q->kw * q->ho * q->wo;
+    size_t nb = MMGAN__CONV_CHUNK_FLOATS / (per ? per : 1);
+    return nb < 1 ? 1 : nb > (size_t)n ? n : (int)nb;
+}
+
+/* Columns of one image into cols, whose rows are ld floats apart. */
+static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols, size_t ld)
+{
     int c, i, j, oy, ox;
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++)
             for (j = 0; j < q->kw; j++) {
-                float *dst = cols + (size_t)((c * q->kh + i) * q->kw + j) * hw;
+                float *dst = cols + (size_t)((c * q->kh + i) * q->kw + j) * ld;
                 for (oy = 0; oy < q->ho; oy++) {
                     int iy = oy * q->stride - q->pad + i;
                     float *d = dst + oy * q->wo;
@@ -1576,15 +1591,15 @@ static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols)
             }
 }
 
-/* x [C, H, W] += the columns folded back onto the image (im2col's adjoint). */
-static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, float *x)
+/* x [C, H, W] = the columns folded back onto the image (im2col's adjoint). */
+static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld, float *x)
 {
-    const int hw = q->ho * q->wo;
     int c, i, j, oy, ox;
+    memset(x, 0, (size_t)q->c * q->h * q->w * sizeof(float));
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++)
             for (j = 0; j < q->kw; j++) {
-                const float *src = cols + (size_t)((c * q->kh + i) * q->kw + j) * hw;
+                const float *src = cols + (size_t)((c * q->kh + i) * q->kw + j) * ld;
                 for (oy = 0; oy < q->ho; oy++) {
                     int iy = oy * q->stride - q->pad + i;
                     float *d = x + ((size_t)c * q->h + iy) * q->w;
@@ -1598,45 +1613,77 @@ static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, float *x)
             }
 }
 
-/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]); cols: CKK * HoWo floats. */
-static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                              const float *x, const float *w, float *y, float *cols)
+/* nb images [nb][ch][hw] <-> a matrix [ch][nb * hw]. */
+static void mmgan__batch_to_rows(const float *x, int nb, int ch, int hw, float *m)
 {
-    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
-    int b;
-    for (b = 0; b < n; b++) {
-        mmgan__im2col(q, x + (size_t)b * q->c * q->h * q->w, cols);
-        mmgan_gemm(ctx, 0, 0, o, hw, ckk, 1.0f, w, ckk, cols, hw, 0.0f, y + (size_t)b * o * hw, hw);
+    int b, c;
+    for (b = 0; b < nb; b++)
+        for (c = 0; c < ch; c++)
+            memcpy(m + (size_t)c * nb * hw + (size_t)b * hw, x + ((size_t)b * ch + c) * hw, (size_t)hw * sizeof(float));
+}
+
+static void mmgan__rows_to_batch(const float *m, int nb, int ch, int hw, float *x)
+{
+    int b, c;
+    for (b = 0; b < nb; b++)
+        for (c = 0; c < ch; c++)
+            memcpy(x + ((size_t)b * ch + c) * hw, m + (size_t)c * nb * hw + (size_t)b * hw, (size_t)hw * sizeof(float));
+}
+
+/* Scratch floats for n images, o channels on the small side. */
+static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o)
+{
+    size_t nb = (size_t)mmgan__conv_chunk(q, n), hw = (size_t)q->ho * q->wo;
+    return nb * hw * ((size_t)q->c * q->kh * q->kw + (size_t)o) + 16;
+}
+
+/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]). */
+static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
+                              const float *x, const float *w, float *y, float *ws)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
+    const size_t img = (size_t)q->c * q->h * q->w;
+    int b0, b;
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        int nb = MMGAN__MIN(chunk, n - b0);
+        float *cols = ws, *out = ws + (size_t)ckk * nb * hw;
+        for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
+        mmgan_gemm(ctx, 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, cols, nb * hw, 0.0f, out, nb * hw);
+        mmgan__rows_to_batch(out, nb, o, hw, y + (size_t)b0 * o * hw);
     }
 }
 
 /* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw]): the
  * geometry q is that of the forward conv from y's size to x's. */
 static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                                   const float *x, const float *w, float *y, float *cols)
+                                   const float *x, const float *w, float *y, float *ws)
 {
-    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
-    int b;
-    for (b = 0; b < n; b++) {
-        mmgan_gemm(ctx, 1, 0, ckk, hw, o, 1.0f, w, ckk, x + (size_t)b * o * hw, hw, 0.0f, cols, hw);
-        memset(y + (size_t)b * img, 0, img * sizeof(float));
-        mmgan__col2im(q, cols, y + (size_t)b * img);
+    int b0, b;
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        int nb = MMGAN__MIN(chunk, n - b0);
+        float *cols = ws, *in = ws + (size_t)ckk * nb * hw;
+        mmgan__batch_to_rows(x + (size_t)b0 * o * hw, nb, o, hw, in);
+        mmgan_gemm(ctx, 1, 0, ckk, nb * hw, o, 1.0f, w, ckk, in, nb * hw, 0.0f, cols, nb * hw);
+        for (b = 0; b < nb; b++) mmgan__col2im(q, cols + (size_t)b * hw, (size_t)nb * hw, y + (size_t)(b0 + b) * img);
     }
 }
 
 /* dw [O, C, kh, kw] = sum over the batch of gy_n * cols(x_n)^T. */
 static void mmgan__conv2d_bwd_weight(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                                     const float *x, const float *gy, float *dw, float *cols)
+                                     const float *x, const float *gy, float *dw, float *ws)
 {
-    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
-    int b;
-    for (b = 0; b < n; b++) {
-        mmgan__im2col(q, x + (size_t)b * q->c * q->h * q->w, cols);
-        mmgan_gemm(ctx, 0, 1, o, ckk, hw, 1.0f, gy + (size_t)b * o * hw, hw, cols, hw,
-                   b == 0 ? 0.0f : 1.0f, dw, ckk);
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
+    const size_t img = (size_t)q->c * q->h * q->w;
+    int b0, b;
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        int nb = MMGAN__MIN(chunk, n - b0);
+        float *cols = ws, *g = ws + (size_t)ckk * nb * hw;
+        for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
+        mmgan__batch_to_rows(gy + (size_t)b0 * o * hw, nb, o, hw, g);
+        mmgan_gemm(ctx, 0, 1, o, ckk, nb * hw, 1.0f, g, nb * hw, cols, nb * hw, b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
-    if (n == 0) memset(dw, 0, (size_t)o * ckk * sizeof(float));
 }
 
 /* ===================================================================== */
@@ -2786,8 +2833,11 @@ static void mmgan__conv_geom(const mmgan_graph *g, const mmgan__node *nd, mmgan_
 static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 {
     mmgan__convgeom q;
+    const mmgan__node *nx = &g->nodes[nd->in[0]];
     mmgan__conv_geom(g, nd, &q);
-    return (size_t)q.c * q.kh * q.kw * q.ho * q.wo;
+    /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
+    return mmgan__conv_ws(&q, nx->shape[0], nd->op == MMGAN__OP_CONV ? nd->shape[1] :
+                          nd->op == MMGAN__OP_CONVT ? nx->shape[1] : nd->shape[0]);
 }
 
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)

@@ -134,6 +134,7 @@ int main(void)
         {1, 2, 6, 7, 3, 2, 3, 3, 2},
         {5, 1, 4, 4, 2, 1, 1, 1, 0},
         {2, 2, 3, 3, 2, 5, 5, 1, 2},            /* pad larger than half the kernel */
+        {23, 64, 14, 14, 4, 4, 4, 2, 1},        /* 50k columns per image: chunks of 20 and 3 images */
     };
     int i;
     test_suite = "test_conv";

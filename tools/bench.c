@@ -2,6 +2,7 @@
  * (when built with -DMMGAN_BENCH_OPENBLAS -lopenblas) against OpenBLAS on the
  * same shapes.  One line per case:
  *   gemm M N K threads GFLOP/s  pct-of-peak  [openblas GFLOP/s pct]
+ *   conv LAYER forward|input-grad|weight-grad threads GFLOP/s pct-of-peak ms
  * Times are medians of repeated runs, each run at least ~20 ms of work. */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
@@ -106,6 +107,80 @@ static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int m, int n, int k, const fl
     return flops / t[4] * 1e-9;
 }
 
+/* Median seconds of one run of a plan. */
+static double time_plan(mmgan_plan *p, double flops)
+{
+    double t[7];
+    int reps = (int)(2e8 / flops) + 1, r, i;
+    mmgan_plan_run(p);
+    for (r = 0; r < 7; r++) {
+        double t0 = now();
+        for (i = 0; i < reps; i++) mmgan_plan_run(p);
+        t[r] = (now() - t0) / reps;
+    }
+    qsort(t, 7, sizeof t[0], cmp_double);
+    return t[3];
+}
+
+/* The MNIST DCGAN layers at batch 64 (4x4 kernels, stride 2, pad 1): each as
+ * a forward op, its input gradient and its weight gradient. */
+static void bench_conv(mmgan_ctx *ctx, int nt, double peak)
+{
+    static const struct { const char *name; int transpose, c, h, o; } layers[] = {
+        {"D1 conv 1->64 28x28", 0, 1, 28, 64},
+        {"D2 conv 64->128 14x14", 0, 64, 14, 128},
+        {"G1 convT 128->64 7x7", 1, 128, 7, 64},
+        {"G2 convT 64->1 14x14", 1, 64, 14, 1},
+    };
+    int l, n = 64;
+    mmgan_rng rng;
+    mmgan_rng_seed(&rng, 3, 3);
+    for (l = 0; l < 4; l++) {
+        int c = layers[l].c, h = layers[l].h, o = layers[l].o, tr = layers[l].transpose;
+        int ho = tr ? 2 * h : h / 2, xs[4], ws[4], ys[4], k;
+        mmgan_graph *g = mmgan_graph_new(ctx);
+        mmgan_node x, w, gy, t[3];
+        float *xv, *wv, *gv;
+        /* 2 * (small image pixels) * (small channels) * (large channels) * 16 */
+        double flops = 2.0 * n * (tr ? h * h : ho * ho) * c * o * 16;
+        static const char *what[3] = {"forward", "input-grad", "weight-grad"};
+        xs[0] = n; xs[1] = c; xs[2] = h; xs[3] = h;
+        ys[0] = n; ys[1] = o; ys[2] = ho; ys[3] = ho;
+        ws[0] = tr ? c : o; ws[1] = tr ? o : c; ws[2] = 4; ws[3] = 4;
+        x = mmgan_input(g, "x", 4, xs);
+        w = mmgan_input(g, "w", 4, ws);
+        gy = mmgan_input(g, "gy", 4, ys);
+        xv = (float *)malloc(sizeof(float) * n * c * h * h);
+        gv = (float *)malloc(sizeof(float) * n * o * ho * ho);
+        wv = (float *)malloc(sizeof(float) * 16 * c * o);
+        mmgan_rng_fill_uniform(&rng, xv, (size_t)n * c * h * h, -1, 1);
+        mmgan_rng_fill_uniform(&rng, gv, (size_t)n * o * ho * ho, -1, 1);
+        mmgan_rng_fill_uniform(&rng, wv, (size_t)16 * c * o, -1, 1);
+        mmgan_graph_feed(g, x, xv); mmgan_graph_feed(g, w, wv); mmgan_graph_feed(g, gy, gv);
+        if (!tr) {
+            t[0] = mmgan_conv2d(g, x, w, 2, 1);
+            t[1] = mmgan_conv_transpose2d(g, gy, w, 2, 1, 0);
+            t[2] = mmgan_conv2d_wgrad(g, x, gy, 4, 4, 2, 1);
+        } else {
+            t[0] = mmgan_conv_transpose2d(g, x, w, 2, 1, 0);
+            t[1] = mmgan_conv2d(g, gy, w, 2, 1);
+            t[2] = mmgan_conv2d_wgrad(g, gy, x, 4, 4, 2, 1);
+        }
+        for (k = 0; k < 3; k++) {
+            mmgan_plan *p = mmgan_plan_new(g, 1, &t[k]);
+            double sec;
+            if (!p) { printf("conv: %s\n", mmgan_ctx_error(ctx)); break; }
+            sec = time_plan(p, flops);
+            printf("conv %-22s %-11s %d %.1f GFLOP/s %5.1f%% of peak  %.3f ms\n", layers[l].name, what[k], nt,
+                   flops / sec * 1e-9, 100 * flops / sec * 1e-9 / peak, sec * 1e3);
+            fflush(stdout);
+            mmgan_plan_free(p);
+        }
+        mmgan_graph_free(g);
+        free(xv); free(gv); free(wv);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const int sq[] = {64, 128, 256, 512, 1024, 2048};
@@ -155,6 +230,7 @@ int main(int argc, char **argv)
             printf("\n");
             fflush(stdout);
         }
+        bench_conv(ctx, nt, peak[nt]);
     }
     free(a); free(b); free(c);
     mmgan_ctx_free(ctx);
