@@ -2,11 +2,12 @@
 #   make test        build checks and the test suites for every kernel set this CPU runs
 #   make test-cross  the suites under qemu-user: aarch64, armv7 NEON, riscv64, s390x
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed)
+#   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch)
 CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 
-.PHONY: test test-cross bench clean
+.PHONY: test test-cross bench crosscheck clean
 
 test:
 	@sh tests/run.sh unit
@@ -21,6 +22,17 @@ build/bench: tools/bench.c mmgan.h
 # OpenBLAS at its best: its own core type detection, one thread per bench thread.
 bench: build/bench
 	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 ./build/bench
+
+build/crosscheck: tests/crosscheck.c mmgan.h
+	@mkdir -p build
+	$(CC) -std=c99 -O2 -march=native -Wall -Wextra -Wpedantic tests/crosscheck.c -o $@ -lm
+
+# PyTorch is only the reference: Debian's python3-torch, hence /usr/bin/python3.
+# The comparison runs even when some network failed in C, so that it is counted.
+crosscheck: build/crosscheck
+	@./build/crosscheck build/crosscheck.bin; c=$$?; \
+	/usr/bin/python3 tests/crosscheck.py build/crosscheck.bin; p=$$?; \
+	[ $$c -eq 0 ] && [ $$p -eq 0 ]
 
 clean:
 	rm -rf build

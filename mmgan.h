@@ -31,6 +31,20 @@
  *
  *   Build: cc -O2 -march=native prog.c -lm          (add -fopenmp for threads)
  *
+ *   Networks are graphs, built once and run many times (examples/penalty.c):
+ *
+ *       mmgan_graph *g = mmgan_graph_new(ctx);
+ *       mmgan_node x = mmgan_input(g, "x", 4, xshape), gx, gw;
+ *       mmgan_node w = mmgan_parameter(g, w1);          // an mmgan_param
+ *       mmgan_node d = mmgan_sum(g, mmgan_tanh(g, mmgan_conv2d(g, x, w, 2, 1)));
+ *       mmgan_grad(g, d, 1, &x, &gx);                   // dD/dx, itself a graph
+ *       mmgan_node pen = mmgan_sum(g, mmgan_square(g, gx));
+ *       mmgan_grad(g, pen, 1, &w, &gw);                 // second order
+ *       mmgan_plan *p = mmgan_plan_new(g, 1, &gw);      // check mmgan_graph_status
+ *       mmgan_graph_feed(g, x, data);
+ *       mmgan_plan_run(p);                              // allocates nothing
+ *       const float *dw = mmgan_plan_value(p, gw);
+ *
  * CONFIGURATION MACROS (define before including, in the implementation file)
  *   MMGAN_IMPLEMENTATION   compile the implementation into this translation unit.
  *   MMGAN_STATIC           make every function static (private to one file).
@@ -58,13 +72,18 @@
  *
  * CONTENTS
  *   Part 1, the API (this half of the file):
- *     1.1 Version and packaging        1.4 Tensors
- *     1.2 Status codes and errors      1.5 Random numbers
- *     1.3 Contexts and memory          1.6 GEMM and vector kernels
+ *     1.1 Version and packaging        1.6 GEMM and vector kernels
+ *     1.2 Status codes and errors      1.7 Parameters
+ *     1.3 Contexts and memory          1.8 Graphs and ops
+ *     1.4 Tensors                      1.9 Automatic differentiation
+ *     1.5 Random numbers               1.10 Execution plans
  *   Part 2, the implementation (under MMGAN_IMPLEMENTATION):
- *     2.1 Platform and SIMD layer      2.4 Tensors and random numbers
- *     2.2 Memory                       2.5 GEMM
- *     2.3 Errors and contexts          2.6 Elementwise vector kernels
+ *     2.1 Platform and SIMD layer      2.7 Elementwise vector kernels
+ *     2.2 Memory                       2.8 Parameters and graph building
+ *     2.3 Errors and contexts          2.9 The op table: forward kernels and VJPs
+ *     2.4 Tensors and random numbers   2.10 Execution plans
+ *     2.5 GEMM                         2.11 Automatic differentiation
+ *     2.6 Convolution
  */
 #ifndef MMGAN_H_INCLUDED
 #define MMGAN_H_INCLUDED

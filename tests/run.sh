@@ -63,6 +63,12 @@ build_checks() {
         else grep -q "MMGAN_MALLOC, MMGAN_REALLOC and MMGAN_FREE" "$tu/log"; st=$?; fi
         result "$cc partial allocator override is an #error" $st
     done
+    # The examples build warning-free as they are.
+    for ex in examples/*.c; do
+        [ -f "$ex" ] || continue
+        $CC $WFLAGS -O2 "$ex" -o "$tu/example" -lm >"$tu/log" 2>&1
+        st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$ex builds" $st
+    done
     for cxx in g++ clang++; do
         has $cxx || { skipped=$((skipped + 1)); note "skip: $cxx not installed"; continue; }
         for defs in "" "-march=native" "-DMMGAN_STATIC"; do
