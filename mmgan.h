@@ -439,6 +439,18 @@ MMGAN_DEF mmgan_node mmgan_batch_norm(mmgan_graph *g, mmgan_node x, mmgan_node g
  * without the batch axis (either may be MMGAN_NONE). */
 MMGAN_DEF mmgan_node mmgan_layer_norm(mmgan_graph *g, mmgan_node x, mmgan_node gamma, mmgan_node beta, float eps);
 
+/* Random values drawn from rng at every run of a plan (interpolation weights,
+ * noise), shape as given; constants for differentiation. */
+MMGAN_DEF mmgan_node mmgan_random_uniform(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape,
+                                          float lo, float hi);
+/* Normal values drawn from rng at every run. */
+MMGAN_DEF mmgan_node mmgan_random_normal(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape,
+                                         float mean, float std);
+/* A [1] node that reads *value at every run (a scalar controlled from outside). */
+MMGAN_DEF mmgan_node mmgan_scalar_ref(mmgan_graph *g, const float *value);
+/* max over every axis but the batch (signed), with derivative 1 at the first maximum. */
+MMGAN_DEF mmgan_node mmgan_max_per_sample(mmgan_graph *g, mmgan_node x);
+
 /* ===================================================================== */
 /* 1.9 Automatic differentiation                                          */
 /* ===================================================================== */
@@ -468,6 +480,186 @@ MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p);
 MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x);
 /* Bytes of activation and scratch memory the plan holds. */
 MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p);
+
+/* ===================================================================== */
+/* 1.11 GAN losses                                                        */
+/* ===================================================================== */
+/* Every loss is built from raw critic outputs (logits, shape [B] or [B, 1],
+ * never passed through a sigmoid), and both sides are MINIMIZED: the
+ * discriminator (critic) minimizes the D side, the generator the G side.
+ * The G side takes the real critic output too, which the relativistic forms
+ * need.  docs/losses.md has every formula with its source.  With
+ * d_r = C(x_real), d_f = C(x_fake), means over the batch:
+ *   SGAN       D: mean softplus(-d_r) + mean softplus(d_f)
+ *              G: -mean softplus(d_f) (saturating, the minimax game) or
+ *                 mean softplus(-d_f) (non-saturating)
+ *   LSGAN      D: mean (d_r - b)^2 + mean (d_f - a)^2    G: mean (d_f - c)^2
+ *              (a, b, c) = (0, 1, 1) as in the reference code, (-1, 1, 1) the
+ *              SVM-GAN paper's f1, f2, f3; no factor 1/2
+ *   HINGE      D: mean relu(1 - d_r) + mean relu(1 + d_f)  G: -mean d_f
+ *   WGAN       D: mean d_f - mean d_r                      G: -mean d_f
+ * Relativistic forms of SGAN, LSGAN (targets +-1), HINGE (and WGAN) replace
+ * d_r, d_f in the D terms phi_r(d_r) + phi_f(d_f) by differences, and swap
+ * the roles on the G side:
+ *   AVERAGE    D: mean phi_r(d_r - mean d_f) + mean phi_f(d_f - mean d_r)
+ *              G: mean phi_f(d_r - mean d_f) + mean phi_r(d_f - mean d_r)
+ *   CENTRED    as AVERAGE with both means replaced by c = (mean d_r + mean d_f)/2
+ *   PAIRED     D: mean_i phi_r(d_r,i - d_f,i)   G: mean_i phi_r(d_f,i - d_r,i)
+ *   ALL_PAIRS  as PAIRED over all B^2 pairs (i, j)
+ * phi_r(t) = softplus(-t), (t - 1)^2, relu(1 - t), -t and phi_f(t) = phi_r(-t).
+ * PAIRED follows the paper; the MaximumMarginGANs code doubles the D side
+ * (as if lambda were halved) and, for ALL_PAIRS, the G side too. */
+typedef enum mmgan_loss_kind {
+    MMGAN_LOSS_SGAN,        /* standard GAN (non-saturating G unless .saturating) */
+    MMGAN_LOSS_LSGAN,       /* least squares with targets (a, b, c) */
+    MMGAN_LOSS_HINGE,
+    MMGAN_LOSS_WGAN         /* Wasserstein: add a penalty or mmgan_param_clip */
+} mmgan_loss_kind;
+
+typedef enum mmgan_relativistic {
+    MMGAN_REL_NONE, MMGAN_REL_AVERAGE, MMGAN_REL_CENTRED, MMGAN_REL_PAIRED, MMGAN_REL_ALL_PAIRS
+} mmgan_relativistic;
+
+typedef struct mmgan_loss_spec {
+    mmgan_loss_kind kind;
+    mmgan_relativistic rel;
+    int saturating;          /* SGAN G side: the original minimax -mean softplus(d_f) */
+    float a, b, c;           /* LSGAN targets: fake, real, generator (non-relativistic) */
+} mmgan_loss_spec;
+
+/* The parts of a loss, each a [1] node: total = real + fake.  For PAIRED and
+ * ALL_PAIRS, whose terms do not separate, real = total and fake = 0. */
+typedef struct mmgan_loss {
+    mmgan_node total, real, fake;
+} mmgan_loss;
+
+/* A spec with defaults: non-saturating SGAN G, LSGAN (a, b, c) = (0, 1, 1). */
+MMGAN_DEF mmgan_loss_spec mmgan_loss_default(mmgan_loss_kind kind, mmgan_relativistic rel);
+/* Builds the discriminator side from critic outputs on real and fake batches. */
+MMGAN_DEF mmgan_status mmgan_loss_d(mmgan_graph *g, const mmgan_loss_spec *spec,
+                                    mmgan_node d_real, mmgan_node d_fake, mmgan_loss *out);
+/* Builds the generator side (d_real is only read by the relativistic forms). */
+MMGAN_DEF mmgan_status mmgan_loss_g(mmgan_graph *g, const mmgan_loss_spec *spec,
+                                    mmgan_node d_real, mmgan_node d_fake, mmgan_loss *out);
+/* Clamps every value of p to [-c, c] (the original WGAN's weight clipping). */
+MMGAN_DEF void mmgan_param_clip(mmgan_param *p, float c);
+
+/* ===================================================================== */
+/* 1.12 Gradient penalties                                                */
+/* ===================================================================== */
+/* penalty = lambda * mean_i shape(norm(g_i) - center), g_i = d C(x^_i) / d x^_i
+ * over all non-batch axes of sample i, computed with mmgan_grad (so the
+ * penalty's own gradient is a second derivative).  The points x^ are
+ * constants (real and fake are detached):
+ *   INTERPOLATE  x^ = u x_real + (1 - u) x_fake, one u ~ U[0, 1) per sample
+ *   REAL (R1), FAKE (R2)  x^ = x_real or x_fake; with center 0 and SQUARED
+ *                this is R1/R2 with gamma = 2 lambda in the gamma/2 convention
+ *   DRAGAN       x^ = x_real + u * dragan_c * std(x_real) * U[0, 1) noise
+ * Norms: L1 sum |g|; L2 sqrt(sum g^2 + 1e-12) (finite gradient at g = 0);
+ * LINF max |g| (subgradient sign(g_k) at the first k reaching it);
+ * SMOOTH_MAX sum |g| e^(s|g|) / sum e^(s|g|) per sample (the paper's smax);
+ * SIGNED_MAX max g without |.|: what MaximumMarginGANs' "--l1_margin" runs
+ * compute (its abs flag is inverted), not a norm.
+ * Shapes: SQUARED (n - t)^2, HINGE max(0, n - t), ONE_SIDED max(0, n - t)^2,
+ * ABS |n - t|. */
+typedef enum mmgan_gp_points { MMGAN_GP_INTERPOLATE, MMGAN_GP_REAL, MMGAN_GP_FAKE, MMGAN_GP_DRAGAN } mmgan_gp_points;
+typedef enum mmgan_gp_norm { MMGAN_NORM_L2, MMGAN_NORM_L1, MMGAN_NORM_LINF, MMGAN_NORM_SMOOTH_MAX,
+                             MMGAN_NORM_SIGNED_MAX } mmgan_gp_norm;
+typedef enum mmgan_gp_shape { MMGAN_GP_SQUARED, MMGAN_GP_HINGE, MMGAN_GP_ONE_SIDED, MMGAN_GP_ABS } mmgan_gp_shape;
+
+typedef struct mmgan_gp_spec {
+    mmgan_gp_points points;
+    mmgan_gp_norm norm;
+    mmgan_gp_shape shape;
+    float center;            /* t: 1 (WGAN-GP) or 0 (zero-centred, R1/R2) */
+    float lambda;
+    float smooth_s;          /* SMOOTH_MAX temperature s (the paper runs use 1) */
+    float dragan_c;          /* DRAGAN noise scale (0.5 in its paper) */
+} mmgan_gp_spec;
+
+/* The critic as a builder: applies it to x in g and returns its output node
+ * (the same parameters, so the penalty differentiates the same weights). */
+typedef mmgan_node (*mmgan_critic_fn)(mmgan_graph *g, mmgan_node x, void *user);
+
+/* What a penalty builds: the [1] penalty (lambda included), the per-sample
+ * norms [B, 1, ...] and the points x^, for logging. */
+typedef struct mmgan_gp {
+    mmgan_node penalty, norm, points;
+} mmgan_gp;
+
+/* WGAN-GP defaults: interpolates, L2, squared, center 1, lambda 10, s 1, c 0.5. */
+MMGAN_DEF mmgan_gp_spec mmgan_gp_default(void);
+/* Builds the penalty on critic(x^); rng draws u and the DRAGAN noise at each run. */
+MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spec *spec,
+                                              mmgan_node x_real, mmgan_node x_fake,
+                                              mmgan_critic_fn critic, void *user,
+                                              mmgan_rng *rng, mmgan_gp *out);
+
+/* ===================================================================== */
+/* 1.13 Energy-based GANs: EBGAN, BEGAN, MAGAN                            */
+/* ===================================================================== */
+/* The critic is an auto-encoder; a sample's energy is its reconstruction
+ * error, per sample ([B, 1, ...]):
+ *   SSE   sum (recon - x)^2       (what the MAGAN code computes; the default)
+ *   NORM  sqrt(SSE + 1e-12)       (the MAGAN paper's ||Dec(Enc(x)) - x||)
+ *   MSE   mean (recon - x)^2      (BEGAN's and most EBGAN codes' scale) */
+typedef enum mmgan_energy_kind { MMGAN_ENERGY_SSE, MMGAN_ENERGY_NORM, MMGAN_ENERGY_MSE } mmgan_energy_kind;
+
+/* Per-sample reconstruction energy of x given recon (same shape). */
+MMGAN_DEF mmgan_node mmgan_energy(mmgan_graph *g, mmgan_node x, mmgan_node recon, mmgan_energy_kind kind);
+/* EBGAN critic side: mean E(x_real) + mean max(0, margin - E(x_fake)); margin a [1] node
+ * (mmgan_fill for a fixed margin, mmgan_magan_margin for MAGAN's). */
+MMGAN_DEF mmgan_status mmgan_ebgan_loss_d(mmgan_graph *g, mmgan_node e_real, mmgan_node e_fake,
+                                          mmgan_node margin, mmgan_loss *out);
+/* EBGAN generator side: mean E(x_fake) + pt_weight * PT(embed) (embed may be MMGAN_NONE). */
+MMGAN_DEF mmgan_status mmgan_ebgan_loss_g(mmgan_graph *g, mmgan_node e_fake, mmgan_node embed,
+                                          float pt_weight, mmgan_loss *out);
+/* EBGAN's pulling-away term on embeddings s [B, ...]: the mean over i != j of
+ * cos^2(s_i, s_j) (squared, diagonal excluded, as in the paper). */
+MMGAN_DEF mmgan_node mmgan_pulling_away(mmgan_graph *g, mmgan_node embed);
+
+/* BEGAN: L_D = mean E(x) - k mean E(G(z)), L_G = mean E(G(z)); after each
+ * step k <- clamp(k + lambda_k (gamma mean E(x) - mean E(G(z))), 0, 1). */
+typedef struct mmgan_began {
+    float k, gamma, lambda_k;
+    float convergence;       /* M = E(x) + |gamma E(x) - E(G(z))| of the last update */
+} mmgan_began;
+
+/* k = 0, the paper's gamma (e.g. 0.5 or 0.75) and lambda_k = 0.001. */
+MMGAN_DEF void mmgan_began_init(mmgan_began *b, float gamma, float lambda_k);
+/* Builds L_D, reading b->k at every run (b must outlive the graph). */
+MMGAN_DEF mmgan_status mmgan_began_loss_d(mmgan_graph *g, mmgan_began *b, mmgan_node e_real,
+                                          mmgan_node e_fake, mmgan_loss *out);
+/* Updates k from the step's mean energies; returns the convergence measure M. */
+MMGAN_DEF float mmgan_began_update(mmgan_began *b, float e_real, float e_fake);
+
+/* MAGAN's margin controller (Algorithm 1 of Wang et al.): pre-train the
+ * critic as an auto-encoder with margin 0, estimate the real energy over an
+ * epoch, then at the end of each epoch t set m = E_data^t when
+ *   E_data^t < m  and  E_data^t < E_G^t  and  E_G^{t-1} <= E_G^t
+ * with E the epoch means of the energies and E_G^0 = infinity (no update
+ * after the first epoch).  The paper compares E_G with <=, the authors' code
+ * with <; .strict selects the code's.  The default is the paper's. */
+typedef struct mmgan_magan {
+    float margin;            /* read by the graph at every run */
+    int strict;              /* 1: E_G^{t-1} < E_G^t as the reference code */
+    int epoch;               /* completed training epochs */
+    double sum_data, sum_g, prev_g;
+    long n_data, n_g;
+} mmgan_magan;
+
+/* Margin 0 for pre-training; strict as above. */
+MMGAN_DEF void mmgan_magan_init(mmgan_magan *m, int strict);
+/* A [1] node that reads m->margin at every run. */
+MMGAN_DEF mmgan_node mmgan_magan_margin(mmgan_graph *g, mmgan_magan *m);
+/* Accumulates real energies (sum over n samples) during an epoch or the estimation pass. */
+MMGAN_DEF void mmgan_magan_observe_real(mmgan_magan *m, double energy_sum, long n);
+/* Accumulates fake energies (sum over n samples) during an epoch. */
+MMGAN_DEF void mmgan_magan_observe_fake(mmgan_magan *m, double energy_sum, long n);
+/* After pre-training and the estimation pass: m = mean real energy observed. */
+MMGAN_DEF mmgan_status mmgan_magan_start(mmgan_magan *m);
+/* End of a training epoch: applies the rule, resets the sums; 1 if m changed. */
+MMGAN_DEF int mmgan_magan_end_epoch(mmgan_magan *m);
 
 #ifdef __cplusplus
 }
@@ -1957,6 +2149,7 @@ enum {
     MMGAN__OP_LOGSIG, MMGAN__OP_EXP, MMGAN__OP_LOG, MMGAN__OP_SQRT, MMGAN__OP_ABS,
     MMGAN__OP_SQUARE, MMGAN__OP_MAXIMUM, MMGAN__OP_STEP, MMGAN__OP_SIGN,
     MMGAN__OP_MAXABS, MMGAN__OP_MAXABS_MASK, MMGAN__OP_SOFTMAX, MMGAN__OP_BN_UPDATE,
+    MMGAN__OP_RANDOM, MMGAN__OP_SCALAR_REF,
     MMGAN__OP_COUNT
 };
 
@@ -1970,6 +2163,7 @@ typedef struct mmgan__node {
     mmgan_param *par[2];  /* PARAM: the parameter; BN_UPDATE: running mean, var */
     float *cdata;         /* CONST: owned copy */
     const float *feed;    /* INPUT: caller memory bound by mmgan_graph_feed */
+    void *ref;            /* RANDOM: the rng; SCALAR_REF: the float read at each run */
     char name[24];
 } mmgan__node;
 
@@ -2530,6 +2724,45 @@ static mmgan_node mmgan__per_sample_op(mmgan_graph *g, int op, mmgan_node x, flo
 }
 
 MMGAN_DEF mmgan_node mmgan_max_abs_per_sample(mmgan_graph *g, mmgan_node x) { return mmgan__per_sample_op(g, MMGAN__OP_MAXABS, x, 0); }
+/* fp[0] = 1 selects the signed maximum in the MAXABS kernels. */
+MMGAN_DEF mmgan_node mmgan_max_per_sample(mmgan_graph *g, mmgan_node x) { return mmgan__per_sample_op(g, MMGAN__OP_MAXABS, x, 1); }
+
+static mmgan_node mmgan__random(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape, int normal, float a, float b)
+{
+    mmgan_node id;
+    if (!g) return MMGAN_NONE;
+    if (!rng) return mmgan__gfail(g, MMGAN_ERR_INVALID, "random: rng is NULL");
+    id = mmgan__push(g, MMGAN__OP_RANDOM, 0, NULL, ndim, shape);
+    if (id >= 0) {
+        g->nodes[id].ref = rng;
+        g->nodes[id].ip[0] = normal;
+        g->nodes[id].fp[0] = a;
+        g->nodes[id].fp[1] = b;
+    }
+    return id;
+}
+
+MMGAN_DEF mmgan_node mmgan_random_uniform(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape, float lo, float hi)
+{
+    return mmgan__random(g, rng, ndim, shape, 0, lo, hi);
+}
+
+MMGAN_DEF mmgan_node mmgan_random_normal(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape, float mean, float std)
+{
+    return mmgan__random(g, rng, ndim, shape, 1, mean, std);
+}
+
+MMGAN_DEF mmgan_node mmgan_scalar_ref(mmgan_graph *g, const float *value)
+{
+    int one = 1;
+    mmgan_node id;
+    if (!g) return MMGAN_NONE;
+    if (!value) return mmgan__gfail(g, MMGAN_ERR_INVALID, "scalar_ref: value is NULL");
+    id = mmgan__push(g, MMGAN__OP_SCALAR_REF, 0, NULL, 1, &one);
+    /* Only read, never written: the cast keeps one pointer field for both uses. */
+    if (id >= 0) g->nodes[id].ref = (void *)(uintptr_t)value;
+    return id;
+}
 MMGAN_DEF mmgan_node mmgan_softmax_per_sample(mmgan_graph *g, mmgan_node x, float s) { return mmgan__unary(g, MMGAN__OP_SOFTMAX, x, s, 0); }
 
 MMGAN_DEF mmgan_node mmgan_smooth_max_per_sample(mmgan_graph *g, mmgan_node x, float s)
@@ -3022,8 +3255,9 @@ static void mmgan__fw_maxabs(const mmgan__run *r, const mmgan__node *nd, float *
     int b;
     for (b = 0; b < nx->shape[0]; b++) {
         const float *a = x[0] + (size_t)b * per;
-        float m = 0.0f;
-        for (i = 0; i < per; i++) m = fabsf(a[i]) > m ? fabsf(a[i]) : m;
+        float m = nd->fp[0] != 0.0f ? a[0] : 0.0f;
+        if (nd->fp[0] != 0.0f) for (i = 1; i < per; i++) m = a[i] > m ? a[i] : m;
+        else for (i = 0; i < per; i++) m = fabsf(a[i]) > m ? fabsf(a[i]) : m;
         y[b] = m;
     }
 }
@@ -3033,24 +3267,41 @@ static mmgan_node mmgan__vjp_maxabs(mmgan_graph *g, mmgan_node id, int i, mmgan_
     mmgan__node nx = MMGAN__IN(g, id, 0);
     mmgan_node x = g->nodes[id].in[0];
     (void)i;
-    return mmgan_mul(g, mmgan_broadcast_to(g, gy, nx.ndim, nx.shape), mmgan__unary(g, MMGAN__OP_MAXABS_MASK, x, 0, 0));
+    return mmgan_mul(g, mmgan_broadcast_to(g, gy, nx.ndim, nx.shape),
+                     mmgan__unary(g, MMGAN__OP_MAXABS_MASK, x, g->nodes[id].fp[0], 0));
 }
 
-/* sign(x_k) at the first k reaching max |x| of its sample, 0 elsewhere. */
+/* sign(x_k) at the first k reaching max |x| of its sample, 0 elsewhere (for
+ * the signed maximum, 1 at the first k reaching max x). */
 static void mmgan__fw_maxabs_mask(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     size_t per = nd->numel / (size_t)nd->shape[0], i, k;
-    int b;
+    int b, sign = nd->fp[0] != 0.0f;
     (void)r;
     for (b = 0; b < nd->shape[0]; b++) {
         const float *a = x[0] + (size_t)b * per;
         float *o = y + (size_t)b * per;
         for (i = 0, k = 0; i < per; i++) {
             o[i] = 0.0f;
-            if (fabsf(a[i]) > fabsf(a[k])) k = i;
+            if (sign ? a[i] > a[k] : fabsf(a[i]) > fabsf(a[k])) k = i;
         }
-        o[k] = a[k] > 0.0f ? 1.0f : a[k] < 0.0f ? -1.0f : 0.0f;
+        o[k] = sign ? 1.0f : a[k] > 0.0f ? 1.0f : a[k] < 0.0f ? -1.0f : 0.0f;
     }
+}
+
+/* --- values from outside: random draws and a referenced scalar --------- */
+static void mmgan__fw_random(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    mmgan_rng *rng = (mmgan_rng *)nd->ref;
+    (void)r; (void)x;
+    if (nd->ip[0]) mmgan_rng_fill_normal(rng, y, nd->numel, nd->fp[0], nd->fp[1]);
+    else mmgan_rng_fill_uniform(rng, y, nd->numel, nd->fp[0], nd->fp[1]);
+}
+
+static void mmgan__fw_scalar_ref(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    (void)r; (void)x;
+    y[0] = *(const float *)nd->ref;
 }
 
 /* --- per-sample softmax with temperature s ----------------------------- */
@@ -3144,6 +3395,8 @@ static MMGAN__OPTABLE_CONST mmgan__opdef mmgan__ops[MMGAN__OP_COUNT] = {
     {MMGAN__OP_MAXABS_MASK, "max_abs_mask", mmgan__fw_maxabs_mask, NULL, MMGAN__F_NOGRAD},
     {MMGAN__OP_SOFTMAX, "softmax_per_sample", mmgan__fw_softmax, mmgan__vjp_softmax, 0},
     {MMGAN__OP_BN_UPDATE, "batch_norm_stats", mmgan__fw_bn_update, mmgan__vjp_bn_update, 0},
+    {MMGAN__OP_RANDOM, "random", mmgan__fw_random, NULL, 0},
+    {MMGAN__OP_SCALAR_REF, "scalar_ref", mmgan__fw_scalar_ref, NULL, 0},
 };
 
 static const char *mmgan__op_name(int op)
@@ -3419,6 +3672,416 @@ done:
     mmgan_free(ctx, feeds);
     mmgan_free(ctx, acc);
     return st;
+}
+
+/* ===================================================================== */
+/* 2.12 GAN losses, gradient penalties, energy-based controllers          */
+/* ===================================================================== */
+/* Everything here is a composition of graph ops, so it differentiates (to
+ * any order) like the rest of the graph. */
+static const int mmgan__one[1] = {1};   /* the shape [1] of scalars */
+MMGAN_DEF mmgan_loss_spec mmgan_loss_default(mmgan_loss_kind kind, mmgan_relativistic rel)
+{
+    mmgan_loss_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.rel = rel;
+    s.a = 0.0f; s.b = 1.0f; s.c = 1.0f;
+    return s;
+}
+
+/* phi_r(t), the D-side term of a real score t: softplus(-t), (t - 1)^2,
+ * relu(1 - t), -t.  The fake term is phi_r(-t). */
+static mmgan_node mmgan__phi_real(mmgan_graph *g, mmgan_loss_kind kind, mmgan_node t)
+{
+    switch (kind) {
+    case MMGAN_LOSS_SGAN: return mmgan_softplus(g, mmgan_scale(g, t, -1.0f));
+    case MMGAN_LOSS_LSGAN: return mmgan_square(g, mmgan_affine(g, t, 1.0f, -1.0f));
+    case MMGAN_LOSS_HINGE: return mmgan_relu(g, mmgan_affine(g, t, -1.0f, 1.0f));
+    default: return mmgan_scale(g, t, -1.0f);
+    }
+}
+
+static mmgan_node mmgan__phi_fake(mmgan_graph *g, mmgan_loss_kind kind, mmgan_node t)
+{
+    return mmgan__phi_real(g, kind, mmgan_scale(g, t, -1.0f));
+}
+
+/* Critic outputs as [B, 1]: one score per sample, whatever the trailing 1s. */
+static mmgan_node mmgan__scores(mmgan_graph *g, const char *who, mmgan_node d)
+{
+    int shape[2];
+    if (!mmgan__args_ok(g, who, 1, &d)) return MMGAN_NONE;
+    shape[0] = g->nodes[d].shape[0];
+    shape[1] = 1;
+    if (g->nodes[d].numel != (size_t)shape[0]) {
+        char s1[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: critic output %s must hold one score per sample",
+                            who, mmgan__nshape(&g->nodes[d], s1, sizeof s1));
+    }
+    return mmgan_reshape(g, d, 2, shape);
+}
+
+static mmgan_status mmgan__loss(mmgan_graph *g, const mmgan_loss_spec *sp, mmgan_node d_real,
+                                mmgan_node d_fake, int gside, mmgan_loss *out)
+{
+    const char *who = gside ? "loss_g" : "loss_d";
+    mmgan_node r, f, real = MMGAN_NONE, fake = MMGAN_NONE;
+    mmgan_loss_kind k;
+    if (!g) return MMGAN_ERR_INVALID;
+    if (!out || !sp) return mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: spec or out is NULL", who), MMGAN_ERR_INVALID;
+    out->total = out->real = out->fake = MMGAN_NONE;
+    k = sp->kind;
+    if ((int)k < MMGAN_LOSS_SGAN || (int)k > MMGAN_LOSS_WGAN || (int)sp->rel < MMGAN_REL_NONE ||
+        (int)sp->rel > MMGAN_REL_ALL_PAIRS) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: unknown loss kind %d or relativistic form %d", who, (int)k, (int)sp->rel);
+        return g->status;
+    }
+    /* The non-relativistic G side never reads the real scores. */
+    r = (gside && sp->rel == MMGAN_REL_NONE) ? MMGAN_NONE : mmgan__scores(g, who, d_real);
+    f = mmgan__scores(g, who, d_fake);
+    if (g->status != MMGAN_OK) return g->status;
+    if (sp->rel != MMGAN_REL_NONE && g->nodes[r].shape[0] != g->nodes[f].shape[0] && sp->rel == MMGAN_REL_PAIRED) {
+        mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: paired loss needs equal real and fake batches (%d and %d)",
+                     who, g->nodes[r].shape[0], g->nodes[f].shape[0]);
+        return g->status;
+    }
+    switch (sp->rel) {
+    case MMGAN_REL_NONE:
+        if (!gside) {
+            switch (k) {
+            case MMGAN_LOSS_SGAN:
+            case MMGAN_LOSS_HINGE:
+            case MMGAN_LOSS_WGAN:
+                real = mmgan_mean(g, mmgan__phi_real(g, k, r));
+                fake = mmgan_mean(g, mmgan__phi_fake(g, k, f));
+                break;
+            case MMGAN_LOSS_LSGAN:
+                real = mmgan_mean(g, mmgan_square(g, mmgan_affine(g, r, 1.0f, -sp->b)));
+                fake = mmgan_mean(g, mmgan_square(g, mmgan_affine(g, f, 1.0f, -sp->a)));
+                break;
+            }
+        } else {
+            switch (k) {
+            case MMGAN_LOSS_SGAN:
+                fake = sp->saturating ? mmgan_scale(g, mmgan_mean(g, mmgan_softplus(g, f)), -1.0f)
+                                      : mmgan_mean(g, mmgan_softplus(g, mmgan_scale(g, f, -1.0f)));
+                break;
+            case MMGAN_LOSS_LSGAN: fake = mmgan_mean(g, mmgan_square(g, mmgan_affine(g, f, 1.0f, -sp->c))); break;
+            default: fake = mmgan_scale(g, mmgan_mean(g, f), -1.0f); break;   /* hinge, WGAN */
+            }
+        }
+        break;
+    case MMGAN_REL_AVERAGE:
+    case MMGAN_REL_CENTRED: {
+        /* Centre of the real scores' comparison and of the fake scores'. */
+        mmgan_node cr = mmgan_mean(g, f), cf = mmgan_mean(g, r), dr, df;
+        if (sp->rel == MMGAN_REL_CENTRED) cr = cf = mmgan_scale(g, mmgan_add(g, cr, cf), 0.5f);
+        dr = mmgan_sub(g, r, cr);
+        df = mmgan_sub(g, f, cf);
+        real = mmgan_mean(g, gside ? mmgan__phi_fake(g, k, dr) : mmgan__phi_real(g, k, dr));
+        fake = mmgan_mean(g, gside ? mmgan__phi_real(g, k, df) : mmgan__phi_fake(g, k, df));
+        break;
+    }
+    case MMGAN_REL_PAIRED:
+    case MMGAN_REL_ALL_PAIRS: {
+        /* d_ij = d_r,i - d_f,j: pairs by index, or every pair through [B, 1] - [1, B]. */
+        mmgan_node d;
+        if (sp->rel == MMGAN_REL_PAIRED) d = mmgan_sub(g, r, f);
+        else {
+            int shape[2];
+            shape[0] = 1; shape[1] = g->nodes[f].shape[0];
+            d = mmgan_sub(g, r, mmgan_reshape(g, f, 2, shape));
+        }
+        real = mmgan_mean(g, mmgan__phi_real(g, k, gside ? mmgan_scale(g, d, -1.0f) : d));
+        fake = mmgan_fill(g, 1, mmgan__one, 0.0f);
+        break;
+    }
+    }
+    if (real == MMGAN_NONE) real = mmgan_fill(g, 1, mmgan__one, 0.0f);
+    out->total = mmgan_add(g, real, fake);
+    out->real = real;
+    out->fake = fake;
+    if (g->status != MMGAN_OK) out->total = out->real = out->fake = MMGAN_NONE;
+    return g->status;
+}
+
+MMGAN_DEF mmgan_status mmgan_loss_d(mmgan_graph *g, const mmgan_loss_spec *spec, mmgan_node d_real,
+                                    mmgan_node d_fake, mmgan_loss *out)
+{
+    return mmgan__loss(g, spec, d_real, d_fake, 0, out);
+}
+
+MMGAN_DEF mmgan_status mmgan_loss_g(mmgan_graph *g, const mmgan_loss_spec *spec, mmgan_node d_real,
+                                    mmgan_node d_fake, mmgan_loss *out)
+{
+    return mmgan__loss(g, spec, d_real, d_fake, 1, out);
+}
+
+MMGAN_DEF void mmgan_param_clip(mmgan_param *p, float c)
+{
+    size_t i;
+    float *w;
+    if (!p) return;
+    w = p->value->data;
+    for (i = 0; i < p->value->numel; i++) w[i] = w[i] > c ? c : w[i] < -c ? -c : w[i];
+}
+
+MMGAN_DEF mmgan_gp_spec mmgan_gp_default(void)
+{
+    mmgan_gp_spec s;
+    memset(&s, 0, sizeof s);
+    s.points = MMGAN_GP_INTERPOLATE;
+    s.norm = MMGAN_NORM_L2;
+    s.shape = MMGAN_GP_SQUARED;
+    s.center = 1.0f;
+    s.lambda = 10.0f;
+    s.smooth_s = 1.0f;
+    s.dragan_c = 0.5f;
+    return s;
+}
+
+MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spec *sp,
+                                              mmgan_node x_real, mmgan_node x_fake,
+                                              mmgan_critic_fn critic, void *user,
+                                              mmgan_rng *rng, mmgan_gp *out)
+{
+    mmgan_node xr = MMGAN_NONE, xf = MMGAN_NONE, xh = MMGAN_NONE, gx, n, t;
+    int ushape[4], nd;
+    if (!g) return MMGAN_ERR_INVALID;
+    if (!sp || !out || !critic) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: spec, out or critic is NULL");
+        return g->status;
+    }
+    out->penalty = out->norm = out->points = MMGAN_NONE;
+    if ((int)sp->points < MMGAN_GP_INTERPOLATE || (int)sp->points > MMGAN_GP_DRAGAN ||
+        (int)sp->norm < MMGAN_NORM_L2 || (int)sp->norm > MMGAN_NORM_SIGNED_MAX ||
+        (int)sp->shape < MMGAN_GP_SQUARED || (int)sp->shape > MMGAN_GP_ABS) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: unknown points %d, norm %d or shape %d",
+                     (int)sp->points, (int)sp->norm, (int)sp->shape);
+        return g->status;
+    }
+    if ((sp->points == MMGAN_GP_INTERPOLATE || sp->points == MMGAN_GP_DRAGAN) && !rng) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: interpolates and DRAGAN points need an rng");
+        return g->status;
+    }
+    if (sp->points != MMGAN_GP_FAKE) xr = mmgan_detach(g, x_real);
+    if (sp->points == MMGAN_GP_INTERPOLATE || sp->points == MMGAN_GP_FAKE) xf = mmgan_detach(g, x_fake);
+    if (g->status != MMGAN_OK) return g->status;
+    if (sp->points == MMGAN_GP_INTERPOLATE &&
+        (g->nodes[xr].ndim != g->nodes[xf].ndim || memcmp(g->nodes[xr].shape, g->nodes[xf].shape, sizeof ushape))) {
+        char s1[64], s2[64];
+        mmgan__gfail(g, MMGAN_ERR_SHAPE, "gradient_penalty: real %s and fake %s batches differ in shape",
+                     mmgan__nshape(&g->nodes[xr], s1, sizeof s1), mmgan__nshape(&g->nodes[xf], s2, sizeof s2));
+        return g->status;
+    }
+    {
+        mmgan_node base = xr != MMGAN_NONE ? xr : xf;
+        nd = mmgan__reduced_shape(&g->nodes[base], 1, ushape);
+    }
+    switch (sp->points) {
+    case MMGAN_GP_INTERPOLATE: {
+        /* One mixing weight per sample: x^ = x_f + u (x_r - x_f). */
+        mmgan_node u = mmgan_random_uniform(g, rng, nd, ushape, 0.0f, 1.0f);
+        xh = mmgan_add(g, xf, mmgan_mul(g, u, mmgan_sub(g, xr, xf)));
+        break;
+    }
+    case MMGAN_GP_REAL: xh = xr; break;
+    case MMGAN_GP_FAKE: xh = xf; break;
+    case MMGAN_GP_DRAGAN: {
+        /* x^ = x + u * c * std(x) * U[0, 1): a point on the segment from x to
+         * the DRAGAN perturbation, std over the whole batch. */
+        int shape[4];
+        mmgan_node u = mmgan_random_uniform(g, rng, nd, ushape, 0.0f, 1.0f), noise, sd;
+        memcpy(shape, g->nodes[xr].shape, sizeof shape);
+        noise = mmgan_random_uniform(g, rng, g->nodes[xr].ndim, shape, 0.0f, 1.0f);
+        sd = mmgan_sqrt(g, mmgan_mean(g, mmgan_square(g, mmgan_sub(g, xr, mmgan_mean(g, xr)))));
+        xh = mmgan_add(g, xr, mmgan_mul(g, mmgan_mul(g, u, noise), mmgan_scale(g, sd, sp->dragan_c)));
+        break;
+    }
+    }
+    if (g->status != MMGAN_OK) return g->status;
+    /* The points are a leaf for the inner gradient: a detached copy, so the
+     * penalty differentiates the critic only. */
+    xh = mmgan_detach(g, xh);
+    if (mmgan_grad(g, critic(g, xh, user), 1, &xh, &gx) != MMGAN_OK) return g->status;
+    switch (sp->norm) {
+    case MMGAN_NORM_L2: n = mmgan_sqrt(g, mmgan_affine(g, mmgan_sum_per_sample(g, mmgan_square(g, gx)), 1.0f, 1e-12f)); break;
+    case MMGAN_NORM_L1: n = mmgan_sum_per_sample(g, mmgan_abs(g, gx)); break;
+    case MMGAN_NORM_LINF: n = mmgan_max_abs_per_sample(g, gx); break;
+    case MMGAN_NORM_SMOOTH_MAX: n = mmgan_smooth_max_per_sample(g, mmgan_abs(g, gx), sp->smooth_s); break;
+    default: n = mmgan_max_per_sample(g, gx); break;
+    }
+    t = mmgan_affine(g, n, 1.0f, -sp->center);
+    switch (sp->shape) {
+    case MMGAN_GP_SQUARED: t = mmgan_square(g, t); break;
+    case MMGAN_GP_HINGE: t = mmgan_relu(g, t); break;
+    case MMGAN_GP_ONE_SIDED: t = mmgan_square(g, mmgan_relu(g, t)); break;
+    default: t = mmgan_abs(g, t); break;
+    }
+    out->penalty = mmgan_scale(g, mmgan_mean(g, t), sp->lambda);
+    out->norm = n;
+    out->points = xh;
+    if (g->status != MMGAN_OK) out->penalty = out->norm = out->points = MMGAN_NONE;
+    return g->status;
+}
+
+MMGAN_DEF mmgan_node mmgan_energy(mmgan_graph *g, mmgan_node x, mmgan_node recon, mmgan_energy_kind kind)
+{
+    mmgan_node in[2], e;
+    in[0] = x; in[1] = recon;
+    if (!mmgan__args_ok(g, "energy", 2, in)) return MMGAN_NONE;
+    if (g->nodes[x].ndim != g->nodes[recon].ndim || memcmp(g->nodes[x].shape, g->nodes[recon].shape, sizeof g->nodes[x].shape)) {
+        char s1[64], s2[64];
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "energy: x %s and its reconstruction %s differ in shape",
+                            mmgan__nshape(&g->nodes[x], s1, sizeof s1), mmgan__nshape(&g->nodes[recon], s2, sizeof s2));
+    }
+    e = mmgan_square(g, mmgan_sub(g, recon, x));
+    switch (kind) {
+    case MMGAN_ENERGY_SSE: return mmgan_sum_per_sample(g, e);
+    case MMGAN_ENERGY_NORM: return mmgan_sqrt(g, mmgan_affine(g, mmgan_sum_per_sample(g, e), 1.0f, 1e-12f));
+    case MMGAN_ENERGY_MSE: return mmgan_mean_per_sample(g, e);
+    }
+    return mmgan__gfail(g, MMGAN_ERR_INVALID, "energy: unknown kind %d", (int)kind);
+}
+
+MMGAN_DEF mmgan_status mmgan_ebgan_loss_d(mmgan_graph *g, mmgan_node e_real, mmgan_node e_fake,
+                                          mmgan_node margin, mmgan_loss *out)
+{
+    mmgan_node in[3];
+    if (!g) return MMGAN_ERR_INVALID;
+    if (!out) { mmgan__gfail(g, MMGAN_ERR_INVALID, "ebgan_loss_d: out is NULL"); return g->status; }
+    out->total = out->real = out->fake = MMGAN_NONE;
+    in[0] = e_real; in[1] = e_fake; in[2] = margin;
+    if (!mmgan__args_ok(g, "ebgan_loss_d", 3, in)) return g->status;
+    if (g->nodes[margin].numel != 1) {
+        mmgan__gfail(g, MMGAN_ERR_SHAPE, "ebgan_loss_d: the margin must be a single value");
+        return g->status;
+    }
+    out->real = mmgan_mean(g, e_real);
+    /* max(0, m - E(x_fake)), the margin broadcast over the batch */
+    out->fake = mmgan_mean(g, mmgan_relu(g, mmgan_sub(g, mmgan_reshape(g, margin, 1, mmgan__one), e_fake)));
+    out->total = mmgan_add(g, out->real, out->fake);
+    return g->status;
+}
+
+MMGAN_DEF mmgan_node mmgan_pulling_away(mmgan_graph *g, mmgan_node embed)
+{
+    mmgan_node s, gram, diag;
+    int b;
+    if (!mmgan__args_ok(g, "pulling_away", 1, &embed)) return MMGAN_NONE;
+    b = g->nodes[embed].shape[0];
+    if (b < 2) return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pulling_away: needs at least 2 samples, got %d", b);
+    /* Unit rows (a tiny floor keeps a zero embedding finite), all cosines as
+     * one Gram matrix, minus its diagonal. */
+    s = mmgan_flatten(g, embed);
+    s = mmgan_div(g, s, mmgan_sqrt(g, mmgan_affine(g, mmgan_sum_per_sample(g, mmgan_square(g, s)), 1.0f, 1e-12f)));
+    gram = mmgan_matmul(g, s, s, 0, 1);
+    diag = mmgan_square(g, mmgan_sum_per_sample(g, mmgan_square(g, s)));
+    return mmgan_scale(g, mmgan_sub(g, mmgan_sum(g, mmgan_square(g, gram)), mmgan_sum(g, diag)),
+                       (float)(1.0 / ((double)b * (b - 1))));
+}
+
+MMGAN_DEF mmgan_status mmgan_ebgan_loss_g(mmgan_graph *g, mmgan_node e_fake, mmgan_node embed,
+                                          float pt_weight, mmgan_loss *out)
+{
+    if (!g) return MMGAN_ERR_INVALID;
+    if (!out) { mmgan__gfail(g, MMGAN_ERR_INVALID, "ebgan_loss_g: out is NULL"); return g->status; }
+    out->fake = mmgan_mean(g, e_fake);
+    out->real = embed == MMGAN_NONE ? mmgan_fill(g, 1, mmgan__one, 0.0f)
+                                    : mmgan_scale(g, mmgan_pulling_away(g, embed), pt_weight);
+    out->total = mmgan_add(g, out->fake, out->real);
+    if (g->status != MMGAN_OK) out->total = out->real = out->fake = MMGAN_NONE;
+    return g->status;
+}
+
+MMGAN_DEF void mmgan_began_init(mmgan_began *b, float gamma, float lambda_k)
+{
+    if (!b) return;
+    b->k = 0.0f;
+    b->gamma = gamma;
+    b->lambda_k = lambda_k;
+    b->convergence = 0.0f;
+}
+
+MMGAN_DEF mmgan_status mmgan_began_loss_d(mmgan_graph *g, mmgan_began *b, mmgan_node e_real,
+                                          mmgan_node e_fake, mmgan_loss *out)
+{
+    if (!g) return MMGAN_ERR_INVALID;
+    if (!out || !b) { mmgan__gfail(g, MMGAN_ERR_INVALID, "began_loss_d: controller or out is NULL"); return g->status; }
+    out->real = mmgan_mean(g, e_real);
+    out->fake = mmgan_scale(g, mmgan_mul(g, mmgan_scalar_ref(g, &b->k), mmgan_mean(g, e_fake)), -1.0f);
+    out->total = mmgan_add(g, out->real, out->fake);
+    if (g->status != MMGAN_OK) out->total = out->real = out->fake = MMGAN_NONE;
+    return g->status;
+}
+
+MMGAN_DEF float mmgan_began_update(mmgan_began *b, float e_real, float e_fake)
+{
+    float bal, k;
+    if (!b) return 0.0f;
+    bal = b->gamma * e_real - e_fake;
+    k = b->k + b->lambda_k * bal;
+    b->k = k < 0.0f ? 0.0f : k > 1.0f ? 1.0f : k;
+    b->convergence = e_real + fabsf(bal);
+    return b->convergence;
+}
+
+MMGAN_DEF void mmgan_magan_init(mmgan_magan *m, int strict)
+{
+    if (!m) return;
+    memset(m, 0, sizeof *m);
+    m->strict = strict;
+    m->prev_g = HUGE_VAL;     /* E_G^0 = infinity */
+}
+
+MMGAN_DEF mmgan_node mmgan_magan_margin(mmgan_graph *g, mmgan_magan *m)
+{
+    if (!m) return g ? mmgan__gfail(g, MMGAN_ERR_INVALID, "magan_margin: controller is NULL") : MMGAN_NONE;
+    return mmgan_scalar_ref(g, &m->margin);
+}
+
+MMGAN_DEF void mmgan_magan_observe_real(mmgan_magan *m, double energy_sum, long n)
+{
+    if (!m || n <= 0) return;
+    m->sum_data += energy_sum;
+    m->n_data += n;
+}
+
+MMGAN_DEF void mmgan_magan_observe_fake(mmgan_magan *m, double energy_sum, long n)
+{
+    if (!m || n <= 0) return;
+    m->sum_g += energy_sum;
+    m->n_g += n;
+}
+
+MMGAN_DEF mmgan_status mmgan_magan_start(mmgan_magan *m)
+{
+    if (!m) return MMGAN_ERR_INVALID;
+    if (m->n_data <= 0) return MMGAN_ERR_INVALID;   /* no estimation pass observed */
+    m->margin = (float)(m->sum_data / m->n_data);
+    m->sum_data = m->sum_g = 0.0;
+    m->n_data = m->n_g = 0;
+    m->prev_g = HUGE_VAL;
+    m->epoch = 0;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF int mmgan_magan_end_epoch(mmgan_magan *m)
+{
+    double e_data, e_g;
+    int rising, update;
+    if (!m || m->n_data <= 0 || m->n_g <= 0) return 0;
+    e_data = m->sum_data / m->n_data;
+    e_g = m->sum_g / m->n_g;
+    rising = m->strict ? m->prev_g < e_g : m->prev_g <= e_g;
+    update = e_data < m->margin && e_data < e_g && rising;
+    if (update) m->margin = (float)e_data;
+    m->prev_g = e_g;
+    m->sum_data = m->sum_g = 0.0;
+    m->n_data = m->n_g = 0;
+    m->epoch++;
+    return update;
 }
 
 #endif /* MMGAN__IMPLEMENTED */
