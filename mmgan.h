@@ -661,6 +661,61 @@ MMGAN_DEF mmgan_status mmgan_magan_start(mmgan_magan *m);
 /* End of a training epoch: applies the rule, resets the sums; 1 if m changed. */
 MMGAN_DEF int mmgan_magan_end_epoch(mmgan_magan *m);
 
+/* ===================================================================== */
+/* 1.14 Optimizers                                                        */
+/* ===================================================================== */
+/* An optimizer updates a fixed list of parameters from gradients (usually
+ * the values of gradient nodes after a plan run).  Its state is allocated
+ * once at creation; a step allocates nothing.  Formulas as PyTorch's, with
+ * t the step count from 1 and g += weight_decay * w first:
+ *   SGD      b = momentum b + g (b = g at the first step); w -= lr b
+ *   ADAM     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *            w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+ *   ADAMAX   m = b1 m + (1-b1) g;  u = max(b2 u, |g| + eps);  w -= lr / (1 - b1^t) * m / u
+ *            bias_correction = 0 gives the MAGAN reference code's variant:
+ *            u = max(b2 u + eps, |g|);  w -= lr m / u
+ *   RMSPROP  v = alpha v + (1-alpha) g^2; with momentum > 0: b = momentum b +
+ *            g / (sqrt(v) + eps), w -= lr b; else w -= lr g / (sqrt(v) + eps) */
+typedef enum mmgan_opt_kind { MMGAN_OPT_SGD, MMGAN_OPT_ADAM, MMGAN_OPT_ADAMAX, MMGAN_OPT_RMSPROP } mmgan_opt_kind;
+
+typedef struct mmgan_opt_spec {
+    mmgan_opt_kind kind;
+    float lr, beta1, beta2, eps;   /* beta2 is RMSprop's alpha */
+    float momentum, weight_decay;
+    int bias_correction;           /* ADAMAX only; 1 as PyTorch */
+} mmgan_opt_spec;
+
+typedef struct mmgan_optimizer mmgan_optimizer;
+
+/* PyTorch's defaults for kind (lr 1e-3; Adam/Adamax betas (0.9, 0.999), eps 1e-8;
+ * RMSprop alpha 0.99, eps 1e-8; Adamax lr 2e-3), bias correction on. */
+MMGAN_DEF mmgan_opt_spec mmgan_opt_default(mmgan_opt_kind kind);
+/* An optimizer over params[0..n) (the array is copied; the params must outlive it). */
+MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *spec, int n, mmgan_param *const *params);
+/* Frees an optimizer (not its parameters). */
+MMGAN_DEF void mmgan_opt_free(mmgan_optimizer *o);
+/* One step from grads[i], each holding as many floats as params[i]. */
+MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *grads);
+/* One step reading the gradients from the nodes grad[i] of a plan that has just run. */
+MMGAN_DEF mmgan_status mmgan_opt_step_plan(mmgan_optimizer *o, const mmgan_plan *p, const mmgan_node *grad);
+/* Steps taken so far. */
+MMGAN_DEF long mmgan_opt_steps(const mmgan_optimizer *o);
+/* The learning rate may change between steps (schedules). */
+MMGAN_DEF void mmgan_opt_set_lr(mmgan_optimizer *o, float lr);
+
+/* Exponential moving average of parameters (of a generator, for sampling):
+ * s = decay s + (1 - decay) w after each update. */
+typedef struct mmgan_ema mmgan_ema;
+
+/* Shadow copies of params[0..n), starting equal to them. */
+MMGAN_DEF mmgan_ema *mmgan_ema_new(mmgan_ctx *ctx, float decay, int n, mmgan_param *const *params);
+/* Frees the averages. */
+MMGAN_DEF void mmgan_ema_free(mmgan_ema *e);
+/* Folds the current parameter values into the averages. */
+MMGAN_DEF void mmgan_ema_update(mmgan_ema *e);
+/* Exchanges parameters and averages (call twice to swap back). */
+MMGAN_DEF void mmgan_ema_swap(mmgan_ema *e);
+
 #ifdef __cplusplus
 }
 #endif
@@ -4082,6 +4137,253 @@ MMGAN_DEF int mmgan_magan_end_epoch(mmgan_magan *m)
     m->n_data = m->n_g = 0;
     m->epoch++;
     return update;
+}
+
+/* ===================================================================== */
+/* 2.13 Optimizers                                                        */
+/* ===================================================================== */
+struct mmgan_optimizer {
+    mmgan_ctx *ctx;
+    mmgan_opt_spec spec;
+    int n;
+    long t;
+    mmgan_param **params;
+    float **m, **v;        /* first moment or momentum buffer; second moment or max */
+};
+
+MMGAN_DEF mmgan_opt_spec mmgan_opt_default(mmgan_opt_kind kind)
+{
+    mmgan_opt_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.lr = kind == MMGAN_OPT_ADAMAX ? 2e-3f : kind == MMGAN_OPT_RMSPROP ? 1e-2f : 1e-3f;
+    s.beta1 = 0.9f;
+    s.beta2 = kind == MMGAN_OPT_RMSPROP ? 0.99f : 0.999f;
+    s.eps = 1e-8f;
+    s.bias_correction = 1;
+    return s;
+}
+
+MMGAN_DEF void mmgan_opt_free(mmgan_optimizer *o)
+{
+    int i;
+    if (!o) return;
+    for (i = 0; i < o->n; i++) {
+        if (o->m) mmgan_free(o->ctx, o->m[i]);
+        if (o->v) mmgan_free(o->ctx, o->v[i]);
+    }
+    mmgan_free(o->ctx, o->m);
+    mmgan_free(o->ctx, o->v);
+    mmgan_free(o->ctx, o->params);
+    mmgan_free(o->ctx, o);
+}
+
+MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *spec, int n, mmgan_param *const *params)
+{
+    mmgan_optimizer *o;
+    int i;
+    if (!ctx) return NULL;
+    if (!spec || n < 1 || !params) {
+        mmgan__fail(ctx, MMGAN_ERR_INVALID, "opt_new: no spec or no parameters");
+        return NULL;
+    }
+    if ((int)spec->kind < MMGAN_OPT_SGD || (int)spec->kind > MMGAN_OPT_RMSPROP || !(spec->lr >= 0.0f) ||
+        !(spec->beta1 >= 0.0f && spec->beta1 < 1.0f) || !(spec->beta2 >= 0.0f && spec->beta2 < 1.0f) ||
+        !(spec->eps >= 0.0f) || !(spec->momentum >= 0.0f) || !(spec->weight_decay >= 0.0f)) {
+        mmgan__fail(ctx, MMGAN_ERR_INVALID,
+                    "opt_new: kind %d, lr %g, betas (%g, %g), eps %g, momentum %g, weight decay %g: out of range",
+                    (int)spec->kind, (double)spec->lr, (double)spec->beta1, (double)spec->beta2, (double)spec->eps,
+                    (double)spec->momentum, (double)spec->weight_decay);
+        return NULL;
+    }
+    for (i = 0; i < n; i++)
+        if (!params[i]) {
+            mmgan__fail(ctx, MMGAN_ERR_INVALID, "opt_new: parameter %d is NULL", i);
+            return NULL;
+        }
+    o = (mmgan_optimizer *)mmgan_alloc(ctx, sizeof *o);
+    if (!o) return NULL;
+    memset(o, 0, sizeof *o);
+    o->ctx = ctx;
+    o->spec = *spec;
+    o->params = (mmgan_param **)mmgan_alloc(ctx, (size_t)n * sizeof *o->params);
+    o->m = (float **)mmgan_alloc(ctx, (size_t)n * sizeof(float *));
+    o->v = (float **)mmgan_alloc(ctx, (size_t)n * sizeof(float *));
+    if (!o->params || !o->m || !o->v) { mmgan_opt_free(o); return NULL; }
+    memset(o->m, 0, (size_t)n * sizeof(float *));
+    memset(o->v, 0, (size_t)n * sizeof(float *));
+    o->n = n;
+    for (i = 0; i < n; i++) {
+        size_t bytes = params[i]->value->numel * sizeof(float);
+        o->params[i] = params[i];
+        o->m[i] = (float *)mmgan_alloc(ctx, bytes);
+        o->v[i] = (float *)mmgan_alloc(ctx, bytes);
+        if (!o->m[i] || !o->v[i]) { mmgan_opt_free(o); return NULL; }
+        memset(o->m[i], 0, bytes);
+        memset(o->v[i], 0, bytes);
+    }
+    return o;
+}
+
+MMGAN_DEF long mmgan_opt_steps(const mmgan_optimizer *o) { return o ? o->t : 0; }
+MMGAN_DEF void mmgan_opt_set_lr(mmgan_optimizer *o, float lr) { if (o && lr >= 0.0f) o->spec.lr = lr; }
+
+MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *grads)
+{
+    const mmgan_opt_spec *s;
+    double c1, c2;
+    int i;
+    if (!o) return MMGAN_ERR_INVALID;
+    if (!grads) return mmgan__fail(o->ctx, MMGAN_ERR_INVALID, "opt_step: grads is NULL");
+    for (i = 0; i < o->n; i++)
+        if (!grads[i]) return mmgan__fail(o->ctx, MMGAN_ERR_INVALID, "opt_step: gradient %d ('%s') is NULL", i, o->params[i]->name);
+    s = &o->spec;
+    o->t++;
+    /* Bias corrections in double: b^t underflows nothing for any t we meet. */
+    c1 = 1.0 - pow((double)s->beta1, (double)o->t);
+    c2 = 1.0 - pow((double)s->beta2, (double)o->t);
+    for (i = 0; i < o->n; i++) {
+        float *w = o->params[i]->value->data, *m = o->m[i], *v = o->v[i];
+        const float *gr = grads[i];
+        size_t k, n = o->params[i]->value->numel;
+        for (k = 0; k < n; k++) {
+            float g = gr[k] + s->weight_decay * w[k];
+            switch (s->kind) {
+            case MMGAN_OPT_SGD:
+                if (s->momentum > 0.0f) {
+                    m[k] = o->t == 1 ? g : s->momentum * m[k] + g;
+                    g = m[k];
+                }
+                w[k] -= s->lr * g;
+                break;
+            case MMGAN_OPT_ADAM:
+                m[k] = s->beta1 * m[k] + (1.0f - s->beta1) * g;
+                v[k] = s->beta2 * v[k] + (1.0f - s->beta2) * g * g;
+                w[k] -= (float)(s->lr * (m[k] / c1) / (sqrt(v[k] / c2) + s->eps));
+                break;
+            case MMGAN_OPT_ADAMAX:
+                m[k] = s->beta1 * m[k] + (1.0f - s->beta1) * g;
+                if (s->bias_correction) {
+                    float a = s->beta2 * v[k], b = fabsf(g) + s->eps;
+                    v[k] = a > b ? a : b;
+                    w[k] -= (float)(s->lr / c1 * m[k] / v[k]);
+                } else {
+                    float a = s->beta2 * v[k] + s->eps, b = fabsf(g);
+                    v[k] = a > b ? a : b;
+                    w[k] -= s->lr * m[k] / v[k];
+                }
+                break;
+            case MMGAN_OPT_RMSPROP: {
+                float d;
+                v[k] = s->beta2 * v[k] + (1.0f - s->beta2) * g * g;
+                d = g / (sqrtf(v[k]) + s->eps);
+                if (s->momentum > 0.0f) {
+                    m[k] = s->momentum * m[k] + d;
+                    d = m[k];
+                }
+                w[k] -= s->lr * d;
+                break;
+            }
+            }
+        }
+    }
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_opt_step_plan(mmgan_optimizer *o, const mmgan_plan *p, const mmgan_node *grad)
+{
+    const float *g[64], **gp = g;
+    mmgan_status st;
+    int i;
+    if (!o) return MMGAN_ERR_INVALID;
+    if (!p || !grad) return mmgan__fail(o->ctx, MMGAN_ERR_INVALID, "opt_step_plan: plan or gradient nodes NULL");
+    memset(g, 0, sizeof g);
+    /* Up to 64 parameters without touching the allocator; more costs one
+     * allocation per step, which the plan-driven loops of the examples avoid. */
+    if (o->n > 64) {
+        gp = (const float **)mmgan_alloc(o->ctx, (size_t)o->n * sizeof *gp);
+        if (!gp) return MMGAN_ERR_NOMEM;
+    }
+    for (i = 0; i < o->n; i++) {
+        gp[i] = mmgan_plan_value(p, grad[i]);
+        if (!gp[i] || mmgan_node_numel(p->g, grad[i]) != o->params[i]->value->numel) {
+            if (gp != g) mmgan_free(o->ctx, (void *)gp);
+            return mmgan__fail(o->ctx, MMGAN_ERR_INVALID,
+                               "opt_step_plan: node %d is not a planned target the size of parameter '%s'",
+                               grad[i], o->params[i]->name);
+        }
+    }
+    st = mmgan_opt_step(o, gp);
+    if (gp != g) mmgan_free(o->ctx, (void *)gp);
+    return st;
+}
+
+struct mmgan_ema {
+    mmgan_ctx *ctx;
+    float decay;
+    int n;
+    mmgan_param **params;
+    float **shadow;
+};
+
+MMGAN_DEF void mmgan_ema_free(mmgan_ema *e)
+{
+    int i;
+    if (!e) return;
+    for (i = 0; e->shadow && i < e->n; i++) mmgan_free(e->ctx, e->shadow[i]);
+    mmgan_free(e->ctx, e->shadow);
+    mmgan_free(e->ctx, e->params);
+    mmgan_free(e->ctx, e);
+}
+
+MMGAN_DEF mmgan_ema *mmgan_ema_new(mmgan_ctx *ctx, float decay, int n, mmgan_param *const *params)
+{
+    mmgan_ema *e;
+    int i;
+    if (!ctx) return NULL;
+    if (!(decay >= 0.0f && decay <= 1.0f) || n < 1 || !params) {
+        mmgan__fail(ctx, MMGAN_ERR_INVALID, "ema_new: decay %g must be in [0, 1], with parameters", (double)decay);
+        return NULL;
+    }
+    e = (mmgan_ema *)mmgan_alloc(ctx, sizeof *e);
+    if (!e) return NULL;
+    memset(e, 0, sizeof *e);
+    e->ctx = ctx;
+    e->decay = decay;
+    e->params = (mmgan_param **)mmgan_alloc(ctx, (size_t)n * sizeof *e->params);
+    e->shadow = (float **)mmgan_alloc(ctx, (size_t)n * sizeof(float *));
+    if (!e->params || !e->shadow) { mmgan_ema_free(e); return NULL; }
+    memset(e->shadow, 0, (size_t)n * sizeof(float *));
+    e->n = n;
+    for (i = 0; i < n; i++) {
+        size_t bytes;
+        if (!params[i]) { mmgan__fail(ctx, MMGAN_ERR_INVALID, "ema_new: parameter %d is NULL", i); mmgan_ema_free(e); return NULL; }
+        bytes = params[i]->value->numel * sizeof(float);
+        e->params[i] = params[i];
+        e->shadow[i] = (float *)mmgan_alloc(ctx, bytes);
+        if (!e->shadow[i]) { mmgan_ema_free(e); return NULL; }
+        memcpy(e->shadow[i], params[i]->value->data, bytes);
+    }
+    return e;
+}
+
+MMGAN_DEF void mmgan_ema_update(mmgan_ema *e)
+{
+    int i;
+    if (!e) return;
+    for (i = 0; i < e->n; i++)
+        mmgan_vec_axpby(e->params[i]->value->numel, 1.0f - e->decay, e->params[i]->value->data, e->decay, e->shadow[i]);
+}
+
+MMGAN_DEF void mmgan_ema_swap(mmgan_ema *e)
+{
+    int i;
+    if (!e) return;
+    for (i = 0; i < e->n; i++) {
+        float *w = e->params[i]->value->data, *s = e->shadow[i];
+        size_t k, n = e->params[i]->value->numel;
+        for (k = 0; k < n; k++) { float t = w[k]; w[k] = s[k]; s[k] = t; }
+    }
 }
 
 #endif /* MMGAN__IMPLEMENTED */
