@@ -523,12 +523,14 @@ typedef enum mmgan_relativistic {
 typedef struct mmgan_loss_spec {
     mmgan_loss_kind kind;
     mmgan_relativistic rel;
-    int saturating;          /* SGAN G side: the original minimax -mean softplus(d_f) */
+    int saturating;          /* non-relativistic SGAN G side: the minimax -mean softplus(d_f) */
     float a, b, c;           /* LSGAN targets: fake, real, generator (non-relativistic) */
 } mmgan_loss_spec;
 
-/* The parts of a loss, each a [1] node: total = real + fake.  For PAIRED and
- * ALL_PAIRS, whose terms do not separate, real = total and fake = 0. */
+/* The parts of a loss, each a [1] node: total = real + fake, the terms of
+ * the real and of the fake scores.  The non-relativistic G side has only a
+ * fake term (real = 0); PAIRED and ALL_PAIRS, whose terms do not separate,
+ * put everything in real (fake = 0). */
 typedef struct mmgan_loss {
     mmgan_node total, real, fake;
 } mmgan_loss;
@@ -554,7 +556,8 @@ MMGAN_DEF void mmgan_param_clip(mmgan_param *p, float c);
  *   INTERPOLATE  x^ = u x_real + (1 - u) x_fake, one u ~ U[0, 1) per sample
  *   REAL (R1), FAKE (R2)  x^ = x_real or x_fake; with center 0 and SQUARED
  *                this is R1/R2 with gamma = 2 lambda in the gamma/2 convention
- *   DRAGAN       x^ = x_real + u * dragan_c * std(x_real) * U[0, 1) noise
+ *   DRAGAN       x^ = x_real + u * dragan_c * std(x_real) * U[0, 1) noise, std
+ *                over the whole batch (population, not per feature)
  * Norms: L1 sum |g|; L2 sqrt(sum g^2 + 1e-12) (finite gradient at g = 0);
  * LINF max |g| (subgradient sign(g_k) at the first k reaching it);
  * SMOOTH_MAX sum |g| e^(s|g|) / sum e^(s|g|) per sample (the paper's smax);
@@ -611,7 +614,8 @@ MMGAN_DEF mmgan_node mmgan_energy(mmgan_graph *g, mmgan_node x, mmgan_node recon
  * (mmgan_fill for a fixed margin, mmgan_magan_margin for MAGAN's). */
 MMGAN_DEF mmgan_status mmgan_ebgan_loss_d(mmgan_graph *g, mmgan_node e_real, mmgan_node e_fake,
                                           mmgan_node margin, mmgan_loss *out);
-/* EBGAN generator side: mean E(x_fake) + pt_weight * PT(embed) (embed may be MMGAN_NONE). */
+/* EBGAN generator side: mean E(x_fake) (the fake part) + pt_weight * PT(embed)
+ * (the real part, 0 when embed is MMGAN_NONE). */
 MMGAN_DEF mmgan_status mmgan_ebgan_loss_g(mmgan_graph *g, mmgan_node e_fake, mmgan_node embed,
                                           float pt_weight, mmgan_loss *out);
 /* EBGAN's pulling-away term on embeddings s [B, ...]: the mean over i != j of
@@ -2283,7 +2287,7 @@ static char *mmgan__nshape(const mmgan__node *nd, char *buf, size_t size)
 static mmgan_node mmgan__push(mmgan_graph *g, int op, int nin, const mmgan_node *in, int ndim, const int *shape)
 {
     mmgan__node *nd;
-    size_t numel;
+    size_t numel = 0;
     int i;
     if (mmgan__check_shape(g->ctx, mmgan__op_name(op), ndim, shape, &numel) != MMGAN_OK)
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s", g->ctx->err);

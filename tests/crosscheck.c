@@ -12,6 +12,11 @@
  *   hv.<w>   d <v, dL/dx> / dw for a fixed random v (Hessian-vector product)
  *   t3.<w>   d <v2, hv.x> / dw for a fixed random v2            (third order)
  *   state0/state1.<s>  batch-norm running statistics before and after the run.
+ * Then the GAN loss API (mmgan.h 1.11-1.13) on small fixed critics: every
+ * loss kind x relativistic form (loss_*), every gradient penalty points x
+ * norm x shape (gp_*), the energies with the EBGAN and BEGAN losses (ebgan_*),
+ * each recording its own named targets (values and gradients; see "GAN
+ * losses, gradient penalties, EBGAN" below).
  * tests/crosscheck.py rebuilds the same networks in float64 PyTorch (the
  * definitions there mirror the ones here, by network name) and compares.
  *
@@ -670,22 +675,461 @@ done:
     return ok ? 0 : 1;
 }
 
+/* ======================================== GAN losses, gradient penalties, EBGAN */
+/* Networks of the loss API (mmgan.h 1.11-1.13).  Each records named targets,
+ * "<net>.<label>", instead of run_net's fixed set, with its weights ("param")
+ * and inputs ("input"):
+ *   loss_<kind>_<rel>[_<variant>]   mmgan_loss_d / mmgan_loss_g on critic1:
+ *       d_real, d_fake          the critic's outputs
+ *       D.total/real/fake       the D side, gD.<w> d D.total / dw
+ *       G.total/real/fake       the G side, gG.<w> d G.total / dw
+ *     (w: every weight and both inputs x_real, x_fake)
+ *   gp_<points>_<norm>_<shape>_c<center>_<level>   mmgan_gradient_penalty on critic1:
+ *       penalty, norm, points   the gp node's outputs (points: the x^ used)
+ *       gP.<w>                  d penalty / dw (a second derivative)
+ *   ebgan_<energy>          auto-encoder critic, energies and the EBGAN/BEGAN losses:
+ *       e_real, e_fake, embed, D.* gD.* (EBGAN D), G.* gG.* (EBGAN G with the
+ *       pulling-away term), G0.* gG0.* (without it), pt, B.* gB.* (BEGAN D),
+ *       upd.k upd.M (mmgan_began_update from the run's mean energies). */
+
+#define MAXT 64 /* recorded targets per network */
+#define MAXI 4  /* inputs per network */
+
+typedef struct xrun {
+    xnet net;
+    mmgan_plan *plan;
+    int nt, ni, bad;  /* bad: too many targets or inputs */
+    mmgan_node target[MAXT];
+    char label[MAXT][32];
+    float *inbuf[MAXI];
+    char msg[1024];   /* first failure */
+} xrun;
+
+static int xrun_begin(xrun *r, mmgan_ctx *ctx, const char *name, uint64_t stream)
+{
+    memset(r, 0, sizeof *r);
+    r->net.name = name;
+    r->net.ctx = ctx;
+    mmgan_rng_seed(&r->net.rng, 20240601u, stream);
+    r->net.g = mmgan_graph_new(ctx);
+    if (!r->net.g) snprintf(r->msg, sizeof r->msg, "mmgan_graph_new: %s", mmgan_ctx_error(ctx));
+    return r->net.g != NULL;
+}
+
+/* An input (value (mean + std z) * sample_scale[i] for sample i, z ~ N(0, 1)),
+ * recorded as "input.<name>" and fed. */
+static mmgan_node X(xrun *r, const char *name, int ndim, const int *shape, float mean, float std,
+                    const float *sample_scale)
+{
+    char rec[128];
+    size_t numel = 1, per, i;
+    int d;
+    float *data;
+    mmgan_node x;
+    if (r->ni == MAXI) { r->bad = 1; return MMGAN_NONE; }
+    for (d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+    per = numel / (size_t)shape[0];
+    data = (float *)malloc(numel * sizeof(float));
+    if (!data) { fprintf(stderr, "crosscheck: out of memory\n"); exit(1); }
+    r->inbuf[r->ni++] = data;
+    mmgan_rng_fill_normal(&r->net.rng, data, numel, mean, std);
+    if (sample_scale)
+        for (i = 0; i < numel; i++) data[i] *= sample_scale[i / per];
+    record_name(rec, sizeof rec, &r->net, "input", name);
+    put_tensor(rec, ndim, shape, data);
+    x = mmgan_input(r->net.g, name, ndim, shape);
+    if (x != MMGAN_NONE && mmgan_graph_feed(r->net.g, x, data) != MMGAN_OK && !r->msg[0])
+        snprintf(r->msg, sizeof r->msg, "mmgan_graph_feed(%s): %s", name, mmgan_ctx_error(r->net.ctx));
+    return x;
+}
+
+/* Records node y as "<net>.<label>". */
+static void T(xrun *r, const char *label, mmgan_node y)
+{
+    if (r->nt == MAXT) { r->bad = 1; return; }
+    snprintf(r->label[r->nt], sizeof r->label[0], "%s", label);
+    r->target[r->nt++] = y;
+}
+
+/* Records d sum(y) / d wrt[i] as "<net>.<prefix>.<wname[i]>". */
+static void TG(xrun *r, const char *prefix, mmgan_node y, int nw, const mmgan_node *wrt, const char *const *wname)
+{
+    mmgan_node gr[MAXP + 2];
+    mmgan_status st;
+    char label[32];
+    int i;
+    if (y == MMGAN_NONE) return; /* the builder's failure is in the graph status */
+    if (nw > MAXP + 2) { r->bad = 1; return; }
+    if ((st = mmgan_grad(r->net.g, y, nw, wrt, gr)) != MMGAN_OK) {
+        if (!r->msg[0])
+            snprintf(r->msg, sizeof r->msg, "mmgan_grad(%s) failed (%s): %s", prefix, mmgan_status_name(st),
+                     mmgan_ctx_error(r->net.ctx));
+        return;
+    }
+    for (i = 0; i < nw; i++) {
+        snprintf(label, sizeof label, "%s.%s", prefix, wname[i]);
+        T(r, label, gr[i]);
+    }
+}
+
+/* Records the loss parts as "<prefix>.total/real/fake". */
+static void TL(xrun *r, const char *prefix, const mmgan_loss *l)
+{
+    char label[32];
+    snprintf(label, sizeof label, "%s.total", prefix);
+    T(r, label, l->total);
+    snprintf(label, sizeof label, "%s.real", prefix);
+    T(r, label, l->real);
+    snprintf(label, sizeof label, "%s.fake", prefix);
+    T(r, label, l->fake);
+}
+
+/* Plans and runs the targets and records their values; 1 on success. */
+static int xrun_run(xrun *r)
+{
+    mmgan_status st;
+    char rec[128];
+    int i;
+    if (r->msg[0]) return 0;
+    if (r->bad || r->net.overflow) { snprintf(r->msg, sizeof r->msg, "crosscheck.c: raise MAXT, MAXI, MAXP or MAXS"); return 0; }
+    if (r->net.setup_failed) {
+        snprintf(r->msg, sizeof r->msg, "creating or initializing a parameter failed: %s", mmgan_ctx_error(r->net.ctx));
+        return 0;
+    }
+    if ((st = mmgan_graph_status(r->net.g)) != MMGAN_OK) {
+        snprintf(r->msg, sizeof r->msg, "building the network failed (%s): %s", mmgan_status_name(st), mmgan_ctx_error(r->net.ctx));
+        return 0;
+    }
+    for (i = 0; i < r->nt; i++)
+        if (r->target[i] == MMGAN_NONE) { snprintf(r->msg, sizeof r->msg, "target %s is MMGAN_NONE", r->label[i]); return 0; }
+    r->plan = mmgan_plan_new(r->net.g, r->nt, r->target);
+    if (!r->plan) { snprintf(r->msg, sizeof r->msg, "mmgan_plan_new: %s", mmgan_ctx_error(r->net.ctx)); return 0; }
+    if ((st = mmgan_plan_run(r->plan)) != MMGAN_OK) {
+        snprintf(r->msg, sizeof r->msg, "mmgan_plan_run failed (%s): %s", mmgan_status_name(st), mmgan_ctx_error(r->net.ctx));
+        return 0;
+    }
+    for (i = 0; i < r->nt; i++) {
+        int shape[MMGAN_MAX_DIMS];
+        int ndim = mmgan_node_shape(r->net.g, r->target[i], shape);
+        const float *v = mmgan_plan_value(r->plan, r->target[i]);
+        if (!v) { snprintf(r->msg, sizeof r->msg, "mmgan_plan_value returned NULL for %s", r->label[i]); return 0; }
+        snprintf(rec, sizeof rec, "%s.%s", r->net.name, r->label[i]);
+        put_tensor(rec, ndim, shape, v);
+    }
+    return 1;
+}
+
+/* Writes the error record if !ok, frees everything; 0 on success, else 1. */
+static int xrun_end(xrun *r, int ok)
+{
+    int i;
+    if (!ok) {
+        fprintf(stderr, "crosscheck: %s: %s\n", r->net.name, r->msg);
+        put_error(r->net.name, r->msg);
+        mmgan_ctx_clear_error(r->net.ctx);
+    }
+    mmgan_plan_free(r->plan);
+    mmgan_graph_free(r->net.g);
+    for (i = 0; i < r->net.np; i++) mmgan_param_free(r->net.param[i]);
+    for (i = 0; i < r->ni; i++) free(r->inbuf[i]);
+    fflush(out_file);
+    return ok ? 0 : 1;
+}
+
+/* critic1: x [B, 1, 6, 6] -> conv2d(w1 [3, 1, 3, 3], stride 2, pad 1) + b1 -> leaky_relu(0.2)
+ * -> flatten [B, 27] -> linear(w2 [1, 27], b2 [1] or no bias) -> [B, 1]. */
+typedef struct critic1 {
+    mmgan_node w1, b1, w2, b2;
+} critic1;
+
+/* New weights; wrt/wname get the weights, then x_real and x_fake; returns their count. */
+static int critic1_new(xnet *n, critic1 *c, float w2_half, int with_b2, mmgan_node xr, mmgan_node xf,
+                       mmgan_node *wrt, const char **wname)
+{
+    int nw = 0;
+    c->w1 = P(n, "w1", 4, SH(3, 1, 3, 3), 0, 0.5f);
+    c->b1 = P(n, "b1", 1, SH(3), 0, 0.3f);
+    c->w2 = P(n, "w2", 2, SH(1, 27), 0, w2_half);
+    c->b2 = with_b2 ? P(n, "b2", 1, SH(1), 0, 0.3f) : MMGAN_NONE;
+    wrt[nw] = c->w1; wname[nw++] = "w1";
+    wrt[nw] = c->b1; wname[nw++] = "b1";
+    wrt[nw] = c->w2; wname[nw++] = "w2";
+    if (with_b2) { wrt[nw] = c->b2; wname[nw++] = "b2"; }
+    wrt[nw] = xr; wname[nw++] = "x_real";
+    wrt[nw] = xf; wname[nw++] = "x_fake";
+    return nw;
+}
+
+static mmgan_node critic1_apply(mmgan_graph *g, mmgan_node x, void *user)
+{
+    const critic1 *c = (const critic1 *)user;
+    mmgan_node h = mmgan_leaky_relu(g, mmgan_bias_add(g, mmgan_conv2d(g, x, c->w1, 2, 1), c->b1), 0.2f);
+    return mmgan_linear(g, mmgan_flatten(g, h), c->w2, c->b2);
+}
+
+/* ------------------------------------------------ losses (1.11) */
+
+static const char *const kind_names[4] = { "sgan", "lsgan", "hinge", "wgan" };
+static const char *const rel_names[5] = { "none", "average", "centred", "paired", "all_pairs" };
+
+typedef struct lossdef {
+    const char *name;     /* NULL: "loss_<kind>_<rel>" with the default spec */
+    mmgan_loss_kind kind;
+    mmgan_relativistic rel;
+    int saturating;
+    float a, b, c;
+    int fake_batch;
+} lossdef;
+
+/* Beyond the 20 defaults (mirrored in crosscheck.py's LOSS_EXTRA). */
+static const lossdef loss_extra[] = {
+    { "loss_sgan_none_saturating", MMGAN_LOSS_SGAN, MMGAN_REL_NONE, 1, 0.0f, 1.0f, 1.0f, 6 },
+    { "loss_lsgan_none_m111", MMGAN_LOSS_LSGAN, MMGAN_REL_NONE, 0, -1.0f, 1.0f, 1.0f, 6 },
+    { "loss_lsgan_none_011", MMGAN_LOSS_LSGAN, MMGAN_REL_NONE, 0, 0.0f, 1.0f, 1.0f, 6 },
+    { "loss_lsgan_none_odd", MMGAN_LOSS_LSGAN, MMGAN_REL_NONE, 0, 0.5f, -0.3f, 0.2f, 6 },
+    /* relativistic LSGAN: targets +-1 whatever (a, b, c) */
+    { "loss_lsgan_average_odd", MMGAN_LOSS_LSGAN, MMGAN_REL_AVERAGE, 0, 0.5f, -0.3f, 0.2f, 6 },
+    { "loss_lsgan_paired_odd", MMGAN_LOSS_LSGAN, MMGAN_REL_PAIRED, 0, 0.5f, -0.3f, 0.2f, 6 },
+    /* unequal real and fake batches (6 and 4) */
+    { "loss_sgan_all_pairs_b4", MMGAN_LOSS_SGAN, MMGAN_REL_ALL_PAIRS, 0, 0.0f, 1.0f, 1.0f, 4 },
+    { "loss_hinge_centred_b4", MMGAN_LOSS_HINGE, MMGAN_REL_CENTRED, 0, 0.0f, 1.0f, 1.0f, 4 },
+    { "loss_lsgan_average_b4", MMGAN_LOSS_LSGAN, MMGAN_REL_AVERAGE, 0, 0.0f, 1.0f, 1.0f, 4 },
+    { "loss_wgan_none_b4", MMGAN_LOSS_WGAN, MMGAN_REL_NONE, 0, 0.0f, 1.0f, 1.0f, 4 },
+};
+
+static int run_loss(mmgan_ctx *ctx, const char *name, const mmgan_loss_spec *spec, int fake_batch, uint64_t stream)
+{
+    xrun run;
+    xrun *r = &run;
+    critic1 c;
+    mmgan_node xr, xf, dr, df, wrt[6];
+    const char *wname[6];
+    mmgan_loss ld, lg;
+    mmgan_graph *g;
+    int nw;
+    if (!xrun_begin(r, ctx, name, stream)) return xrun_end(r, 0);
+    g = r->net.g;
+    xr = X(r, "x_real", 4, SH(6, 1, 6, 6), 0.4f, 1.0f, NULL);
+    xf = X(r, "x_fake", 4, SH(fake_batch, 1, 6, 6), -0.3f, 1.0f, NULL);
+    /* The relativistic losses depend on score differences only: their
+     * gradient in an output bias, analytically 0, would be float32 rounding
+     * noise (as for a bias before batch norm), so their critic has none. */
+    nw = critic1_new(&r->net, &c, 0.8f, spec->rel == MMGAN_REL_NONE, xr, xf, wrt, wname);
+    dr = critic1_apply(g, xr, &c);
+    df = critic1_apply(g, xf, &c);
+    T(r, "d_real", dr);
+    T(r, "d_fake", df);
+    if (mmgan_loss_d(g, spec, dr, df, &ld) == MMGAN_OK) {
+        TL(r, "D", &ld);
+        TG(r, "gD", ld.total, nw, wrt, wname);
+    }
+    if (mmgan_loss_g(g, spec, dr, df, &lg) == MMGAN_OK) {
+        TL(r, "G", &lg);
+        TG(r, "gG", lg.total, nw, wrt, wname);
+    }
+    return xrun_end(r, xrun_run(r));
+}
+
+static int run_losses(mmgan_ctx *ctx, int *count)
+{
+    char names[20][40];
+    int k, rel, i, failed = 0;
+    uint64_t stream = 1000;
+    for (k = 0; k < 4; k++)
+        for (rel = 0; rel < 5; rel++) {
+            char *name = names[k * 5 + rel];
+            mmgan_loss_spec spec = mmgan_loss_default((mmgan_loss_kind)k, (mmgan_relativistic)rel);
+            snprintf(name, sizeof names[0], "loss_%s_%s", kind_names[k], rel_names[rel]);
+            failed += run_loss(ctx, name, &spec, 6, stream++);
+            ++*count;
+        }
+    for (i = 0; i < (int)(sizeof loss_extra / sizeof loss_extra[0]); i++) {
+        const lossdef *d = &loss_extra[i];
+        mmgan_loss_spec spec = mmgan_loss_default(d->kind, d->rel);
+        spec.saturating = d->saturating;
+        spec.a = d->a; spec.b = d->b; spec.c = d->c;
+        failed += run_loss(ctx, d->name, &spec, d->fake_batch, stream++);
+        ++*count;
+    }
+    return failed;
+}
+
+/* ------------------------------------------------ gradient penalties (1.12) */
+
+static const char *const points_names[4] = { "interpolate", "real", "fake", "dragan" };
+static const char *const norm_names[5] = { "l2", "l1", "linf", "smax", "signed" };
+static const char *const shape_names[4] = { "squared", "hinge", "onesided", "abs" };
+
+/* Half-range of critic1's w2 per norm and level, so that for center 1 every
+ * per-sample norm is below 1 ("lo") or above 1 ("hi"); crosscheck.py checks
+ * that it is so.  The gradient d C / d x is linear in w2. */
+static const float gp_w2_half[5][2] = {
+    { 0.15f, 2.5f },  /* l2 */
+    { 0.03f, 0.6f },  /* l1 */
+    { 0.5f, 6.0f },   /* linf */
+    { 0.4f, 7.0f },   /* smooth max */
+    { 0.5f, 8.0f },   /* signed max */
+};
+
+static int run_gp(mmgan_ctx *ctx, int points, int norm, int shape, float center, int level, uint64_t stream)
+{
+    xrun run;
+    xrun *r = &run;
+    critic1 c;
+    char name[64];
+    mmgan_node xr, xf, wrt[6];
+    const char *wname[6];
+    mmgan_gp_spec spec = mmgan_gp_default();
+    mmgan_rng rng;
+    mmgan_gp gp;
+    mmgan_status st;
+    int nw;
+    /* Mirrored in crosscheck.py's gp_spec(). */
+    spec.points = (mmgan_gp_points)points;
+    spec.norm = (mmgan_gp_norm)norm;
+    spec.shape = (mmgan_gp_shape)shape;
+    spec.center = center;
+    spec.lambda = 10.0f;
+    spec.smooth_s = level ? 3.0f : 1.0f;
+    spec.dragan_c = level ? 1.5f : 0.5f;
+    snprintf(name, sizeof name, "gp_%s_%s_%s_c%d_%s", points_names[points], norm_names[norm], shape_names[shape],
+             (int)center, level ? "hi" : "lo");
+    if (!xrun_begin(r, ctx, name, stream)) return xrun_end(r, 0);
+    mmgan_rng_seed(&rng, 777u, stream);
+    xr = X(r, "x_real", 4, SH(6, 1, 6, 6), 0.4f, 1.0f, NULL);
+    xf = X(r, "x_fake", 4, SH(6, 1, 6, 6), -0.3f, 1.0f, NULL);
+    nw = critic1_new(&r->net, &c, gp_w2_half[norm][level], 1, xr, xf, wrt, wname);
+    st = mmgan_gradient_penalty(r->net.g, &spec, xr, xf, critic1_apply, &c, &rng, &gp);
+    if (st == MMGAN_OK) {
+        T(r, "penalty", gp.penalty);
+        T(r, "norm", gp.norm);
+        T(r, "points", gp.points);
+        TG(r, "gP", gp.penalty, nw, wrt, wname);
+    }
+    return xrun_end(r, xrun_run(r));
+}
+
+static int run_gps(mmgan_ctx *ctx, int *count)
+{
+    int p, nm, s, level, failed = 0;
+    uint64_t stream = 2000;
+    for (p = 0; p < 4; p++)
+        for (nm = 0; nm < 5; nm++) {
+            for (s = 0; s < 4; s++)
+                for (level = 0; level < 2; level++) {
+                    failed += run_gp(ctx, p, nm, s, 1.0f, level, stream++);
+                    ++*count;
+                }
+            /* zero-centred (R1 / R2 with REAL / FAKE points) */
+            for (s = 0; s < 4; s += 3) {
+                failed += run_gp(ctx, p, nm, s, 0.0f, 1, stream++);
+                ++*count;
+            }
+        }
+    return failed;
+}
+
+/* ------------------------------------------------ energy-based GANs (1.13) */
+
+static const char *const energy_names[3] = { "sse", "norm", "mse" };
+/* EBGAN margins, between the smallest and largest fake energy (checked by crosscheck.py). */
+static const float ebgan_margin[3] = { 6.0f, 2.5f, 0.4f };
+
+static int run_energy(mmgan_ctx *ctx, int kind, uint64_t stream)
+{
+    static const float fake_scale[5] = { 0.3f, 0.6f, 1.0f, 1.5f, 2.2f };
+    static const char *const wname[6] = { "we", "be", "wd", "bd", "x_real", "x_fake" };
+    xrun run;
+    xrun *r = &run;
+    char name[32];
+    mmgan_graph *g;
+    mmgan_node xr, xf, we, be, wd, bd, hr, hf, er, ef, wrt[6];
+    mmgan_loss ld, lg, lg0, lb;
+    mmgan_began began;
+    int ok;
+    snprintf(name, sizeof name, "ebgan_%s", energy_names[kind]);
+    if (!xrun_begin(r, ctx, name, stream)) return xrun_end(r, 0);
+    g = r->net.g;
+    /* auto-encoder: x [5, 16] -> h = relu(linear(we, be)) [5, 8] -> recon = linear(wd, bd) */
+    xr = X(r, "x_real", 2, SH(5, 16), 0.0f, 0.7f, NULL);
+    xf = X(r, "x_fake", 2, SH(5, 16), 0.0f, 0.7f, fake_scale);
+    we = P(&r->net, "we", 2, SH(8, 16), 0, 0.4f);
+    be = P(&r->net, "be", 1, SH(8), 0.2f, 0.2f);
+    wd = P(&r->net, "wd", 2, SH(16, 8), 0, 0.5f);
+    bd = P(&r->net, "bd", 1, SH(16), 0, 0.2f);
+    wrt[0] = we; wrt[1] = be; wrt[2] = wd; wrt[3] = bd; wrt[4] = xr; wrt[5] = xf;
+    hr = mmgan_relu(g, mmgan_linear(g, xr, we, be));
+    hf = mmgan_relu(g, mmgan_linear(g, xf, we, be));
+    er = mmgan_energy(g, xr, mmgan_linear(g, hr, wd, bd), (mmgan_energy_kind)kind);
+    ef = mmgan_energy(g, xf, mmgan_linear(g, hf, wd, bd), (mmgan_energy_kind)kind);
+    T(r, "e_real", er);
+    T(r, "e_fake", ef);
+    T(r, "embed", hf);
+    if (mmgan_ebgan_loss_d(g, er, ef, mmgan_fill(g, 1, SH(1), ebgan_margin[kind]), &ld) == MMGAN_OK) {
+        TL(r, "D", &ld);
+        TG(r, "gD", ld.total, 6, wrt, wname);
+    }
+    if (mmgan_ebgan_loss_g(g, ef, hf, 0.7f, &lg) == MMGAN_OK) {
+        TL(r, "G", &lg);
+        TG(r, "gG", lg.total, 6, wrt, wname);
+    }
+    if (mmgan_ebgan_loss_g(g, ef, MMGAN_NONE, 0.7f, &lg0) == MMGAN_OK) {
+        TL(r, "G0", &lg0);
+        TG(r, "gG0", lg0.total, 6, wrt, wname);
+    }
+    T(r, "pt", mmgan_pulling_away(g, hf));
+    mmgan_began_init(&began, 0.5f, 0.001f);
+    began.k = 0.3f;
+    began.lambda_k = 0.01f;  /* large enough for the update to show at 1e-4 */
+    if (mmgan_began_loss_d(g, &began, er, ef, &lb) == MMGAN_OK) {
+        TL(r, "B", &lb);
+        TG(r, "gB", lb.total, 6, wrt, wname);
+    }
+    ok = xrun_run(r);
+    if (ok) {
+        /* BEGAN's update from this run's mean energies (D.real, G0.total). */
+        const float *mr = mmgan_plan_value(r->plan, ld.real), *mf = mmgan_plan_value(r->plan, lg0.total);
+        float k1, m;
+        char rec[128];
+        m = mmgan_began_update(&began, mr[0], mf[0]);
+        k1 = began.k;
+        snprintf(rec, sizeof rec, "%s.upd.k", name);
+        put_tensor(rec, 1, SH(1), &k1);
+        snprintf(rec, sizeof rec, "%s.upd.M", name);
+        put_tensor(rec, 1, SH(1), &m);
+    }
+    return xrun_end(r, ok);
+}
+
+static int run_energies(mmgan_ctx *ctx, int *count)
+{
+    int k, failed = 0;
+    for (k = 0; k < 3; k++) {
+        failed += run_energy(ctx, k, 3000 + (uint64_t)k);
+        ++*count;
+    }
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "build/crosscheck.bin";
     size_t i, count = sizeof nets / sizeof nets[0];
-    int failed = 0;
+    int failed = 0, extra = 0;
     mmgan_ctx *ctx = mmgan_ctx_new(NULL);
     if (!ctx) { fprintf(stderr, "crosscheck: mmgan_ctx_new failed\n"); return 1; }
     out_file = fopen(path, "wb");
     if (!out_file) { fprintf(stderr, "crosscheck: cannot write %s\n", path); return 1; }
     put_bytes("MMGANXC1", 8);
     for (i = 0; i < count; i++) failed += run_net(ctx, &nets[i], (uint64_t)i);
+    failed += run_losses(ctx, &extra);
+    failed += run_gps(ctx, &extra);
+    failed += run_energies(ctx, &extra);
     put_u8('Z');
     if (fclose(out_file) != 0) write_failed = 1;
     mmgan_ctx_free(ctx);
     if (write_failed) { fprintf(stderr, "crosscheck: writing %s failed\n", path); return 1; }
     printf("crosscheck: %d networks written to %s [%s], %d failed to build or run\n",
-           (int)count, path, mmgan_isa(), failed);
+           (int)count + extra, path, mmgan_isa(), failed);
     return failed ? 1 : 0;
 }

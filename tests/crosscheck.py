@@ -18,6 +18,24 @@ ones, by name) in float64 PyTorch with those exact values and recomputes:
   state1.<s> batch-norm running statistics after the run (PyTorch's update,
              unbiased variance)
 
+and for the GAN loss API (mmgan.h 1.11-1.13), with formulas written from the
+header's documentation (not from its implementation):
+
+  loss_<kind>_<rel>[_<variant>]  mmgan_loss_d / mmgan_loss_g on a small conv
+             critic: critic outputs, D.* and G.* (total, real, fake) and
+             gD.<w> / gG.<w>, their totals' gradients in every weight and in
+             both input batches x_real, x_fake
+  gp_<points>_<norm>_<shape>_c<center>_<lo|hi>  mmgan_gradient_penalty: penalty,
+             per-sample norm, points (REAL / FAKE; the random INTERPOLATE and
+             DRAGAN points are instead checked to lie where the header says,
+             and used as the reference's x^), gP.<w> (second order)
+  ebgan_<sse|norm|mse>  energies, EBGAN D and G (with and without the
+             pulling-away term), BEGAN D, their gradients, BEGAN's k update
+
+Lines "<net>.check.<what>" check the test's own premises (hinges active for
+some terms and not others, gradient norms on the intended side of the
+center, ...) and count as passed or failed like the comparisons.
+
 Criterion, per array: err = max|mmgan - torch| / max(max|torch|, 1e-6), and
 the array passes when err <= 1e-4.  That is a relative error normalized by
 the array's largest reference magnitude, so tiny entries of an array are held
@@ -486,6 +504,292 @@ def reference(name, fields):
     return res
 
 
+# ------------------------------------------------------------------ GAN losses, penalties, EBGAN
+# The networks of mmgan.h 1.11-1.13 (see crosscheck.c: loss_*, gp_*, ebgan_*).
+# The formulas below are written from the header's documentation of those
+# sections, not from the implementation.
+
+
+def critic1(x, p):
+    """x [B,1,6,6] -> conv(3 ch, 3x3, stride 2, pad 1) + bias -> leaky_relu(0.2) -> linear -> [B,1]."""
+    h = F.leaky_relu(F.conv2d(x, p["w1"], p["b1"], stride=2, padding=1), 0.2)
+    return F.linear(h.reshape(h.shape[0], -1), p["w2"], p.get("b2"))
+
+
+def critic1_wrt(p, xr, xf):
+    """(names, tensors) of the critic's weights (b2 only where the net has it) and both inputs."""
+    names = [k for k in ("w1", "b1", "w2", "b2") if k in p]
+    return names + ["x_real", "x_fake"], [p[k] for k in names] + [xr, xf]
+
+LOSS_KINDS = ("sgan", "lsgan", "hinge", "wgan")
+LOSS_RELS = ("none", "average", "centred", "paired", "all_pairs")
+# name -> (kind, rel, saturating, a, b, c); fake batch 4 for names ending in _b4
+LOSS_NETS = {"loss_%s_%s" % (k, r): (k, r, 0, 0.0, 1.0, 1.0) for k in LOSS_KINDS for r in LOSS_RELS}
+LOSS_NETS.update({  # crosscheck.c's loss_extra
+    "loss_sgan_none_saturating": ("sgan", "none", 1, 0.0, 1.0, 1.0),
+    "loss_lsgan_none_m111": ("lsgan", "none", 0, -1.0, 1.0, 1.0),
+    "loss_lsgan_none_011": ("lsgan", "none", 0, 0.0, 1.0, 1.0),
+    "loss_lsgan_none_odd": ("lsgan", "none", 0, 0.5, -0.3, 0.2),
+    "loss_lsgan_average_odd": ("lsgan", "average", 0, 0.5, -0.3, 0.2),
+    "loss_lsgan_paired_odd": ("lsgan", "paired", 0, 0.5, -0.3, 0.2),
+    "loss_sgan_all_pairs_b4": ("sgan", "all_pairs", 0, 0.0, 1.0, 1.0),
+    "loss_hinge_centred_b4": ("hinge", "centred", 0, 0.0, 1.0, 1.0),
+    "loss_lsgan_average_b4": ("lsgan", "average", 0, 0.0, 1.0, 1.0),
+    "loss_wgan_none_b4": ("wgan", "none", 0, 0.0, 1.0, 1.0),
+})
+
+
+def gan_loss(spec, dr, df, gside, hinge_args):
+    """(real, fake) parts of the D (gside 0) or G side, as documented in mmgan.h 1.11.
+    dr [Br], df [Bf] are the critic's scores; hinge_args collects relu arguments."""
+    kind, rel, sat, a, b, c = spec
+
+    def relu(t):
+        hinge_args.append(t.detach().reshape(-1))
+        return F.relu(t)
+
+    def phi_r(t):  # D-side term of a real score; targets +-1 for LSGAN
+        return {"sgan": lambda: F.softplus(-t), "lsgan": lambda: (t - 1.0) ** 2,
+                "hinge": lambda: relu(1.0 - t), "wgan": lambda: -t}[kind]()
+
+    def phi_f(t):
+        return phi_r(-t)
+
+    zero = dr.new_zeros(())
+    if rel == "none":
+        if not gside:
+            if kind == "sgan":
+                return F.softplus(-dr).mean(), F.softplus(df).mean()
+            if kind == "lsgan":
+                return ((dr - b) ** 2).mean(), ((df - a) ** 2).mean()
+            if kind == "hinge":
+                return relu(1.0 - dr).mean(), relu(1.0 + df).mean()
+            return -dr.mean(), df.mean()  # WGAN: mean d_f - mean d_r
+        if kind == "sgan":
+            return zero, (-F.softplus(df).mean() if sat else F.softplus(-df).mean())
+        if kind == "lsgan":
+            return zero, ((df - c) ** 2).mean()
+        return zero, -df.mean()  # hinge, WGAN
+    if rel in ("average", "centred"):
+        if rel == "average":
+            mr, mf = df.mean(), dr.mean()  # d_r is compared with mean d_f, d_f with mean d_r
+        else:
+            mr = mf = (dr.mean() + df.mean()) / 2
+        if not gside:
+            return phi_r(dr - mr).mean(), phi_f(df - mf).mean()
+        return phi_f(dr - mr).mean(), phi_r(df - mf).mean()
+    if rel == "paired":
+        d = dr - df  # d_r,i - d_f,i
+    else:
+        d = dr[:, None] - df[None, :]  # all B_r x B_f pairs (i, j)
+    return (phi_r(-d) if gside else phi_r(d)).mean(), zero  # terms do not separate: real = total
+
+
+def reference_loss(net, fields):
+    spec = LOSS_NETS[net]
+    p = {k: v.clone().requires_grad_() for k, v in fields["param"].items()}
+    xr = fields["input"]["x_real"].clone().requires_grad_()
+    xf = fields["input"]["x_fake"].clone().requires_grad_()
+    wnames, wrt = critic1_wrt(p, xr, xf)
+    dr, df = critic1(xr, p), critic1(xf, p)
+    res = [("d_real", dr), ("d_fake", df)]
+    hinge_args = []
+    for side, gside in (("D", 0), ("G", 1)):
+        real, fake = gan_loss(spec, dr.reshape(-1), df.reshape(-1), gside, hinge_args)
+        real, fake = whole(real), whole(fake)
+        total = real + fake
+        res += [(side + ".total", total), (side + ".real", real), (side + ".fake", fake)]
+        res += [("g%s.%s" % (side, w), gi) for w, gi in zip(wnames, grads(total, wrt, False))]
+    checks = []
+    if hinge_args:  # the hinges must be active for some terms and not for others
+        t = torch.cat(hinge_args)
+        checks.append(("hinge_mixed", bool((t > 0).any() and (t < 0).any()),
+                       "%d of %d relu arguments > 0" % (int((t > 0).sum()), t.numel())))
+    return res, checks
+
+
+GP_POINTS = ("interpolate", "real", "fake", "dragan")
+GP_NORMS = ("l2", "l1", "linf", "smax", "signed")
+GP_SHAPES = ("squared", "hinge", "onesided", "abs")
+
+
+def gp_spec(net):
+    """gp_<points>_<norm>_<shape>_c<center>_<level> -> spec as crosscheck.c's run_gp sets it."""
+    _, points, norm, shape, center, level = net.split("_")
+    hi = level == "hi"
+    return dict(points=points, norm=norm, shape=shape, center=float(center[1:]), level=level,
+                lam=10.0, s=3.0 if hi else 1.0, c=1.5 if hi else 0.5)
+
+
+def gp_norm(g, norm, s):
+    """Per-sample norm of g [B, ...] as documented in mmgan.h 1.12, shape [B]."""
+    g = g.reshape(g.shape[0], -1)
+    if norm == "l2":
+        return torch.sqrt((g * g).sum(1) + 1e-12)
+    if norm == "l1":
+        return g.abs().sum(1)
+    if norm == "linf":  # subgradient at the first maximum: argmax picks the first
+        return torch.gather(g.abs(), 1, g.abs().argmax(1, keepdim=True)).reshape(-1)
+    if norm == "signed":
+        return torch.gather(g, 1, g.argmax(1, keepdim=True)).reshape(-1)
+    a = g.abs()  # smooth max of |g|
+    e = torch.exp(s * a)
+    return (a * e).sum(1) / e.sum(1)
+
+
+# norm -> [does some sample's largest |g| have a negative sign], one entry per net
+GP_NEGATIVE_EXTREMES = {}
+
+
+def gp_extremes_check():
+    """(label, ok, detail): LINF's subgradient sign and SIGNED_MAX vs LINF are exercised,
+    i.e. most LINF / SIGNED_MAX nets have a sample whose largest |g| is negative."""
+    parts = ["%s %d of %d nets" % (k, sum(v), len(v)) for k, v in sorted(GP_NEGATIVE_EXTREMES.items())]
+    ok = all(2 * sum(v) >= len(v) for v in GP_NEGATIVE_EXTREMES.values())
+    return "gp.check.negative_extremes", ok, "a sample's largest |g| is negative in: " + ", ".join(parts)
+
+
+def reference_gp(net, fields):
+    sp = gp_spec(net)
+    p = {k: v.clone().requires_grad_() for k, v in fields["param"].items()}
+    xr = fields["input"]["x_real"].clone().requires_grad_()
+    xf = fields["input"]["x_fake"].clone().requires_grad_()
+    pts = fields.get("points", {}).get("")
+    checks = []
+    # The points are constants: x_real and x_fake enter detached.
+    if sp["points"] == "real":
+        xh = xr.detach().clone()
+    elif sp["points"] == "fake":
+        xh = xf.detach().clone()
+    else:
+        if pts is None or tuple(pts.shape) != tuple(xr.shape):
+            raise ValueError("points missing or of the wrong shape")
+        xh = pts.clone()
+        r, f, h = xr.detach().reshape(len(xr), -1), xf.detach().reshape(len(xf), -1), pts.reshape(len(pts), -1)
+        scale = max(h.abs().max().item(), 1.0)
+        if sp["points"] == "interpolate":
+            # x^ = u x_r + (1 - u) x_f, one u in [0, 1) per sample
+            d, e = r - f, h - f
+            u = (d * e).sum(1) / (d * d).sum(1)
+            resid = (e - u[:, None] * d).abs().max().item() / scale
+            ok = resid <= 1e-6 and bool((u >= 0).all()) and bool((u < 1).all()) and u.std().item() > 0.05
+            checks.append(("points_on_segments", ok, "off-segment %.1e, u = %s" % (
+                resid, " ".join("%.3f" % v for v in u.tolist()))))
+        else:
+            # x^ = x_r + u c std(x_r) U[0,1): 0 <= x^ - x_r <= c std(x_r) elementwise
+            bound = sp["c"] * r.std(unbiased=False).item()
+            d = h - r
+            lo, hi = d.min().item() / bound, d.max().item() / bound
+            ok = lo >= -1e-6 and hi <= 1 + 1e-6 and hi > 0.1
+            checks.append(("points_dragan_range", ok, "(x^ - x_r) / (c std x_r) in [%.3g, %.3g]" % (lo, hi)))
+    xh.requires_grad_()
+    out = critic1(xh, p)
+    g = torch.autograd.grad(out.sum(), xh, create_graph=True)[0]
+    nrm = gp_norm(g, sp["norm"], sp["s"])
+    t = nrm - sp["center"]
+    t = {"squared": lambda: t * t, "hinge": lambda: F.relu(t),
+         "onesided": lambda: F.relu(t) ** 2, "abs": lambda: t.abs()}[sp["shape"]]()
+    pen = whole(sp["lam"] * t.mean())
+    wnames, wrt = critic1_wrt(p, xr, xf)
+    res = [("penalty", pen), ("norm", nrm.reshape((len(xh),) + (1,) * (xh.dim() - 1)))]
+    if sp["points"] in ("real", "fake"):
+        res.append(("points", xh))
+    res += [("gP.%s" % w, gi) for w, gi in zip(wnames, grads(pen, wrt, False))]
+    if sp["norm"] in ("linf", "signed"):  # counted once over all nets by gp_extremes_check()
+        gf = g.detach().reshape(len(g), -1)
+        GP_NEGATIVE_EXTREMES.setdefault(sp["norm"], []).append(
+            bool((torch.gather(gf, 1, gf.abs().argmax(1, keepdim=True)) < 0).any()))
+    if sp["center"] == 1.0:  # the level is what its name says (so hinges are not trivially 0)
+        lo, hi = nrm.min().item(), nrm.max().item()
+        ok = hi < 1.0 if sp["level"] == "lo" else lo > 1.0
+        checks.append(("norms_" + sp["level"], ok, "norms in [%.3g, %.3g]" % (lo, hi)))
+    return res, checks
+
+
+EBGAN_KINDS = ("sse", "norm", "mse")
+EBGAN_MARGIN = {"sse": 6.0, "norm": 2.5, "mse": 0.4}   # crosscheck.c's ebgan_margin
+EBGAN_PT_WEIGHT = 0.7
+BEGAN_K, BEGAN_GAMMA, BEGAN_LAMBDA_K = 0.3, 0.5, 0.01
+EBGAN_WRT = ["we", "be", "wd", "bd", "x_real", "x_fake"]
+
+
+def energy(x, recon, kind):
+    """Per-sample reconstruction energy [B, 1] (mmgan.h 1.13)."""
+    sse = ((recon - x) ** 2).sum(1, keepdim=True)
+    return {"sse": sse, "norm": torch.sqrt(sse + 1e-12), "mse": sse / x.shape[1]}[kind]
+
+
+def pulling_away(s):
+    """Mean over i != j of cos^2(s_i, s_j)."""
+    s = s.reshape(s.shape[0], -1)
+    b = s.shape[0]
+    cos = (s @ s.t()) / (s.norm(dim=1)[:, None] * s.norm(dim=1)[None, :])
+    off = ~torch.eye(b, dtype=torch.bool)
+    return (cos[off] ** 2).sum() / (b * (b - 1))
+
+
+def reference_ebgan(net, fields):
+    kind = net.split("_", 1)[1]
+    p = {k: v.clone().requires_grad_() for k, v in fields["param"].items()}
+    xr = fields["input"]["x_real"].clone().requires_grad_()
+    xf = fields["input"]["x_fake"].clone().requires_grad_()
+    wrt = [p[k] for k in EBGAN_WRT[:4]] + [xr, xf]
+
+    def ae(x):
+        h = F.relu(F.linear(x, p["we"], p["be"]))
+        return h, F.linear(h, p["wd"], p["bd"])
+
+    hr, rr = ae(xr)
+    hf, rf = ae(xf)
+    er, ef = energy(xr, rr, kind), energy(xf, rf, kind)
+    m = EBGAN_MARGIN[kind]
+    pt = whole(pulling_away(hf))
+    zero = whole(er.new_zeros(()))
+    parts = {
+        "D": (whole(er.mean()), whole(F.relu(m - ef).mean())),        # EBGAN critic
+        "G": (EBGAN_PT_WEIGHT * pt, whole(ef.mean())),                # EBGAN G with PT
+        "G0": (zero, whole(ef.mean())),                               # without PT
+        "B": (whole(er.mean()), whole(-BEGAN_K * ef.mean())),         # BEGAN critic
+    }
+    res = [("e_real", er), ("e_fake", ef), ("embed", hf), ("pt", pt)]
+    for side, (real, fake) in parts.items():
+        total = real + fake
+        res += [(side + ".total", total), (side + ".real", real), (side + ".fake", fake)]
+        res += [("g%s.%s" % (side, w), gi) for w, gi in zip(EBGAN_WRT, grads(total, wrt, False))]
+    # BEGAN's update after the step, from the mean energies of this run
+    mr, mf = er.mean().item(), ef.mean().item()
+    bal = BEGAN_GAMMA * mr - mf
+    k1 = min(max(BEGAN_K + BEGAN_LAMBDA_K * bal, 0.0), 1.0)
+    res += [("upd.k", torch.tensor([k1], dtype=DT)), ("upd.M", torch.tensor([mr + abs(bal)], dtype=DT))]
+    lo, hi = ef.min().item(), ef.max().item()
+    checks = [("margin_inside", lo < m < hi, "margin %g, fake energies in [%.3g, %.3g]" % (m, lo, hi)),
+              ("began_k_unclamped", 0.0 < k1 < 1.0, "k: %g -> %.6g" % (BEGAN_K, k1))]
+    return res, checks
+
+
+def reference_any(net, fields):
+    """[(label, tensor)] to compare and [(label, ok, detail)] checks of the test's own premises."""
+    if net.startswith("loss_"):
+        return reference_loss(net, fields)
+    if net.startswith("gp_"):
+        return reference_gp(net, fields)
+    if net.startswith("ebgan_"):
+        return reference_ebgan(net, fields)
+    return reference(net, fields), []
+
+
+def known(net):
+    if net.startswith("gp_"):
+        try:
+            sp = gp_spec(net)
+        except ValueError:
+            return False
+        return sp["points"] in GP_POINTS and sp["norm"] in GP_NORMS and sp["shape"] in GP_SHAPES
+    if net.startswith("ebgan_"):
+        return net.split("_", 1)[1] in EBGAN_KINDS
+    return net in NETS or net in LOSS_NETS
+
+
 def shape_str(s):
     return "[" + "x".join(str(d) for d in s) + "]"
 
@@ -521,20 +825,23 @@ def main():
             failed += 1
             continue
         fields = nets[net]
-        if net not in NETS:
+        if not known(net):
             print("FAIL %s: no PyTorch definition in crosscheck.py" % net)
             failed += 1
             continue
-        if "out" not in fields:
+        if not set(fields) - {"param", "input", "const", "state0"}:
             print("FAIL %s: incomplete records (did crosscheck crash?)" % net)
             failed += 1
             continue
         try:
-            ref = reference(net, fields)
+            ref, checks = reference_any(net, fields)
         except Exception as e:  # a definition mismatch: report, keep going
             print("FAIL %s: PyTorch reference failed: %s: %s" % (net, type(e).__name__, e))
             failed += 1
             continue
+        for label, ok, detail in checks:
+            passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+            print("%s %-36s %s" % ("ok  " if ok else "FAIL", "%s.check.%s" % (net, label), detail))
         for label, r in ref:
             full = "%s.%s" % (net, label)
             kind, _, field = label.partition(".")
@@ -570,6 +877,10 @@ def main():
                 line += "  (worst at flat index %d: mmgan %.8g, PyTorch %.8g; max|PyTorch| %.4g)" % (
                     i, got.reshape(-1)[i].item(), r.reshape(-1)[i].item(), r.abs().max().item())
             print(line)
+    if GP_NEGATIVE_EXTREMES:
+        label, ok, detail = gp_extremes_check()
+        passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+        print("%s %-36s %s" % ("ok  " if ok else "FAIL", label, detail))
     if not complete:
         print("FAIL %s is truncated (did crosscheck crash?)" % path)
         failed += 1
