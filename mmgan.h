@@ -1120,7 +1120,7 @@ static mmgan_status mmgan__check_shape(mmgan_ctx *ctx, const char *who, int ndim
 
 static mmgan_tensor *mmgan__tensor_header(mmgan_ctx *ctx, const char *who, int ndim, const int *shape)
 {
-    size_t numel;
+    size_t numel = 0;
     int i;
     mmgan_tensor *t;
     if (!ctx) return NULL;
@@ -1187,7 +1187,7 @@ MMGAN_DEF char *mmgan_shape_str(const mmgan_tensor *t, char *buf, size_t size)
 
 MMGAN_DEF mmgan_status mmgan_tensor_reshape(mmgan_ctx *ctx, mmgan_tensor *t, int ndim, const int *shape)
 {
-    size_t numel;
+    size_t numel = 0;
     int i;
     char s[64];
     if (!ctx) return MMGAN_ERR_INVALID;
@@ -2660,7 +2660,7 @@ MMGAN_DEF mmgan_node mmgan_conv2d_wgrad(mmgan_graph *g, mmgan_node x, mmgan_node
 
 MMGAN_DEF mmgan_node mmgan_reshape(mmgan_graph *g, mmgan_node x, int ndim, const int *shape)
 {
-    size_t numel;
+    size_t numel = 0;
     if (!mmgan__args_ok(g, "reshape", 1, &x)) return MMGAN_NONE;
     if (mmgan__check_shape(g->ctx, "reshape", ndim, shape, &numel) != MMGAN_OK)
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s", g->ctx->err);
