@@ -720,6 +720,93 @@ MMGAN_DEF void mmgan_ema_update(mmgan_ema *e);
 /* Exchanges parameters and averages (call twice to swap back). */
 MMGAN_DEF void mmgan_ema_swap(mmgan_ema *e);
 
+/* ===================================================================== */
+/* 1.15 Data: inflate, gzip, IDX files, MNIST batches                     */
+/* ===================================================================== */
+/* Every reader validates what it reads against the bytes it has: a
+ * malformed, truncated or corrupted file is an MMGAN_ERR_FORMAT with a
+ * message, never a crash or an over-read. */
+
+/* Decompresses raw DEFLATE (RFC 1951) data; *out is allocated (mmgan_free). */
+MMGAN_DEF mmgan_status mmgan_inflate(mmgan_ctx *ctx, const unsigned char *in, size_t n,
+                                     unsigned char **out, size_t *out_size);
+/* Decompresses a gzip member (RFC 1952), checking its CRC-32 and length. */
+MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
+                                    unsigned char **out, size_t *out_size);
+/* CRC-32 (the gzip and PNG polynomial) of n bytes, continuing from crc (0 to start). */
+MMGAN_DEF uint32_t mmgan_crc32(uint32_t crc, const unsigned char *p, size_t n);
+
+/* An IDX array (the MNIST format): unsigned bytes, up to 4 dimensions. */
+typedef struct mmgan_idx {
+    int ndim, dims[4];
+    size_t count;              /* product of dims */
+    unsigned char *data;       /* count bytes (owned; mmgan_idx_free) */
+} mmgan_idx;
+
+/* Parses an IDX image in memory (gunzipped first if it starts with the gzip magic). */
+MMGAN_DEF mmgan_status mmgan_idx_parse(mmgan_ctx *ctx, const unsigned char *buf, size_t n, mmgan_idx *out);
+/* Frees an IDX array's data. */
+MMGAN_DEF void mmgan_idx_free(mmgan_ctx *ctx, mmgan_idx *idx);
+
+/* Images as floats [n, 1, h, w] scaled to [lo, hi], with optional labels. */
+typedef struct mmgan_dataset {
+    int n, c, h, w;
+    float *images;             /* n * c * h * w floats (owned) */
+    unsigned char *labels;     /* n labels or NULL (owned) */
+} mmgan_dataset;
+
+/* Builds a dataset from IDX images (3-d) and optional labels (1-d, same count). */
+MMGAN_DEF mmgan_status mmgan_dataset_from_idx(mmgan_ctx *ctx, const mmgan_idx *images, const mmgan_idx *labels,
+                                              float lo, float hi, mmgan_dataset *out);
+/* Frees a dataset's arrays. */
+MMGAN_DEF void mmgan_dataset_free(mmgan_ctx *ctx, mmgan_dataset *ds);
+
+/* Batches of a dataset in a shuffled order, reshuffled (seeded) every epoch. */
+typedef struct mmgan_batcher {
+    const mmgan_dataset *ds;
+    mmgan_rng *rng;
+    int batch, pos, *order;
+    long epoch;                /* completed passes over the data */
+} mmgan_batcher;
+
+/* Prepares batches of `batch` samples (allocates the order once). */
+MMGAN_DEF mmgan_status mmgan_batcher_init(mmgan_ctx *ctx, mmgan_batcher *b, const mmgan_dataset *ds, int batch,
+                                          mmgan_rng *rng);
+/* Copies the next batch into images (batch * c * h * w floats) and labels
+ * (may be NULL); a batch never straddles two epochs. Returns 1 when this
+ * batch started a new epoch, else 0. */
+MMGAN_DEF int mmgan_batcher_next(mmgan_batcher *b, float *images, unsigned char *labels);
+/* Frees the batcher's order array. */
+MMGAN_DEF void mmgan_batcher_free(mmgan_ctx *ctx, mmgan_batcher *b);
+
+/* ===================================================================== */
+/* 1.16 Images                                                            */
+/* ===================================================================== */
+/* Encodes 8-bit gray (channels 1) or RGB (3) pixels, rows top to bottom, as a
+ * PNG in memory (*out allocated, mmgan_free). */
+MMGAN_DEF mmgan_status mmgan_png_encode(mmgan_ctx *ctx, const unsigned char *pixels, int w, int h, int channels,
+                                        unsigned char **out, size_t *out_size);
+/* Tiles n images [n, c, h, w] (c = 1 or 3), values in [lo, hi], into a grid of
+ * `cols` columns with a 1-pixel border; writes (W x H x c) bytes to pixels
+ * when not NULL and returns the grid size in *gw, *gh. */
+MMGAN_DEF mmgan_status mmgan_image_grid(mmgan_ctx *ctx, const float *images, int n, int c, int h, int w, int cols,
+                                        float lo, float hi, unsigned char *pixels, int *gw, int *gh);
+
+#ifndef MMGAN_NO_STDIO
+/* Reads a whole file into *data (mmgan_free). */
+MMGAN_DEF mmgan_status mmgan_read_file(mmgan_ctx *ctx, const char *path, unsigned char **data, size_t *size);
+/* Writes a file atomically: a temporary file next to it, flushed, then renamed. */
+MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const void *data, size_t size);
+/* Loads an IDX file, gzip-compressed or not. */
+MMGAN_DEF mmgan_status mmgan_idx_load(mmgan_ctx *ctx, const char *path, mmgan_idx *out);
+/* Loads MNIST-style images and labels (labels_path may be NULL) scaled to [lo, hi]. */
+MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path, const char *labels_path,
+                                        float lo, float hi, mmgan_dataset *out);
+/* Writes a grid of images as a PNG file (see mmgan_image_grid). */
+MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
+                                           int h, int w, int cols, float lo, float hi);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -4389,6 +4476,649 @@ MMGAN_DEF void mmgan_ema_swap(mmgan_ema *e)
         for (k = 0; k < n; k++) { float t = w[k]; w[k] = s[k]; s[k] = t; }
     }
 }
+
+/* ===================================================================== */
+/* 2.14 I/O: inflate, gzip, IDX, datasets, PNG, files                     */
+/* ===================================================================== */
+MMGAN_DEF uint32_t mmgan_crc32(uint32_t crc, const unsigned char *p, size_t n)
+{
+    size_t i;
+    int k;
+    /* Bitwise: a table would be faster, but this runs once per file. */
+    crc = ~crc;
+    for (i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* --- inflate (RFC 1951) ----------------------------------------------- */
+typedef struct mmgan__inf {
+    const unsigned char *in;
+    size_t n, pos;
+    uint32_t bits;
+    int nbits;
+    unsigned char *out;
+    size_t len, cap;
+    mmgan_ctx *ctx;
+    void *user;
+} mmgan__inf;
+
+/* A canonical Huffman code: how many codes of each length, and the symbols
+ * in code order. */
+typedef struct mmgan__huff {
+    short count[16];
+    short sym[288];
+} mmgan__huff;
+
+#define MMGAN__INF_EOF (-1)
+#define MMGAN__INF_BAD (-2)
+
+static int mmgan__inf_bits(mmgan__inf *s, int need)
+{
+    uint32_t v;
+    while (s->nbits < need) {
+        if (s->pos >= s->n) return MMGAN__INF_EOF;
+        s->bits |= (uint32_t)s->in[s->pos++] << s->nbits;
+        s->nbits += 8;
+    }
+    v = s->bits & ((1u << need) - 1u);
+    s->bits >>= need;
+    s->nbits -= need;
+    return (int)v;
+}
+
+/* Builds a code from lengths; 0 if over-subscribed, or incomplete where
+ * that is not allowed (a single distance code may be incomplete). */
+static int mmgan__huff_build(mmgan__huff *h, const unsigned char *len, int n, int allow_incomplete)
+{
+    short offs[16];
+    int i, left = 1;
+    for (i = 0; i < 16; i++) h->count[i] = 0;
+    for (i = 0; i < n; i++) h->count[len[i]]++;
+    if (h->count[0] == n) return allow_incomplete;
+    for (i = 1; i < 16; i++) {
+        left = left * 2 - h->count[i];
+        if (left < 0) return 0;
+    }
+    offs[1] = 0;
+    for (i = 1; i < 15; i++) offs[i + 1] = (short)(offs[i] + h->count[i]);
+    for (i = 0; i < n; i++)
+        if (len[i]) h->sym[offs[len[i]]++] = (short)i;
+    return left == 0 || allow_incomplete;
+}
+
+/* One symbol, reading the code bit by bit (codes are stored MSB first). */
+static int mmgan__huff_decode(mmgan__inf *s, const mmgan__huff *h)
+{
+    int code = 0, first = 0, index = 0, len;
+    for (len = 1; len < 16; len++) {
+        int b = mmgan__inf_bits(s, 1), count;
+        if (b < 0) return b;
+        code |= b;
+        count = h->count[len];
+        if (code - first < count) return h->sym[index + code - first];
+        index += count;
+        first = (first + count) << 1;
+        code <<= 1;
+    }
+    return MMGAN__INF_BAD;
+}
+
+static int mmgan__inf_put(mmgan__inf *s, unsigned char c)
+{
+    if (s->len == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+        unsigned char *o = (unsigned char *)MMGAN_REALLOC(s->user, s->out, cap);
+        if (!o) return 0;
+        s->out = o;
+        s->cap = cap;
+    }
+    s->out[s->len++] = c;
+    return 1;
+}
+
+static const short mmgan__len_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                          35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const short mmgan__len_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+                                           3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const unsigned short mmgan__dist_base[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193,
+                                                    257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145,
+                                                    8193, 12289, 16385, 24577};
+static const short mmgan__dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6,
+                                            7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+
+/* Returns NULL on success, else what is wrong. */
+static const char *mmgan__inf_codes(mmgan__inf *s, const mmgan__huff *lit, const mmgan__huff *dist)
+{
+    for (;;) {
+        int sym = mmgan__huff_decode(s, lit);
+        if (sym == MMGAN__INF_EOF) return "truncated data";
+        if (sym < 0) return "invalid literal/length code";
+        if (sym < 256) {
+            if (!mmgan__inf_put(s, (unsigned char)sym)) return "out of memory";
+        } else if (sym == 256) {
+            return NULL;
+        } else {
+            int e, len, d;
+            size_t back, k;
+            sym -= 257;
+            if (sym >= 29) return "invalid length symbol";
+            e = mmgan__inf_bits(s, mmgan__len_extra[sym]);
+            if (e < 0) return "truncated data";
+            len = mmgan__len_base[sym] + e;
+            d = mmgan__huff_decode(s, dist);
+            if (d == MMGAN__INF_EOF) return "truncated data";
+            if (d < 0 || d >= 30) return "invalid distance code";
+            e = mmgan__inf_bits(s, mmgan__dist_extra[d]);
+            if (e < 0) return "truncated data";
+            back = (size_t)mmgan__dist_base[d] + (size_t)e;
+            if (back > s->len) return "distance reaches before the start of the output";
+            for (k = 0; k < (size_t)len; k++)
+                if (!mmgan__inf_put(s, s->out[s->len - back])) return "out of memory";
+        }
+    }
+}
+
+static const char *mmgan__inf_run(mmgan__inf *s)
+{
+    static const unsigned char order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+    mmgan__huff lit, dist;
+    unsigned char len[320];
+    int last, type, i;
+    do {
+        last = mmgan__inf_bits(s, 1);
+        type = mmgan__inf_bits(s, 2);
+        if (last < 0 || type < 0) return "truncated data";
+        if (type == 0) {
+            unsigned l, nl;
+            /* Stored: byte-aligned LEN, its complement, the bytes. */
+            s->bits = 0;
+            s->nbits = 0;
+            if (s->n - s->pos < 4) return "truncated stored block";
+            l = s->in[s->pos] | (unsigned)s->in[s->pos + 1] << 8;
+            nl = s->in[s->pos + 2] | (unsigned)s->in[s->pos + 3] << 8;
+            s->pos += 4;
+            if (l != (~nl & 0xffffu)) return "stored block length check fails";
+            if (s->n - s->pos < l) return "truncated stored block";
+            for (i = 0; i < (int)l; i++)
+                if (!mmgan__inf_put(s, s->in[s->pos + i])) return "out of memory";
+            s->pos += l;
+        } else if (type == 1) {
+            for (i = 0; i < 288; i++) len[i] = (unsigned char)(i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8);
+            mmgan__huff_build(&lit, len, 288, 0);
+            for (i = 0; i < 30; i++) len[i] = 5;
+            mmgan__huff_build(&dist, len, 30, 1);
+            {
+                const char *err = mmgan__inf_codes(s, &lit, &dist);
+                if (err) return err;
+            }
+        } else if (type == 2) {
+            int nlen = mmgan__inf_bits(s, 5), ndist = mmgan__inf_bits(s, 5), ncode = mmgan__inf_bits(s, 4);
+            mmgan__huff lencode;
+            const char *err;
+            if (nlen < 0 || ndist < 0 || ncode < 0) return "truncated data";
+            nlen += 257; ndist += 1; ncode += 4;
+            if (nlen > 286 || ndist > 30) return "too many length or distance codes";
+            for (i = 0; i < 19; i++) {
+                int v = i < ncode ? mmgan__inf_bits(s, 3) : 0;
+                if (v < 0) return "truncated data";
+                len[order[i]] = (unsigned char)v;
+            }
+            if (!mmgan__huff_build(&lencode, len, 19, 0)) return "invalid code-length code";
+            for (i = 0; i < nlen + ndist;) {
+                int sym = mmgan__huff_decode(s, &lencode), rep, v = 0;
+                if (sym == MMGAN__INF_EOF) return "truncated data";
+                if (sym < 0) return "invalid code-length symbol";
+                if (sym < 16) { len[i++] = (unsigned char)sym; continue; }
+                if (sym == 16) {
+                    if (i == 0) return "repeat with no previous length";
+                    v = len[i - 1];
+                    rep = mmgan__inf_bits(s, 2); if (rep < 0) return "truncated data"; rep += 3;
+                } else if (sym == 17) {
+                    rep = mmgan__inf_bits(s, 3); if (rep < 0) return "truncated data"; rep += 3;
+                } else {
+                    rep = mmgan__inf_bits(s, 7); if (rep < 0) return "truncated data"; rep += 11;
+                }
+                if (i + rep > nlen + ndist) return "code lengths overflow";
+                while (rep--) len[i++] = (unsigned char)v;
+            }
+            if (len[256] == 0) return "no end-of-block code";
+            if (!mmgan__huff_build(&lit, len, nlen, 0)) return "invalid literal/length code lengths";
+            if (!mmgan__huff_build(&dist, len + nlen, ndist, 1)) return "invalid distance code lengths";
+            err = mmgan__inf_codes(s, &lit, &dist);
+            if (err) return err;
+        } else {
+            return "invalid block type 3";
+        }
+    } while (!last);
+    return NULL;
+}
+
+static mmgan_status mmgan__inflate(mmgan_ctx *ctx, const char *who, const unsigned char *in, size_t n,
+                                   size_t hint, unsigned char **out, size_t *out_size, size_t *used)
+{
+    mmgan__inf s;
+    const char *err;
+    memset(&s, 0, sizeof s);
+    s.in = in; s.n = n; s.ctx = ctx; s.user = ctx->alloc_user;
+    if (hint) {
+        s.out = (unsigned char *)MMGAN_MALLOC(s.user, hint);
+        if (s.out) s.cap = hint;
+    }
+    err = mmgan__inf_run(&s);
+    if (err) {
+        MMGAN_FREE(s.user, s.out);
+        return mmgan__fail(ctx, strcmp(err, "out of memory") ? MMGAN_ERR_FORMAT : MMGAN_ERR_NOMEM,
+                           "%s: %s (at byte %lu of %lu)", who, err, (unsigned long)s.pos, (unsigned long)n);
+    }
+    /* Hand back memory from mmgan_alloc's family so callers free it one way. */
+    *out = (unsigned char *)mmgan_alloc(ctx, s.len ? s.len : 1);
+    if (!*out) { MMGAN_FREE(s.user, s.out); return MMGAN_ERR_NOMEM; }
+    if (s.len) memcpy(*out, s.out, s.len);
+    MMGAN_FREE(s.user, s.out);
+    *out_size = s.len;
+    if (used) *used = s.pos;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_inflate(mmgan_ctx *ctx, const unsigned char *in, size_t n,
+                                     unsigned char **out, size_t *out_size)
+{
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "inflate: NULL argument");
+    return mmgan__inflate(ctx, "inflate", in, n, 0, out, out_size, NULL);
+}
+
+MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
+                                    unsigned char **out, size_t *out_size)
+{
+    size_t pos = 10, used = 0;
+    unsigned flg;
+    uint32_t crc, isize;
+    mmgan_status st;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gunzip: NULL argument");
+    *out = NULL;
+    if (n < 18 || in[0] != 0x1f || in[1] != 0x8b)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: not a gzip file (%lu bytes, no 1f 8b magic)", (unsigned long)n);
+    if (in[2] != 8) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: compression method %d, only 8 (deflate) exists", in[2]);
+    flg = in[3];
+    if (flg & 0xe0) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: reserved header flags set (0x%02x)", flg);
+    if (flg & 4) {   /* FEXTRA */
+        size_t xlen;
+        if (n - pos < 2) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated header");
+        xlen = in[pos] | (size_t)in[pos + 1] << 8;
+        pos += 2;
+        if (n - pos < xlen) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated header");
+        pos += xlen;
+    }
+    if (flg & 8) { while (pos < n && in[pos]) pos++; pos++; }   /* FNAME */
+    if (flg & 16) { while (pos < n && in[pos]) pos++; pos++; }  /* FCOMMENT */
+    if (flg & 2) pos += 2;                                      /* FHCRC */
+    if (pos + 8 > n) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated header");
+    isize = in[n - 4] | (uint32_t)in[n - 3] << 8 | (uint32_t)in[n - 2] << 16 | (uint32_t)in[n - 1] << 24;
+    /* ISIZE is only a hint (it is the size mod 2^32); the result is checked below. */
+    st = mmgan__inflate(ctx, "gunzip", in + pos, n - pos - 8, isize < (1u << 30) ? isize : 0, out, out_size, &used);
+    if (st != MMGAN_OK) return st;
+    pos += used;
+    if (n - pos < 8) {
+        mmgan_free(ctx, *out); *out = NULL;
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated trailer");
+    }
+    crc = in[pos] | (uint32_t)in[pos + 1] << 8 | (uint32_t)in[pos + 2] << 16 | (uint32_t)in[pos + 3] << 24;
+    isize = in[pos + 4] | (uint32_t)in[pos + 5] << 8 | (uint32_t)in[pos + 6] << 16 | (uint32_t)in[pos + 7] << 24;
+    if (crc != mmgan_crc32(0, *out, *out_size) || isize != (uint32_t)*out_size) {
+        mmgan_free(ctx, *out); *out = NULL;
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: %s check fails: the data is corrupted",
+                           isize != (uint32_t)*out_size ? "length" : "CRC-32");
+    }
+    return MMGAN_OK;
+}
+
+/* --- IDX -------------------------------------------------------------- */
+MMGAN_DEF void mmgan_idx_free(mmgan_ctx *ctx, mmgan_idx *idx)
+{
+    if (!idx) return;
+    mmgan_free(ctx, idx->data);
+    idx->data = NULL;
+}
+
+MMGAN_DEF mmgan_status mmgan_idx_parse(mmgan_ctx *ctx, const unsigned char *buf, size_t n, mmgan_idx *out)
+{
+    unsigned char *raw = NULL;
+    size_t count = 1, i;
+    int d;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!buf || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "idx: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        size_t rn;
+        mmgan_status st = mmgan_gunzip(ctx, buf, n, &raw, &rn);
+        if (st != MMGAN_OK) return st;
+        buf = raw;
+        n = rn;
+    }
+    if (n < 4 || buf[0] != 0 || buf[1] != 0) {
+        mmgan_free(ctx, raw);
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: bad magic (an IDX file starts with two zero bytes)");
+    }
+    if (buf[2] != 0x08) {
+        int t = buf[2];
+        mmgan_free(ctx, raw);
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: element type 0x%02x, only 0x08 (unsigned byte) is supported", t);
+    }
+    out->ndim = buf[3];
+    if (out->ndim < 1 || out->ndim > 4) {
+        mmgan_free(ctx, raw);
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: %d dimensions, expected 1 to 4", out->ndim);
+    }
+    if (n < 4 + 4 * (size_t)out->ndim) {
+        mmgan_free(ctx, raw);
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: truncated header (%lu bytes)", (unsigned long)n);
+    }
+    for (d = 0; d < out->ndim; d++) {
+        const unsigned char *p = buf + 4 + 4 * d;
+        uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (v == 0 || v > (uint32_t)INT_MAX || count > ((size_t)INT_MAX) / v) {
+            mmgan_free(ctx, raw);
+            return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: dimension %d is %lu: empty or too large", d, (unsigned long)v);
+        }
+        out->dims[d] = (int)v;
+        count *= v;
+    }
+    if (n - 4 - 4 * (size_t)out->ndim != count) {
+        mmgan_free(ctx, raw);
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: the header promises %lu bytes of data, the file has %lu",
+                           (unsigned long)count, (unsigned long)(n - 4 - 4 * (size_t)out->ndim));
+    }
+    out->count = count;
+    out->data = (unsigned char *)mmgan_alloc(ctx, count);
+    if (!out->data) { mmgan_free(ctx, raw); return MMGAN_ERR_NOMEM; }
+    for (i = 0; i < count; i++) out->data[i] = buf[4 + 4 * out->ndim + i];
+    mmgan_free(ctx, raw);
+    return MMGAN_OK;
+}
+
+/* --- datasets and batches --------------------------------------------- */
+MMGAN_DEF void mmgan_dataset_free(mmgan_ctx *ctx, mmgan_dataset *ds)
+{
+    if (!ds) return;
+    mmgan_free(ctx, ds->images);
+    mmgan_free(ctx, ds->labels);
+    ds->images = NULL;
+    ds->labels = NULL;
+}
+
+MMGAN_DEF mmgan_status mmgan_dataset_from_idx(mmgan_ctx *ctx, const mmgan_idx *images, const mmgan_idx *labels,
+                                              float lo, float hi, mmgan_dataset *out)
+{
+    size_t i;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!images || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "dataset: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (images->ndim != 3)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "dataset: images have %d dimensions, expected 3 (count, rows, columns)",
+                           images->ndim);
+    if (labels && (labels->ndim != 1 || labels->dims[0] != images->dims[0]))
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "dataset: %d labels (%d-d) for %d images",
+                           labels->dims[0], labels->ndim, images->dims[0]);
+    out->n = images->dims[0]; out->c = 1; out->h = images->dims[1]; out->w = images->dims[2];
+    out->images = (float *)mmgan_alloc(ctx, images->count * sizeof(float));
+    if (!out->images) return MMGAN_ERR_NOMEM;
+    for (i = 0; i < images->count; i++) out->images[i] = lo + (hi - lo) * (float)images->data[i] / 255.0f;
+    if (labels) {
+        out->labels = (unsigned char *)mmgan_alloc(ctx, labels->count);
+        if (!out->labels) { mmgan_dataset_free(ctx, out); return MMGAN_ERR_NOMEM; }
+        memcpy(out->labels, labels->data, labels->count);
+    }
+    return MMGAN_OK;
+}
+
+static void mmgan__batcher_shuffle(mmgan_batcher *b)
+{
+    int i;
+    if (b->rng) mmgan_rng_permutation(b->rng, b->order, b->ds->n);
+    else for (i = 0; i < b->ds->n; i++) b->order[i] = i;
+}
+
+MMGAN_DEF mmgan_status mmgan_batcher_init(mmgan_ctx *ctx, mmgan_batcher *b, const mmgan_dataset *ds, int batch,
+                                          mmgan_rng *rng)
+{
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!b || !ds || !ds->images) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "batcher: NULL argument");
+    memset(b, 0, sizeof *b);
+    if (batch < 1 || batch > ds->n)
+        return mmgan__fail(ctx, MMGAN_ERR_INVALID, "batcher: batch %d must be 1 to the %d samples", batch, ds->n);
+    b->order = (int *)mmgan_alloc(ctx, (size_t)ds->n * sizeof(int));
+    if (!b->order) return MMGAN_ERR_NOMEM;
+    b->ds = ds; b->rng = rng; b->batch = batch;
+    mmgan__batcher_shuffle(b);
+    return MMGAN_OK;
+}
+
+MMGAN_DEF int mmgan_batcher_next(mmgan_batcher *b, float *images, unsigned char *labels)
+{
+    size_t per;
+    int i, fresh = b->pos == 0;
+    if (b->pos + b->batch > b->ds->n) {   /* the remainder waits for the next epoch */
+        b->epoch++;
+        b->pos = 0;
+        fresh = 1;
+        mmgan__batcher_shuffle(b);
+    }
+    per = (size_t)b->ds->c * b->ds->h * b->ds->w;
+    for (i = 0; i < b->batch; i++) {
+        int k = b->order[b->pos + i];
+        if (images) memcpy(images + (size_t)i * per, b->ds->images + (size_t)k * per, per * sizeof(float));
+        if (labels && b->ds->labels) labels[i] = b->ds->labels[k];
+    }
+    b->pos += b->batch;
+    return fresh;
+}
+
+MMGAN_DEF void mmgan_batcher_free(mmgan_ctx *ctx, mmgan_batcher *b)
+{
+    if (!b) return;
+    mmgan_free(ctx, b->order);
+    b->order = NULL;
+}
+
+/* --- PNG --------------------------------------------------------------- */
+static void mmgan__be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+MMGAN_DEF mmgan_status mmgan_png_encode(mmgan_ctx *ctx, const unsigned char *pixels, int w, int h, int channels,
+                                        unsigned char **out, size_t *out_size)
+{
+    /* Zlib with stored (uncompressed) blocks: no compressor, still a valid
+     * PNG that every decoder reads; sample grids are small. */
+    size_t row, raw, nblocks, zlen, total, i, o = 0;
+    unsigned char *p;
+    uint32_t a = 1, b = 0;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!pixels || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "png: NULL argument");
+    if (w < 1 || h < 1 || (channels != 1 && channels != 3) || w > (1 << 20) || h > (1 << 20))
+        return mmgan__fail(ctx, MMGAN_ERR_INVALID, "png: %dx%d with %d channels (1 or 3, at most 2^20 a side)", w, h, channels);
+    row = (size_t)w * channels + 1;
+    raw = row * h;
+    nblocks = (raw + 65534) / 65535;
+    zlen = 2 + raw + 5 * nblocks + 4;
+    total = 8 + (12 + 13) + (12 + zlen) + 12;
+    p = (unsigned char *)mmgan_alloc(ctx, total);
+    if (!p) return MMGAN_ERR_NOMEM;
+    memcpy(p, "\211PNG\r\n\032\n", 8); o = 8;
+    mmgan__be32(p + o, 13); memcpy(p + o + 4, "IHDR", 4);
+    mmgan__be32(p + o + 8, (uint32_t)w); mmgan__be32(p + o + 12, (uint32_t)h);
+    p[o + 16] = 8; p[o + 17] = (unsigned char)(channels == 1 ? 0 : 2); p[o + 18] = 0; p[o + 19] = 0; p[o + 20] = 0;
+    mmgan__be32(p + o + 21, mmgan_crc32(0, p + o + 4, 17));
+    o += 25;
+    mmgan__be32(p + o, (uint32_t)zlen); memcpy(p + o + 4, "IDAT", 4);
+    {
+        size_t start = o + 4, q = o + 8, done = 0;
+        p[q++] = 0x78; p[q++] = 0x01;
+        while (done < raw) {
+            size_t len = raw - done < 65535 ? raw - done : 65535;
+            p[q++] = (unsigned char)(done + len == raw);
+            p[q++] = (unsigned char)len; p[q++] = (unsigned char)(len >> 8);
+            p[q++] = (unsigned char)~len; p[q++] = (unsigned char)(~len >> 8);
+            for (i = 0; i < len; i++, done++) {
+                size_t r = done / row, c = done % row;
+                unsigned char v = c == 0 ? 0 : pixels[r * (row - 1) + c - 1];   /* filter byte 0: none */
+                p[q++] = v;
+                a = (a + v) % 65521u;
+                b = (b + a) % 65521u;
+            }
+        }
+        mmgan__be32(p + q, b << 16 | a); q += 4;
+        mmgan__be32(p + q, mmgan_crc32(0, p + start, q - start)); q += 4;
+        o = q;
+    }
+    mmgan__be32(p + o, 0); memcpy(p + o + 4, "IEND", 4);
+    mmgan__be32(p + o + 8, mmgan_crc32(0, p + o + 4, 4));
+    o += 12;
+    MMGAN_ASSERT(o == total);
+    *out = p;
+    *out_size = total;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_image_grid(mmgan_ctx *ctx, const float *images, int n, int c, int h, int w, int cols,
+                                        float lo, float hi, unsigned char *pixels, int *gw, int *gh)
+{
+    int rows, i, y, x, k;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!images || !gw || !gh || n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || cols < 1 || !(hi > lo))
+        return mmgan__fail(ctx, MMGAN_ERR_INVALID, "image_grid: %d images of %dx%dx%d in %d columns, range [%g, %g]",
+                           n, c, h, w, cols, (double)lo, (double)hi);
+    if (cols > n) cols = n;
+    rows = (n + cols - 1) / cols;
+    *gw = cols * (w + 1) + 1;
+    *gh = rows * (h + 1) + 1;
+    if (!pixels) return MMGAN_OK;
+    memset(pixels, 0, (size_t)*gw * *gh * c);
+    for (i = 0; i < n; i++) {
+        int ox = 1 + (i % cols) * (w + 1), oy = 1 + (i / cols) * (h + 1);
+        for (k = 0; k < c; k++)
+            for (y = 0; y < h; y++)
+                for (x = 0; x < w; x++) {
+                    float v = (images[(((size_t)i * c + k) * h + y) * w + x] - lo) / (hi - lo);
+                    v = v != v ? 0.0f : v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;   /* NaN shows as black */
+                    pixels[((size_t)(oy + y) * *gw + ox + x) * c + k] = (unsigned char)(v * 255.0f + 0.5f);
+                }
+    }
+    return MMGAN_OK;
+}
+
+#ifndef MMGAN_NO_STDIO
+MMGAN_DEF mmgan_status mmgan_read_file(mmgan_ctx *ctx, const char *path, unsigned char **data, size_t *size)
+{
+    FILE *f;
+    long len;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!path || !data || !size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "read_file: NULL argument");
+    *data = NULL;
+    f = fopen(path, "rb");
+    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for reading", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot find the size of '%s'", path);
+    }
+    *data = (unsigned char *)mmgan_alloc(ctx, (size_t)len + 1);
+    if (!*data) { fclose(f); return MMGAN_ERR_NOMEM; }
+    if (fread(*data, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        mmgan_free(ctx, *data); *data = NULL;
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "error reading '%s'", path);
+    }
+    fclose(f);
+    *size = (size_t)len;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const void *data, size_t size)
+{
+    char tmp[1024];
+    FILE *f;
+    int ok;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!path || (!data && size)) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "write_file: NULL argument");
+    if (strlen(path) + 5 > sizeof tmp) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "write_file: path too long");
+    /* The old file stays whole until the new one is complete: rename
+     * replaces it in one step. */
+    sprintf(tmp, "%s.tmp", path);
+    f = fopen(tmp, "wb");
+    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing", tmp);
+    ok = fwrite(data, 1, size, f) == size;
+    ok &= fflush(f) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok) {
+        remove(tmp);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s' (disk full?); '%s' is unchanged", tmp, path);
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    }
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_idx_load(mmgan_ctx *ctx, const char *path, mmgan_idx *out)
+{
+    unsigned char *buf;
+    size_t n;
+    mmgan_status st = mmgan_read_file(ctx, path, &buf, &n);
+    if (st != MMGAN_OK) return st;
+    st = mmgan_idx_parse(ctx, buf, n, out);
+    mmgan_free(ctx, buf);
+    if (st != MMGAN_OK && st != MMGAN_ERR_NOMEM) {
+        char msg[sizeof ctx->err];
+        memcpy(msg, ctx->err, sizeof msg);
+        mmgan__fail(ctx, st, "%s: %s", path, msg);
+    }
+    return st;
+}
+
+MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path, const char *labels_path,
+                                        float lo, float hi, mmgan_dataset *out)
+{
+    mmgan_idx im, lb;
+    mmgan_status st;
+    memset(&lb, 0, sizeof lb);
+    st = mmgan_idx_load(ctx, images_path, &im);
+    if (st != MMGAN_OK) return st;
+    if (labels_path && (st = mmgan_idx_load(ctx, labels_path, &lb)) != MMGAN_OK) {
+        mmgan_idx_free(ctx, &im);
+        return st;
+    }
+    st = mmgan_dataset_from_idx(ctx, &im, labels_path ? &lb : NULL, lo, hi, out);
+    mmgan_idx_free(ctx, &im);
+    mmgan_idx_free(ctx, &lb);
+    return st;
+}
+
+MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
+                                           int h, int w, int cols, float lo, float hi)
+{
+    int gw, gh;
+    unsigned char *pix, *png;
+    size_t size;
+    mmgan_status st = mmgan_image_grid(ctx, images, n, c, h, w, cols, lo, hi, NULL, &gw, &gh);
+    if (st != MMGAN_OK) return st;
+    pix = (unsigned char *)mmgan_alloc(ctx, (size_t)gw * gh * c);
+    if (!pix) return MMGAN_ERR_NOMEM;
+    mmgan_image_grid(ctx, images, n, c, h, w, cols, lo, hi, pix, &gw, &gh);
+    st = mmgan_png_encode(ctx, pix, gw, gh, c, &png, &size);
+    mmgan_free(ctx, pix);
+    if (st != MMGAN_OK) return st;
+    st = mmgan_write_file(ctx, path, png, size);
+    mmgan_free(ctx, png);
+    return st;
+}
+#endif /* MMGAN_NO_STDIO */
 
 #endif /* MMGAN__IMPLEMENTED */
 #endif /* MMGAN_IMPLEMENTATION */

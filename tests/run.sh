@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.." || exit 2
 CC=${CC:-cc}
 OUT=${BUILD:-build}
 WFLAGS="-std=c99 -Wall -Wextra -Wpedantic -Werror"
-SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt test_alloc"
+SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt test_io test_alloc"
 passed=0; failed=0; skipped=0
 
 note() { printf '%s\n' "$*"; }
