@@ -3,11 +3,12 @@
 #   make test-cross  the suites under qemu-user: aarch64, armv7 NEON, riscv64, s390x
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed)
 #   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch)
+#   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
 CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 
-.PHONY: test test-cross bench crosscheck clean
+.PHONY: test test-cross bench crosscheck demo examples clean
 
 test:
 	@sh tests/run.sh unit
@@ -33,6 +34,18 @@ crosscheck: build/crosscheck
 	@./build/crosscheck build/crosscheck.bin; c=$$?; \
 	/usr/bin/python3 tests/crosscheck.py build/crosscheck.bin; p=$$?; \
 	[ $$c -eq 0 ] && [ $$p -eq 0 ]
+
+EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
+build/%: examples/%.c mmgan.h
+	@mkdir -p build
+	$(CC) -std=c99 -O2 -march=native -fopenmp -Wall -Wextra $< -o $@ -lm
+
+examples: $(EXAMPLES)
+
+DEMO_EPOCHS ?= 30
+demo: build/magan_mnist
+	@mkdir -p out
+	./build/magan_mnist --epochs $(DEMO_EPOCHS) --out out
 
 clean:
 	rm -rf build

@@ -1,0 +1,311 @@
+/* MAGAN on MNIST: Margin Adaptation for GANs (Wang et al.), Algorithm 1 and
+ * appendix B.1.  The critic is an auto-encoder whose reconstruction error is
+ * the energy; its hinge margin starts at the real data's energy after two
+ * epochs of auto-encoder pre-training and drops to the epoch's mean real
+ * energy whenever the generator's energy stalls.
+ *
+ *   cc -O2 -march=native -fopenmp examples/magan_mnist.c -lm -o magan
+ *   ./magan --epochs 20 --out out/        (the shipped 10,000 test digits)
+ *   ./magan --data train-images-idx3-ubyte.gz --epochs 200   (as the paper)
+ *
+ * Writes out/samples_EPOCH.png (64 samples from fixed noise) and
+ * out/energy.svg (mean real and fake energy and the margin per epoch, like
+ * the paper's Figure 3). */
+#define MMGAN_IMPLEMENTATION
+#include "../mmgan.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH 64
+#define NZ 50
+
+typedef struct opts {
+    const char *data, *out;
+    int epochs, threads, strict, reference_adamax;
+    unsigned long seed;
+    float fixed_margin, lr;
+} opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: magan_mnist [options]\n"
+            "  --data PATH          MNIST images, IDX, .gz or not (default data/mnist/t10k-images-idx3-ubyte.gz)\n"
+            "  --out DIR            where samples and plots go (default out); must exist\n"
+            "  --epochs N           training epochs after pre-training (default 20; the paper: 200)\n"
+            "  --seed N             random seed (default 1)\n"
+            "  --threads N          OpenMP threads (default: all)\n"
+            "  --lr X               Adamax learning rate (default 5e-4)\n"
+            "  --fixed-margin M     EBGAN baseline: keep the margin at M, no adaptation\n"
+            "  --strict             the reference code's '<' in the update rule (the paper: '<=')\n"
+            "  --reference-adamax   Adamax without bias correction, as the authors' code\n"
+            "  --help               this text\n");
+}
+
+static int parse(int argc, char **argv, opts *o)
+{
+    int i;
+    o->data = "data/mnist/t10k-images-idx3-ubyte.gz";
+    o->out = "out";
+    o->epochs = 20; o->threads = 0; o->strict = 0; o->reference_adamax = 0;
+    o->seed = 1; o->fixed_margin = -1.0f; o->lr = 5e-4f;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
+        else if (!strcmp(a, "--strict")) o->strict = 1;
+        else if (!strcmp(a, "--reference-adamax")) o->reference_adamax = 1;
+        else if (!v) { fprintf(stderr, "magan_mnist: %s needs a value\n", a); return 0; }
+        else if (!strcmp(a, "--data")) { o->data = v; i++; }
+        else if (!strcmp(a, "--out")) { o->out = v; i++; }
+        else if (!strcmp(a, "--epochs")) { o->epochs = (int)strtol(v, &end, 10); i++; }
+        else if (!strcmp(a, "--seed")) { o->seed = strtoul(v, &end, 10); i++; }
+        else if (!strcmp(a, "--threads")) { o->threads = (int)strtol(v, &end, 10); i++; }
+        else if (!strcmp(a, "--lr")) { o->lr = strtof(v, &end); i++; }
+        else if (!strcmp(a, "--fixed-margin")) { o->fixed_margin = strtof(v, &end); i++; }
+        else { fprintf(stderr, "magan_mnist: unknown option %s (try --help)\n", a); return 0; }
+        if (end && *end) { fprintf(stderr, "magan_mnist: bad value '%s' for %s\n", v, a); return 0; }
+    }
+    if (o->epochs < 1 || o->threads < 0 || !(o->lr > 0) || (o->fixed_margin < 0 && o->fixed_margin != -1.0f)) {
+        fprintf(stderr, "magan_mnist: --epochs >= 1, --threads >= 0, --lr > 0, --fixed-margin >= 0\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* The auto-encoder critic of appendix B.1: 784-256-256-784, relu, relu, sigmoid. */
+typedef struct net { mmgan_param *p[12]; int n; } net;
+
+static mmgan_param *add(mmgan_ctx *ctx, net *m, const char *name, int ndim, const int *shape, mmgan_init init, float a,
+                        mmgan_rng *rng)
+{
+    mmgan_param *p = mmgan_param_new(ctx, name, ndim, shape);
+    if (p && init != MMGAN_INIT_ZEROS) mmgan_param_init(p, init, a, rng);
+    m->p[m->n++] = p;
+    return p;
+}
+
+static mmgan_node critic(mmgan_graph *g, const net *d, mmgan_node x, mmgan_node *code)
+{
+    int flat[2] = {BATCH, 784}, img[4] = {BATCH, 1, 28, 28};
+    mmgan_node h = mmgan_reshape(g, x, 2, flat);
+    h = mmgan_relu(g, mmgan_linear(g, h, mmgan_parameter(g, d->p[0]), mmgan_parameter(g, d->p[1])));
+    h = mmgan_relu(g, mmgan_linear(g, h, mmgan_parameter(g, d->p[2]), mmgan_parameter(g, d->p[3])));
+    if (code) *code = h;
+    h = mmgan_sigmoid(g, mmgan_linear(g, h, mmgan_parameter(g, d->p[4]), mmgan_parameter(g, d->p[5])));
+    return mmgan_reshape(g, h, 4, img);
+}
+
+/* The generator: z (50) -> 7x7x128 -> 14x14x64 -> 28x28x1, transposed convs. */
+static mmgan_node generator(mmgan_graph *g, const net *G, mmgan_node z)
+{
+    mmgan_node h = mmgan_conv_transpose2d(g, z, mmgan_parameter(g, G->p[0]), 1, 0, 0);
+    h = mmgan_relu(g, mmgan_bias_add(g, h, mmgan_parameter(g, G->p[1])));
+    h = mmgan_conv_transpose2d(g, h, mmgan_parameter(g, G->p[2]), 2, 1, 0);
+    h = mmgan_relu(g, mmgan_bias_add(g, h, mmgan_parameter(g, G->p[3])));
+    h = mmgan_conv_transpose2d(g, h, mmgan_parameter(g, G->p[4]), 2, 1, 0);
+    return mmgan_sigmoid(g, mmgan_bias_add(g, h, mmgan_parameter(g, G->p[5])));
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Real energy, fake energy and margin per epoch as an SVG line plot. */
+static void write_svg(const char *path, const double *er, const double *ef, const double *m, int n)
+{
+    FILE *f = fopen(path, "w");
+    double hi = 1e-9;
+    int i, k;
+    const double *ys[3];
+    static const char *color[3] = {"#1f77b4", "#d62728", "#2ca02c"}, *label[3] = {"E real", "E fake", "margin"};
+    if (!f) return;
+    ys[0] = er; ys[1] = ef; ys[2] = m;
+    for (k = 0; k < 3; k++) for (i = 0; i < n; i++) if (ys[k][i] > hi) hi = ys[k][i];
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
+               "<line x1=\"60\" y1=\"350\" x2=\"620\" y2=\"350\" stroke=\"black\"/><line x1=\"60\" y1=\"20\" x2=\"60\" y2=\"350\" stroke=\"black\"/>\n"
+               "<text x=\"340\" y=\"385\" text-anchor=\"middle\">epoch (1 to %d)</text>\n"
+               "<text x=\"55\" y=\"25\" text-anchor=\"end\">%.3g</text><text x=\"55\" y=\"350\" text-anchor=\"end\">0</text>\n", n, hi);
+    for (k = 0; k < 3; k++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[k]);
+        for (i = 0; i < n; i++)
+            fprintf(f, "%.1f,%.1f ", 60 + 560.0 * (n > 1 ? (double)i / (n - 1) : 0.5), 350 - 330.0 * ys[k][i] / hi);
+        fprintf(f, "\"/>\n<text x=\"530\" y=\"%d\" fill=\"%s\">%s</text>\n", 40 + 16 * k, color[k], label[k]);
+    }
+    fprintf(f, "</svg>\n");
+    fclose(f);
+}
+
+#define TRY(x) do { if ((x) != MMGAN_OK) { fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx)); return 1; } } while (0)
+
+int main(int argc, char **argv)
+{
+    opts o;
+    mmgan_ctx *ctx;
+    mmgan_rng rng, zrng;
+    mmgan_dataset ds;
+    mmgan_batcher batches;
+    mmgan_magan magan;
+    net D = {{0}, 0}, G = {{0}, 0};
+    mmgan_graph *g;
+    mmgan_node x, z, zfix, fake, fake_d, e_real, e_fake, e_fake_g, dgrad[6], ggrad[6], dpn[6], gpn[6], margin, pre_loss, pre_grad[6], samples;
+    mmgan_loss ld;
+    mmgan_plan *pre, *dstep, *gstep, *sample;
+    mmgan_optimizer *dopt, *gopt;
+    mmgan_opt_spec spec;
+    float *xb, *zfixed;
+    double *hist_r, *hist_f, *hist_m, t0;
+    int steps, epoch, i, t;
+    char path[1024];
+    const int sz[4] = {BATCH, NZ, 1, 1}, xs[4] = {BATCH, 1, 28, 28};
+
+    if (!parse(argc, argv, &o)) return 2;
+    ctx = mmgan_ctx_new(NULL);
+    if (!ctx) return 1;
+    if (o.threads) mmgan_ctx_set_threads(ctx, o.threads);
+    mmgan_rng_seed(&rng, o.seed, 1);
+    mmgan_rng_seed(&zrng, o.seed, 2);
+    TRY(mmgan_mnist_load(ctx, o.data, NULL, 0.0f, 1.0f, &ds));   /* [0, 1], as the paper's sigmoid outputs */
+    if (ds.h != 28 || ds.w != 28) { fprintf(stderr, "magan_mnist: %s holds %dx%d images, not 28x28\n", o.data, ds.h, ds.w); return 1; }
+    TRY(mmgan_batcher_init(ctx, &batches, &ds, BATCH, &rng));
+    steps = ds.n / BATCH;
+
+    /* He-normal before relu, Xavier-uniform elsewhere, zero biases: the
+     * initialization of the reference code. */
+    add(ctx, &D, "D.fc1.weight", 2, (const int[]){256, 784}, MMGAN_INIT_HE_NORMAL, 0, &rng);
+    add(ctx, &D, "D.fc1.bias", 1, (const int[]){256}, MMGAN_INIT_ZEROS, 0, &rng);
+    add(ctx, &D, "D.fc2.weight", 2, (const int[]){256, 256}, MMGAN_INIT_HE_NORMAL, 0, &rng);
+    add(ctx, &D, "D.fc2.bias", 1, (const int[]){256}, MMGAN_INIT_ZEROS, 0, &rng);
+    add(ctx, &D, "D.fc3.weight", 2, (const int[]){784, 256}, MMGAN_INIT_XAVIER_UNIFORM, 1, &rng);
+    add(ctx, &D, "D.fc3.bias", 1, (const int[]){784}, MMGAN_INIT_ZEROS, 0, &rng);
+    add(ctx, &G, "G.deconv1.weight", 4, (const int[]){NZ, 128, 7, 7}, MMGAN_INIT_HE_NORMAL, 0, &rng);
+    add(ctx, &G, "G.deconv1.bias", 1, (const int[]){128}, MMGAN_INIT_ZEROS, 0, &rng);
+    add(ctx, &G, "G.deconv2.weight", 4, (const int[]){128, 64, 4, 4}, MMGAN_INIT_HE_NORMAL, 0, &rng);
+    add(ctx, &G, "G.deconv2.bias", 1, (const int[]){64}, MMGAN_INIT_ZEROS, 0, &rng);
+    add(ctx, &G, "G.deconv3.weight", 4, (const int[]){64, 1, 4, 4}, MMGAN_INIT_XAVIER_UNIFORM, 1, &rng);
+    add(ctx, &G, "G.deconv3.bias", 1, (const int[]){1}, MMGAN_INIT_ZEROS, 0, &rng);
+    for (i = 0; i < 6; i++) if (!D.p[i] || !G.p[i]) { fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx)); return 1; }
+
+    /* One graph, four plans: pre-training, the D step, the G step, samples. */
+    mmgan_magan_init(&magan, o.strict);
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 4, xs);
+    z = mmgan_random_normal(g, &zrng, 4, sz, 0.0f, 1.0f);
+    zfix = mmgan_input(g, "z_fixed", 4, sz);
+    e_real = mmgan_energy(g, x, critic(g, &D, x, NULL), MMGAN_ENERGY_SSE);
+    fake = mmgan_detach(g, generator(g, &G, z));     /* D step: G's output is data */
+    e_fake = mmgan_energy(g, fake, critic(g, &D, fake, NULL), MMGAN_ENERGY_SSE);
+    margin = mmgan_magan_margin(g, &magan);
+    mmgan_ebgan_loss_d(g, e_real, e_fake, margin, &ld);
+    fake_d = generator(g, &G, mmgan_random_normal(g, &zrng, 4, sz, 0.0f, 1.0f));
+    e_fake_g = mmgan_energy(g, fake_d, critic(g, &D, fake_d, NULL), MMGAN_ENERGY_SSE);
+    for (i = 0; i < 6; i++) { dpn[i] = mmgan_parameter(g, D.p[i]); gpn[i] = mmgan_parameter(g, G.p[i]); }
+    pre_loss = mmgan_mean(g, e_real);
+    mmgan_grad(g, pre_loss, 6, dpn, pre_grad);
+    mmgan_grad(g, ld.total, 6, dpn, dgrad);
+    mmgan_grad(g, mmgan_mean(g, e_fake_g), 6, gpn, ggrad);
+    samples = generator(g, &G, zfix);
+    TRY(mmgan_graph_status(g));
+    {
+        mmgan_node t1[7], t2[8], t3[7];
+        t1[0] = e_real; t2[0] = e_real; t2[1] = e_fake; t3[0] = e_fake_g;
+        for (i = 0; i < 6; i++) { t1[i + 1] = pre_grad[i]; t2[i + 2] = dgrad[i]; t3[i + 1] = ggrad[i]; }
+        pre = mmgan_plan_new(g, 7, t1);
+        dstep = mmgan_plan_new(g, 8, t2);
+        gstep = mmgan_plan_new(g, 7, t3);
+        sample = mmgan_plan_new(g, 1, &samples);
+        if (!pre || !dstep || !gstep || !sample) { fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx)); return 1; }
+    }
+    spec = mmgan_opt_default(MMGAN_OPT_ADAMAX);
+    spec.lr = o.lr;
+    spec.beta1 = 0.5f;
+    spec.bias_correction = !o.reference_adamax;
+    dopt = mmgan_opt_new(ctx, &spec, 6, D.p);
+    gopt = mmgan_opt_new(ctx, &spec, 6, G.p);
+    if (!dopt || !gopt) { fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx)); return 1; }
+
+    xb = (float *)malloc(sizeof(float) * BATCH * 784);
+    zfixed = (float *)malloc(sizeof(float) * BATCH * NZ);
+    hist_r = (double *)calloc((size_t)o.epochs, sizeof(double));
+    hist_f = (double *)calloc((size_t)o.epochs, sizeof(double));
+    hist_m = (double *)calloc((size_t)o.epochs, sizeof(double));
+    if (!xb || !zfixed || !hist_r || !hist_f || !hist_m) return 1;
+    mmgan_rng_fill_normal(&zrng, zfixed, BATCH * NZ, 0.0f, 1.0f);
+    TRY(mmgan_graph_feed(g, x, xb));
+    TRY(mmgan_graph_feed(g, zfix, zfixed));
+    printf("MAGAN on %d images (%s), %d steps per epoch, %s kernels, %d threads\n", ds.n, o.data, steps, mmgan_isa(),
+           mmgan_ctx_threads(ctx));
+
+    /* Algorithm 1, lines 1-9: two epochs as an auto-encoder (margin 0), then
+     * the mean real energy over one more pass sets the first margin (the
+     * authors' code uses a separate pass without training for it). */
+    t0 = now();
+    for (epoch = 0; epoch < 2; epoch++)
+        for (t = 0; t < steps; t++) {
+            mmgan_batcher_next(&batches, xb, NULL);
+            TRY(mmgan_plan_run(pre));
+            TRY(mmgan_opt_step_plan(dopt, pre, pre_grad));
+        }
+    for (t = 0; t < steps; t++) {
+        mmgan_batcher_next(&batches, xb, NULL);
+        TRY(mmgan_plan_run(pre));
+        mmgan_magan_observe_real(&magan, mmgan_vec_sum(BATCH, mmgan_plan_value(pre, e_real)), BATCH);
+    }
+    TRY(mmgan_magan_start(&magan));
+    if (o.fixed_margin >= 0) magan.margin = o.fixed_margin;
+    printf("pre-training: %.1f s, initial margin %.3f%s\n", now() - t0, magan.margin,
+           o.fixed_margin >= 0 ? " (fixed: EBGAN)" : "");
+
+    for (epoch = 0; epoch < o.epochs; epoch++) {
+        double er = 0, ef = 0, te = now();
+        int updated;
+        for (t = 0; t < steps; t++) {
+            mmgan_batcher_next(&batches, xb, NULL);
+            TRY(mmgan_plan_run(dstep));     /* lines 13-17: D step */
+            mmgan_magan_observe_real(&magan, mmgan_vec_sum(BATCH, mmgan_plan_value(dstep, e_real)), BATCH);
+            TRY(mmgan_opt_step_plan(dopt, dstep, dgrad));
+            TRY(mmgan_plan_run(gstep));     /* lines 18-21: G step */
+            mmgan_magan_observe_fake(&magan, mmgan_vec_sum(BATCH, mmgan_plan_value(gstep, e_fake_g)), BATCH);
+            TRY(mmgan_opt_step_plan(gopt, gstep, ggrad));
+            if ((t + 1) % 20 == 0 || t + 1 == steps) {
+                double el = now() - te, rate = (t + 1) / el;
+                printf("\repoch %d/%d  step %d/%d  %.1f it/s  E real %.2f  E fake %.2f  margin %.2f  ETA %.0f s   ",
+                       epoch + 1, o.epochs, t + 1, steps, rate, magan.sum_data / magan.n_data, magan.sum_g / magan.n_g,
+                       magan.margin, ((double)(o.epochs - epoch) * steps - (t + 1)) / rate);
+                fflush(stdout);
+            }
+        }
+        er = magan.sum_data / magan.n_data;
+        ef = magan.sum_g / magan.n_g;
+        /* Line 23: the margin update at the end of the epoch. */
+        updated = o.fixed_margin >= 0 ? (mmgan_magan_end_epoch(&magan), magan.margin = o.fixed_margin, 0)
+                                      : mmgan_magan_end_epoch(&magan);
+        hist_r[epoch] = er; hist_f[epoch] = ef; hist_m[epoch] = magan.margin;
+        printf("\repoch %d/%d  E real %.3f  E fake %.3f  margin %.3f%s  (%.1f s)                        \n", epoch + 1,
+               o.epochs, er, ef, magan.margin, updated ? " (updated)" : "", now() - te);
+        TRY(mmgan_plan_run(sample));
+        snprintf(path, sizeof path, "%s/samples_%03d.png", o.out, epoch + 1);
+        TRY(mmgan_save_grid_png(ctx, path, mmgan_plan_value(sample, samples), BATCH, 1, 28, 28, 8, 0.0f, 1.0f));
+        snprintf(path, sizeof path, "%s/energy.svg", o.out);
+        write_svg(path, hist_r, hist_f, hist_m, epoch + 1);
+    }
+    snprintf(path, sizeof path, "%s/samples.png", o.out);
+    TRY(mmgan_save_grid_png(ctx, path, mmgan_plan_value(sample, samples), BATCH, 1, 28, 28, 8, 0.0f, 1.0f));
+    printf("done in %.1f s: %s, %s/energy.svg\n", now() - t0, path, o.out);
+
+    mmgan_plan_free(pre); mmgan_plan_free(dstep); mmgan_plan_free(gstep); mmgan_plan_free(sample);
+    mmgan_opt_free(dopt); mmgan_opt_free(gopt);
+    mmgan_graph_free(g);
+    for (i = 0; i < 6; i++) { mmgan_param_free(D.p[i]); mmgan_param_free(G.p[i]); }
+    mmgan_batcher_free(ctx, &batches);
+    mmgan_dataset_free(ctx, &ds);
+    free(xb); free(zfixed); free(hist_r); free(hist_f); free(hist_m);
+    mmgan_ctx_free(ctx);
+    return 0;
+}
