@@ -11,6 +11,7 @@
  * Writes out/samples_EPOCH.png (64 samples from fixed noise) and
  * out/energy.svg (mean real and fake energy and the margin per epoch, like
  * the paper's Figure 3). */
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include <stdio.h>
