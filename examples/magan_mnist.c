@@ -58,7 +58,11 @@ static int parse(int argc, char **argv, opts *o)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--strict")) o->strict = 1;
         else if (!strcmp(a, "--reference-adamax")) o->reference_adamax = 1;
-        else if (!v) { fprintf(stderr, "magan_mnist: %s needs a value\n", a); return 0; }
+        else if (strcmp(a, "--data") && strcmp(a, "--out") && strcmp(a, "--epochs") && strcmp(a, "--seed") &&
+                 strcmp(a, "--threads") && strcmp(a, "--lr") && strcmp(a, "--fixed-margin")) {
+            fprintf(stderr, "magan_mnist: unknown option %s (try --help)\n", a);
+            return 0;
+        } else if (!v) { fprintf(stderr, "magan_mnist: %s needs a value\n", a); return 0; }
         else if (!strcmp(a, "--data")) { o->data = v; i++; }
         else if (!strcmp(a, "--out")) { o->out = v; i++; }
         else if (!strcmp(a, "--epochs")) { o->epochs = (int)strtol(v, &end, 10); i++; }
