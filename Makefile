@@ -30,10 +30,13 @@ build/crosscheck: tests/crosscheck.c mmgan.h
 
 # PyTorch is only the reference: Debian's python3-torch, hence /usr/bin/python3.
 # The comparison runs even when some network failed in C, so that it is counted.
+# Last, a checkpoint written by mmgan read back with Python's struct and json.
 crosscheck: build/crosscheck
 	@./build/crosscheck build/crosscheck.bin; c=$$?; \
 	/usr/bin/python3 tests/crosscheck.py build/crosscheck.bin; p=$$?; \
-	[ $$c -eq 0 ] && [ $$p -eq 0 ]
+	$(CC) -std=c99 -O2 tests/test_ckpt.c -o build/test_ckpt -lm && ./build/test_ckpt >/dev/null; \
+	/usr/bin/python3 tests/safetensors_check.py build/test_ckpt.safetensors; s=$$?; \
+	[ $$c -eq 0 ] && [ $$p -eq 0 ] && [ $$s -eq 0 ]
 
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 build/%: examples/%.c mmgan.h

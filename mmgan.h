@@ -605,7 +605,7 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
  * error, per sample ([B, 1, ...]):
  *   SSE   sum (recon - x)^2       (what the MAGAN code computes; the default)
  *   NORM  sqrt(SSE + 1e-12)       (the MAGAN paper's ||Dec(Enc(x)) - x||)
- *   MSE   mean (recon - x)^2      (BEGAN's and most EBGAN codes' scale) */
+ *   MSE   mean (recon - x)^2      (the per-pixel scale of most EBGAN code) */
 typedef enum mmgan_energy_kind { MMGAN_ENERGY_SSE, MMGAN_ENERGY_NORM, MMGAN_ENERGY_MSE } mmgan_energy_kind;
 
 /* Per-sample reconstruction energy of x given recon (same shape). */
@@ -629,7 +629,8 @@ typedef struct mmgan_began {
     float convergence;       /* M = E(x) + |gamma E(x) - E(G(z))| of the last update */
 } mmgan_began;
 
-/* k = 0, the paper's gamma (e.g. 0.5 or 0.75) and lambda_k = 0.001. */
+/* Sets k = 0 and the given gamma (the paper uses 0.3 to 0.7) and lambda_k
+ * (the paper: 0.001). */
 MMGAN_DEF void mmgan_began_init(mmgan_began *b, float gamma, float lambda_k);
 /* Builds L_D, reading b->k at every run (b must outlive the graph). */
 MMGAN_DEF mmgan_status mmgan_began_loss_d(mmgan_graph *g, mmgan_began *b, mmgan_node e_real,
@@ -662,7 +663,8 @@ MMGAN_DEF void mmgan_magan_observe_real(mmgan_magan *m, double energy_sum, long 
 MMGAN_DEF void mmgan_magan_observe_fake(mmgan_magan *m, double energy_sum, long n);
 /* After pre-training and the estimation pass: m = mean real energy observed. */
 MMGAN_DEF mmgan_status mmgan_magan_start(mmgan_magan *m);
-/* End of a training epoch: applies the rule, resets the sums; 1 if m changed. */
+/* End of a training epoch: applies the rule, resets the sums; 1 if m changed.
+ * An epoch with no real or no fake energy observed changes nothing (returns 0). */
 MMGAN_DEF int mmgan_magan_end_epoch(mmgan_magan *m);
 
 /* ===================================================================== */
@@ -805,6 +807,56 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
 /* Writes a grid of images as a PNG file (see mmgan_image_grid). */
 MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
                                            int h, int w, int cols, float lo, float hi);
+#endif
+
+/* ===================================================================== */
+/* 1.17 Checkpoints (safetensors)                                         */
+/* ===================================================================== */
+/* A checkpoint is a set of named float32 arrays plus string metadata, saved
+ * in the safetensors format (an 8-byte little-endian header length, a JSON
+ * header, the raw little-endian data), so PyTorch users can open it.  Saving
+ * is atomic: a crash mid-save leaves the previous file whole.  Loading checks
+ * every header field against the file before anything is read. */
+typedef struct mmgan_ckpt mmgan_ckpt;
+
+/* An empty checkpoint to fill and save. */
+MMGAN_DEF mmgan_ckpt *mmgan_ckpt_new(mmgan_ctx *ctx);
+/* Frees a checkpoint. */
+MMGAN_DEF void mmgan_ckpt_free(mmgan_ckpt *ck);
+/* Adds a copy of an array (names: up to 127 printable characters, no quotes or backslashes). */
+MMGAN_DEF mmgan_status mmgan_ckpt_put(mmgan_ckpt *ck, const char *name, int ndim, const int *shape, const float *data);
+/* Adds a parameter under its own name. */
+MMGAN_DEF mmgan_status mmgan_ckpt_put_param(mmgan_ckpt *ck, const mmgan_param *p);
+/* Adds a metadata string (same naming rules; the value up to 255 characters). */
+MMGAN_DEF mmgan_status mmgan_ckpt_put_meta(mmgan_ckpt *ck, const char *key, const char *value);
+/* Serializes to memory (*out allocated, mmgan_free). */
+MMGAN_DEF mmgan_status mmgan_ckpt_encode(mmgan_ckpt *ck, unsigned char **out, size_t *out_size);
+/* Parses a safetensors image (F32 arrays only), validating it completely. */
+MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf, size_t n);
+/* An array by name whose shape must be exactly the one given (NULL and a message otherwise). */
+MMGAN_DEF const float *mmgan_ckpt_get(mmgan_ckpt *ck, const char *name, int ndim, const int *shape);
+/* Copies the array named like p into p, checking its shape. */
+MMGAN_DEF mmgan_status mmgan_ckpt_get_param(mmgan_ckpt *ck, mmgan_param *p);
+/* A metadata string, or NULL. */
+MMGAN_DEF const char *mmgan_ckpt_get_meta(const mmgan_ckpt *ck, const char *key);
+/* Number of arrays, and the name of array i (for listing). */
+MMGAN_DEF int mmgan_ckpt_count(const mmgan_ckpt *ck);
+MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i);
+
+/* Optimizer state (moments, step count) under "prefix.<param>.m/.v" and metadata. */
+MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix);
+/* Restores optimizer state saved by mmgan_opt_save for the same parameters. */
+MMGAN_DEF mmgan_status mmgan_opt_load(mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix);
+/* Random generator state, exactly, as metadata "key". */
+MMGAN_DEF mmgan_status mmgan_rng_save(const mmgan_rng *rng, mmgan_ckpt *ck, const char *key);
+/* Restores a generator saved by mmgan_rng_save. */
+MMGAN_DEF mmgan_status mmgan_rng_load(mmgan_rng *rng, mmgan_ckpt *ck, const char *key);
+
+#ifndef MMGAN_NO_STDIO
+/* Saves atomically (temporary file, flush, rename). */
+MMGAN_DEF mmgan_status mmgan_ckpt_save(mmgan_ckpt *ck, const char *path);
+/* Loads and validates a file (NULL and a message on any problem). */
+MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #endif
 
 #ifdef __cplusplus
@@ -5119,6 +5171,529 @@ MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, con
     return st;
 }
 #endif /* MMGAN_NO_STDIO */
+
+/* ===================================================================== */
+/* 2.15 Checkpoints (safetensors)                                         */
+/* ===================================================================== */
+typedef struct mmgan__ckarr {
+    char name[128];
+    int ndim, shape[4];
+    size_t numel;
+    float *data;
+} mmgan__ckarr;
+
+typedef struct mmgan__ckmeta {
+    char key[128], value[256];
+} mmgan__ckmeta;
+
+struct mmgan_ckpt {
+    mmgan_ctx *ctx;
+    mmgan__ckarr *arr;
+    int n, cap;
+    mmgan__ckmeta *meta;
+    int nmeta, capmeta;
+};
+
+MMGAN_DEF mmgan_ckpt *mmgan_ckpt_new(mmgan_ctx *ctx)
+{
+    mmgan_ckpt *ck;
+    if (!ctx) return NULL;
+    ck = (mmgan_ckpt *)mmgan_alloc(ctx, sizeof *ck);
+    if (!ck) return NULL;
+    memset(ck, 0, sizeof *ck);
+    ck->ctx = ctx;
+    return ck;
+}
+
+MMGAN_DEF void mmgan_ckpt_free(mmgan_ckpt *ck)
+{
+    int i;
+    if (!ck) return;
+    for (i = 0; i < ck->n; i++) mmgan_free(ck->ctx, ck->arr[i].data);
+    MMGAN_FREE(ck->ctx->alloc_user, ck->arr);
+    MMGAN_FREE(ck->ctx->alloc_user, ck->meta);
+    mmgan_free(ck->ctx, ck);
+}
+
+/* Names go into JSON strings unescaped, so only safe characters are allowed. */
+static int mmgan__ck_name_ok(const char *s, size_t max)
+{
+    size_t i;
+    if (!s || !*s) return 0;
+    for (i = 0; s[i]; i++)
+        if (i >= max || (unsigned char)s[i] < 32 || (unsigned char)s[i] > 126 || s[i] == '"' || s[i] == '\\') return 0;
+    return 1;
+}
+
+static int mmgan__ck_find(const mmgan_ckpt *ck, const char *name)
+{
+    int i;
+    for (i = 0; i < ck->n; i++)
+        if (!strcmp(ck->arr[i].name, name)) return i;
+    return -1;
+}
+
+MMGAN_DEF mmgan_status mmgan_ckpt_put(mmgan_ckpt *ck, const char *name, int ndim, const int *shape, const float *data)
+{
+    mmgan__ckarr *a;
+    size_t numel;
+    if (!ck) return MMGAN_ERR_INVALID;
+    if (!mmgan__ck_name_ok(name, 127))
+        return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put: name '%s' is empty, too long or has quotes, "
+                           "backslashes or control characters", name ? name : "(null)");
+    if (mmgan__ck_find(ck, name) >= 0 || !strcmp(name, "__metadata__"))
+        return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put: '%s' is already in the checkpoint", name);
+    if (mmgan__check_shape(ck->ctx, "ckpt_put", ndim, shape, &numel) != MMGAN_OK) return MMGAN_ERR_SHAPE;
+    if (!data) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put: no data for '%s'", name);
+    if (ck->n == ck->cap) {
+        int cap = ck->cap ? 2 * ck->cap : 16;
+        mmgan__ckarr *na = (mmgan__ckarr *)MMGAN_REALLOC(ck->ctx->alloc_user, ck->arr, (size_t)cap * sizeof *na);
+        if (!na) return mmgan__fail(ck->ctx, MMGAN_ERR_NOMEM, "ckpt_put: out of memory");
+        ck->arr = na;
+        ck->cap = cap;
+    }
+    a = &ck->arr[ck->n];
+    memset(a, 0, sizeof *a);
+    mmgan__copy_name(a->name, sizeof a->name, name);
+    a->ndim = ndim;
+    memcpy(a->shape, shape, (size_t)ndim * sizeof(int));
+    a->numel = numel;
+    a->data = (float *)mmgan_alloc(ck->ctx, numel * sizeof(float) + 1);
+    if (!a->data) return MMGAN_ERR_NOMEM;
+    memcpy(a->data, data, numel * sizeof(float));
+    ck->n++;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_ckpt_put_param(mmgan_ckpt *ck, const mmgan_param *p)
+{
+    if (!ck) return MMGAN_ERR_INVALID;
+    if (!p) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put_param: NULL parameter");
+    return mmgan_ckpt_put(ck, p->name, p->value->ndim, p->value->shape, p->value->data);
+}
+
+MMGAN_DEF mmgan_status mmgan_ckpt_put_meta(mmgan_ckpt *ck, const char *key, const char *value)
+{
+    int i;
+    if (!ck) return MMGAN_ERR_INVALID;
+    if (!mmgan__ck_name_ok(key, 127) || !value || (*value && !mmgan__ck_name_ok(value, 255)))
+        return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put_meta: key '%s' or its value is not a plain string",
+                           key ? key : "(null)");
+    for (i = 0; i < ck->nmeta; i++)
+        if (!strcmp(ck->meta[i].key, key)) break;
+    if (i == ck->nmeta) {
+        if (ck->nmeta == ck->capmeta) {
+            int cap = ck->capmeta ? 2 * ck->capmeta : 8;
+            mmgan__ckmeta *nm = (mmgan__ckmeta *)MMGAN_REALLOC(ck->ctx->alloc_user, ck->meta, (size_t)cap * sizeof *nm);
+            if (!nm) return mmgan__fail(ck->ctx, MMGAN_ERR_NOMEM, "ckpt_put_meta: out of memory");
+            ck->meta = nm;
+            ck->capmeta = cap;
+        }
+        ck->nmeta++;
+    }
+    mmgan__copy_name(ck->meta[i].key, sizeof ck->meta[i].key, key);
+    mmgan__copy_name(ck->meta[i].value, sizeof ck->meta[i].value, value);
+    return MMGAN_OK;
+}
+
+/* Appends printf output to a growing buffer. */
+typedef struct mmgan__sbuf { char *p; size_t len, cap; int bad; void *user; } mmgan__sbuf;
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void mmgan__sb_printf(mmgan__sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (b->bad) return;
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->bad = 1; return; }
+        if (b->p && (size_t)n < room) { b->len += (size_t)n; return; }
+        {
+            size_t cap = (b->cap + (size_t)n + 1) * 2;
+            char *np = (char *)MMGAN_REALLOC(b->user, b->p, cap);
+            if (!np) { b->bad = 1; return; }
+            b->p = np;
+            b->cap = cap;
+        }
+    }
+}
+
+MMGAN_DEF mmgan_status mmgan_ckpt_encode(mmgan_ckpt *ck, unsigned char **out, size_t *out_size)
+{
+    mmgan__sbuf h;
+    size_t off = 0, hlen, total, i, k;
+    unsigned char *p;
+    int a, d;
+    if (!ck) return MMGAN_ERR_INVALID;
+    if (!out || !out_size) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_encode: NULL argument");
+    memset(&h, 0, sizeof h);
+    h.user = ck->ctx->alloc_user;
+    mmgan__sb_printf(&h, "{");
+    if (ck->nmeta) {
+        mmgan__sb_printf(&h, "\"__metadata__\":{");
+        for (a = 0; a < ck->nmeta; a++)
+            mmgan__sb_printf(&h, "%s\"%s\":\"%s\"", a ? "," : "", ck->meta[a].key, ck->meta[a].value);
+        mmgan__sb_printf(&h, "}%s", ck->n ? "," : "");
+    }
+    for (a = 0; a < ck->n; a++) {
+        const mmgan__ckarr *r = &ck->arr[a];
+        mmgan__sb_printf(&h, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", a ? "," : "", r->name);
+        for (d = 0; d < r->ndim; d++) mmgan__sb_printf(&h, "%s%d", d ? "," : "", r->shape[d]);
+        mmgan__sb_printf(&h, "],\"data_offsets\":[%lu,%lu]}", (unsigned long)off, (unsigned long)(off + r->numel * 4));
+        off += r->numel * 4;
+    }
+    mmgan__sb_printf(&h, "}");
+    /* Spaces pad the header so the data starts 8-byte aligned. */
+    while (!h.bad && (h.len + 8) % 8) mmgan__sb_printf(&h, " ");
+    if (h.bad) { MMGAN_FREE(h.user, h.p); return mmgan__fail(ck->ctx, MMGAN_ERR_NOMEM, "ckpt_encode: out of memory"); }
+    hlen = h.len;
+    total = 8 + hlen + off;
+    p = (unsigned char *)mmgan_alloc(ck->ctx, total);
+    if (!p) { MMGAN_FREE(h.user, h.p); return MMGAN_ERR_NOMEM; }
+    for (i = 0; i < 8; i++) p[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    memcpy(p + 8, h.p, hlen);
+    MMGAN_FREE(h.user, h.p);
+    off = 8 + hlen;
+    for (a = 0; a < ck->n; a++)
+        for (k = 0; k < ck->arr[a].numel; k++) {
+            uint32_t u;
+            memcpy(&u, &ck->arr[a].data[k], 4);
+            p[off++] = (unsigned char)u; p[off++] = (unsigned char)(u >> 8);
+            p[off++] = (unsigned char)(u >> 16); p[off++] = (unsigned char)(u >> 24);
+        }
+    *out = p;
+    *out_size = total;
+    return MMGAN_OK;
+}
+
+/* --- a strict reader for the safetensors JSON header ------------------- */
+typedef struct mmgan__js { const char *s, *end; const char *err; } mmgan__js;
+
+static void mmgan__js_ws(mmgan__js *j) { while (j->s < j->end && (*j->s == ' ' || *j->s == '\n' || *j->s == '\r' || *j->s == '\t')) j->s++; }
+
+static int mmgan__js_lit(mmgan__js *j, char c)
+{
+    mmgan__js_ws(j);
+    if (j->s < j->end && *j->s == c) { j->s++; return 1; }
+    return 0;
+}
+
+/* A string without escapes (what mmgan writes and names need) into buf. */
+static int mmgan__js_str(mmgan__js *j, char *buf, size_t size)
+{
+    size_t n = 0;
+    if (!mmgan__js_lit(j, '"')) { j->err = "expected a string"; return 0; }
+    while (j->s < j->end && *j->s != '"') {
+        if (*j->s == '\\' || (unsigned char)*j->s < 32) { j->err = "escape or control character in a string"; return 0; }
+        if (n + 1 >= size) { j->err = "string too long"; return 0; }
+        buf[n++] = *j->s++;
+    }
+    if (j->s >= j->end) { j->err = "unterminated string"; return 0; }
+    j->s++;
+    buf[n] = '\0';
+    return 1;
+}
+
+static int mmgan__js_uint(mmgan__js *j, uint64_t *v)
+{
+    uint64_t x = 0;
+    int digits = 0;
+    mmgan__js_ws(j);
+    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
+        if (x > (UINT64_MAX - 9) / 10) { j->err = "number too large"; return 0; }
+        x = x * 10 + (uint64_t)(*j->s++ - '0');
+        digits++;
+    }
+    if (!digits) { j->err = "expected a non-negative integer"; return 0; }
+    *v = x;
+    return 1;
+}
+
+/* [u, u, ...] with at most max entries. */
+static int mmgan__js_uints(mmgan__js *j, uint64_t *v, int max, int *count)
+{
+    *count = 0;
+    if (!mmgan__js_lit(j, '[')) { j->err = "expected '['"; return 0; }
+    if (mmgan__js_lit(j, ']')) return 1;
+    do {
+        if (*count >= max) { j->err = "too many entries in a list"; return 0; }
+        if (!mmgan__js_uint(j, &v[(*count)++])) return 0;
+    } while (mmgan__js_lit(j, ','));
+    if (!mmgan__js_lit(j, ']')) { j->err = "expected ']'"; return 0; }
+    return 1;
+}
+
+static mmgan_ckpt *mmgan__ck_bad(mmgan_ckpt *ck, const char *what, const char *detail)
+{
+    mmgan_ctx *ctx = ck->ctx;
+    mmgan_ckpt_free(ck);
+    mmgan__fail(ctx, MMGAN_ERR_FORMAT, "checkpoint: %s%s%s", what, detail ? ": " : "", detail ? detail : "");
+    return NULL;
+}
+
+MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf, size_t n)
+{
+    mmgan_ckpt *ck;
+    mmgan__js j;
+    uint64_t hlen = 0, covered = 0, spans[2 * 256];
+    int nspans = 0;
+    size_t dsize;
+    const unsigned char *data;
+    int i;
+    if (!ctx) return NULL;
+    if (!buf) { mmgan__fail(ctx, MMGAN_ERR_INVALID, "checkpoint: NULL buffer"); return NULL; }
+    ck = mmgan_ckpt_new(ctx);
+    if (!ck) return NULL;
+    if (n < 8) return mmgan__ck_bad(ck, "file too short for a safetensors header", NULL);
+    for (i = 0; i < 8; i++) hlen |= (uint64_t)buf[i] << (8 * i);
+    if (hlen < 2 || hlen > n - 8) return mmgan__ck_bad(ck, "header length does not fit in the file", NULL);
+    j.s = (const char *)buf + 8;
+    j.end = j.s + hlen;
+    j.err = NULL;
+    data = buf + 8 + hlen;
+    dsize = n - 8 - (size_t)hlen;
+    if (!mmgan__js_lit(&j, '{')) return mmgan__ck_bad(ck, "header is not a JSON object", NULL);
+    if (!mmgan__js_lit(&j, '}')) do {
+        char name[128], key[32], dtype[16];
+        uint64_t shape[8], offs[2] = {0, 0};
+        int nshape = -1, noffs = -1, have_dtype = 0;
+        if (!mmgan__js_str(&j, name, sizeof name)) return mmgan__ck_bad(ck, "bad tensor name", j.err);
+        if (!mmgan__js_lit(&j, ':') || !mmgan__js_lit(&j, '{')) return mmgan__ck_bad(ck, "expected an object for", name);
+        if (!strcmp(name, "__metadata__")) {
+            if (!mmgan__js_lit(&j, '}')) do {
+                char k[128], v[256];
+                if (!mmgan__js_str(&j, k, sizeof k) || !mmgan__js_lit(&j, ':') || !mmgan__js_str(&j, v, sizeof v))
+                    return mmgan__ck_bad(ck, "bad metadata entry", j.err ? j.err : "expected ':'");
+                if (mmgan_ckpt_put_meta(ck, k, v) != MMGAN_OK) return mmgan__ck_bad(ck, "bad metadata entry", k);
+            } while (mmgan__js_lit(&j, ','));
+            if (!mmgan__js_lit(&j, '}')) return mmgan__ck_bad(ck, "unterminated metadata", NULL);
+            continue;
+        }
+        if (!mmgan__js_lit(&j, '}')) do {
+            if (!mmgan__js_str(&j, key, sizeof key) || !mmgan__js_lit(&j, ':')) return mmgan__ck_bad(ck, "bad field in", name);
+            if (!strcmp(key, "dtype")) {
+                if (!mmgan__js_str(&j, dtype, sizeof dtype)) return mmgan__ck_bad(ck, "bad dtype in", name);
+                have_dtype = 1;
+            } else if (!strcmp(key, "shape")) {
+                if (!mmgan__js_uints(&j, shape, 8, &nshape)) return mmgan__ck_bad(ck, "bad shape in", name);
+            } else if (!strcmp(key, "data_offsets")) {
+                if (!mmgan__js_uints(&j, offs, 2, &noffs) || noffs != 2) return mmgan__ck_bad(ck, "bad data_offsets in", name);
+            } else {
+                return mmgan__ck_bad(ck, "unknown field in a tensor entry", key);
+            }
+        } while (mmgan__js_lit(&j, ','));
+        if (!mmgan__js_lit(&j, '}')) return mmgan__ck_bad(ck, "unterminated entry", name);
+        if (!have_dtype || nshape < 0 || noffs != 2) return mmgan__ck_bad(ck, "entry lacks dtype, shape or data_offsets", name);
+        if (strcmp(dtype, "F32")) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "'%s' has dtype %s; mmgan reads F32 only", name, dtype);
+            return mmgan__ck_bad(ck, "unsupported dtype", msg);
+        }
+        {
+            int shp[4], d;
+            uint64_t numel = 1;
+            if (nshape > 4) return mmgan__ck_bad(ck, "more than 4 dimensions in", name);
+            for (d = 0; d < nshape; d++) {
+                if (shape[d] < 1 || shape[d] > (uint64_t)INT_MAX) return mmgan__ck_bad(ck, "empty or huge dimension in", name);
+                shp[d] = (int)shape[d];
+                numel *= shape[d];
+                if (numel > (uint64_t)INT_MAX) return mmgan__ck_bad(ck, "too many elements in", name);
+            }
+            if (offs[0] > offs[1] || offs[1] > dsize || offs[1] - offs[0] != numel * 4)
+                return mmgan__ck_bad(ck, "data_offsets disagree with the shape or the file size for", name);
+            covered += offs[1] - offs[0];
+            /* Remember the spans to rule out overlaps below (the first 256). */
+            if (nspans < 256) { spans[2 * nspans] = offs[0]; spans[2 * nspans + 1] = offs[1]; nspans++; }
+            if (mmgan__ck_find(ck, name) >= 0) return mmgan__ck_bad(ck, "duplicate tensor", name);
+            {
+                /* Decoded in place of the put: little-endian bytes to floats. */
+                float *tmp = (float *)mmgan_alloc(ctx, (size_t)numel * sizeof(float) + 1);
+                size_t k;
+                mmgan_status st;
+                if (!tmp) { mmgan_ckpt_free(ck); return NULL; }
+                for (k = 0; k < numel; k++) {
+                    const unsigned char *q = data + offs[0] + 4 * k;
+                    uint32_t u = q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+                    memcpy(&tmp[k], &u, 4);
+                }
+                st = mmgan_ckpt_put(ck, name, nshape, shp, tmp);
+                mmgan_free(ctx, tmp);
+                if (st != MMGAN_OK) return mmgan__ck_bad(ck, "bad tensor", name);
+            }
+        }
+    } while (mmgan__js_lit(&j, ','));
+    if (!mmgan__js_lit(&j, '}')) return mmgan__ck_bad(ck, "header does not end with '}'", j.err);
+    mmgan__js_ws(&j);
+    if (j.s != j.end) return mmgan__ck_bad(ck, "trailing bytes after the header", NULL);
+    /* No two tensors share bytes, and together they cover the data exactly. */
+    {
+        int a2, b2;
+        for (a2 = 0; a2 < nspans; a2++)
+            for (b2 = a2 + 1; b2 < nspans; b2++)
+                if (spans[2 * a2] < spans[2 * b2 + 1] && spans[2 * b2] < spans[2 * a2 + 1])
+                    return mmgan__ck_bad(ck, "two tensors overlap in the data section", NULL);
+    }
+    if (covered != dsize) return mmgan__ck_bad(ck, "tensors do not cover the data section exactly", NULL);
+    return ck;
+}
+
+MMGAN_DEF const float *mmgan_ckpt_get(mmgan_ckpt *ck, const char *name, int ndim, const int *shape)
+{
+    int i, d;
+    char want[64], have[64];
+    mmgan_tensor tw, th;
+    if (!ck) return NULL;
+    i = name ? mmgan__ck_find(ck, name) : -1;
+    if (i < 0) { mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no tensor '%s'", name ? name : "(null)"); return NULL; }
+    for (d = 0; d < ndim && ndim == ck->arr[i].ndim; d++)
+        if (shape[d] != ck->arr[i].shape[d]) break;
+    if (ndim != ck->arr[i].ndim || d != ndim) {
+        memset(&tw, 0, sizeof tw); memset(&th, 0, sizeof th);
+        tw.ndim = ndim; th.ndim = ck->arr[i].ndim;
+        for (d = 0; d < ndim && d < 4; d++) tw.shape[d] = shape[d];
+        for (d = 0; d < th.ndim; d++) th.shape[d] = ck->arr[i].shape[d];
+        mmgan__fail(ck->ctx, MMGAN_ERR_SHAPE, "checkpoint: '%s' has shape %s, the model expects %s", name,
+                    mmgan_shape_str(&th, have, sizeof have), mmgan_shape_str(&tw, want, sizeof want));
+        return NULL;
+    }
+    return ck->arr[i].data;
+}
+
+MMGAN_DEF mmgan_status mmgan_ckpt_get_param(mmgan_ckpt *ck, mmgan_param *p)
+{
+    const float *v;
+    if (!ck) return MMGAN_ERR_INVALID;
+    if (!p) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_get_param: NULL parameter");
+    v = mmgan_ckpt_get(ck, p->name, p->value->ndim, p->value->shape);
+    if (!v) return mmgan__ck_find(ck, p->name) >= 0 ? MMGAN_ERR_SHAPE : MMGAN_ERR_FORMAT;
+    memcpy(p->value->data, v, p->value->numel * sizeof(float));
+    return MMGAN_OK;
+}
+
+MMGAN_DEF const char *mmgan_ckpt_get_meta(const mmgan_ckpt *ck, const char *key)
+{
+    int i;
+    if (!ck || !key) return NULL;
+    for (i = 0; i < ck->nmeta; i++)
+        if (!strcmp(ck->meta[i].key, key)) return ck->meta[i].value;
+    return NULL;
+}
+
+MMGAN_DEF int mmgan_ckpt_count(const mmgan_ckpt *ck) { return ck ? ck->n : 0; }
+MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i) { return ck && i >= 0 && i < ck->n ? ck->arr[i].name : NULL; }
+
+MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix)
+{
+    char name[160], val[32];
+    int i;
+    mmgan_status st = MMGAN_OK;
+    if (!o || !ck || !prefix) return MMGAN_ERR_INVALID;
+    for (i = 0; i < o->n && st == MMGAN_OK; i++) {
+        const mmgan_tensor *t = o->params[i]->value;
+        snprintf(name, sizeof name, "%s.%s.m", prefix, o->params[i]->name);
+        st = mmgan_ckpt_put(ck, name, t->ndim, t->shape, o->m[i]);
+        snprintf(name, sizeof name, "%s.%s.v", prefix, o->params[i]->name);
+        if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, name, t->ndim, t->shape, o->v[i]);
+    }
+    snprintf(name, sizeof name, "%s.step", prefix);
+    snprintf(val, sizeof val, "%ld", o->t);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, name, val);
+    return st;
+}
+
+MMGAN_DEF mmgan_status mmgan_opt_load(mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix)
+{
+    char name[160], *end;
+    const char *step;
+    int i;
+    long t;
+    if (!o || !ck || !prefix) return MMGAN_ERR_INVALID;
+    snprintf(name, sizeof name, "%s.step", prefix);
+    step = mmgan_ckpt_get_meta(ck, name);
+    if (!step || (t = strtol(step, &end, 10)) < 0 || *end)
+        return mmgan__fail(o->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid optimizer step count '%s'", name);
+    for (i = 0; i < o->n; i++) {
+        const mmgan_tensor *tt = o->params[i]->value;
+        const float *m, *v;
+        snprintf(name, sizeof name, "%s.%s.m", prefix, o->params[i]->name);
+        m = mmgan_ckpt_get(ck, name, tt->ndim, tt->shape);
+        snprintf(name, sizeof name, "%s.%s.v", prefix, o->params[i]->name);
+        v = m ? mmgan_ckpt_get(ck, name, tt->ndim, tt->shape) : NULL;
+        if (!m || !v) return MMGAN_ERR_FORMAT;
+        memcpy(o->m[i], m, tt->numel * sizeof(float));
+        memcpy(o->v[i], v, tt->numel * sizeof(float));
+    }
+    o->t = t;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_rng_save(const mmgan_rng *rng, mmgan_ckpt *ck, const char *key)
+{
+    char v[96];
+    uint32_t spare;
+    if (!rng || !ck || !key) return MMGAN_ERR_INVALID;
+    memcpy(&spare, &rng->spare, 4);
+    /* Hex of every field: the exact bits, whatever the platform. */
+    snprintf(v, sizeof v, "%08lx%08lx:%08lx%08lx:%08lx:%d",
+             (unsigned long)(rng->state >> 32), (unsigned long)(rng->state & 0xffffffffu),
+             (unsigned long)(rng->inc >> 32), (unsigned long)(rng->inc & 0xffffffffu), (unsigned long)spare,
+             rng->has_spare ? 1 : 0);
+    return mmgan_ckpt_put_meta(ck, key, v);
+}
+
+MMGAN_DEF mmgan_status mmgan_rng_load(mmgan_rng *rng, mmgan_ckpt *ck, const char *key)
+{
+    const char *v;
+    unsigned long a, b, c, d, e;
+    int hs;
+    uint32_t spare;
+    if (!rng || !ck || !key) return MMGAN_ERR_INVALID;
+    v = mmgan_ckpt_get_meta(ck, key);
+    if (!v || strlen(v) != 44 || sscanf(v, "%8lx%8lx:%8lx%8lx:%8lx:%d", &a, &b, &c, &d, &e, &hs) != 6 || (hs != 0 && hs != 1))
+        return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid random generator state '%s'", key);
+    rng->state = (uint64_t)a << 32 | b;
+    rng->inc = (uint64_t)c << 32 | d;
+    spare = (uint32_t)e;
+    memcpy(&rng->spare, &spare, 4);
+    rng->has_spare = hs;
+    return MMGAN_OK;
+}
+
+#ifndef MMGAN_NO_STDIO
+MMGAN_DEF mmgan_status mmgan_ckpt_save(mmgan_ckpt *ck, const char *path)
+{
+    unsigned char *buf;
+    size_t n;
+    mmgan_status st;
+    if (!ck) return MMGAN_ERR_INVALID;
+    st = mmgan_ckpt_encode(ck, &buf, &n);
+    if (st != MMGAN_OK) return st;
+    st = mmgan_write_file(ck->ctx, path, buf, n);
+    mmgan_free(ck->ctx, buf);
+    return st;
+}
+
+MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path)
+{
+    unsigned char *buf;
+    size_t n;
+    mmgan_ckpt *ck;
+    if (mmgan_read_file(ctx, path, &buf, &n) != MMGAN_OK) return NULL;
+    ck = mmgan_ckpt_decode(ctx, buf, n);
+    mmgan_free(ctx, buf);
+    if (!ck && ctx) {
+        char msg[sizeof ctx->err];
+        memcpy(msg, ctx->err, sizeof msg);
+        mmgan__fail(ctx, MMGAN_ERR_FORMAT, "%s: %s", path, msg);
+    }
+    return ck;
+}
+#endif
 
 #endif /* MMGAN__IMPLEMENTED */
 #endif /* MMGAN_IMPLEMENTATION */

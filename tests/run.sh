@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.." || exit 2
 CC=${CC:-cc}
 OUT=${BUILD:-build}
 WFLAGS="-std=c99 -Wall -Wextra -Wpedantic -Werror"
-SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt test_io test_alloc"
+SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt test_io test_ckpt test_alloc"
 passed=0; failed=0; skipped=0
 
 note() { printf '%s\n' "$*"; }
@@ -85,6 +85,12 @@ unit)
     echo 'int main(void){return 0;}' >"$OUT/checks/omp.c"
     $CC -fopenmp "$OUT/checks/omp.c" -o "$OUT/checks/omp" >/dev/null 2>&1 || native_omp=""
     run_suites native env "$CC" -march=native $native_omp
+    # SIGKILL during checkpoint saves: the previous file must still load.
+    if [ -x "$OUT/native/test_ckpt" ]; then
+        sh tests/crash_ckpt.sh "$OUT/native/test_ckpt" >"$OUT/native/crash.log" 2>&1
+        sed "s/^/  native: /" "$OUT/native/crash.log" | tail -1
+        count "$OUT/native/crash.log"
+    fi
     if [ "$(uname -m)" = x86_64 ]; then
         if grep -q avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
             run_suites avx2 env "$CC" -mavx2 -mfma $native_omp

@@ -1,0 +1,261 @@
+/* Checkpoints: exact round trips (bit patterns included), a training run
+ * resumed from a checkpoint equal bit for bit to an uninterrupted one,
+ * strict validation of malformed files, random corruption.  With
+ * "--writer PATH" it saves checkpoints in a loop for the SIGKILL test
+ * (tests/crash_ckpt.sh); with "--check PATH" it validates one. */
+#define MMGAN_IMPLEMENTATION
+#include "../mmgan.h"
+#include "harness.h"
+#include <stdlib.h>
+
+static mmgan_ctx *ctx;
+#define S(...) (const int[]){__VA_ARGS__}
+
+static void test_round_trip(void)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_new(ctx), *back;
+    float a[12], b[5], odd[6] = {-0.0f, 1e-45f, 3.4e38f, 0, 0, -1.5f};
+    unsigned char *buf;
+    size_t n;
+    uint32_t u;
+    int i, same = 1;
+    u = 0x7f800000u; memcpy(&odd[3], &u, 4);       /* inf */
+    u = 0x7fc01234u; memcpy(&odd[4], &u, 4);       /* a NaN payload */
+    for (i = 0; i < 12; i++) a[i] = i * 0.5f - 3.0f;
+    for (i = 0; i < 5; i++) b[i] = 1.0f / (float)(i + 1);
+    CHECK(mmgan_ckpt_put(ck, "a", 2, S(3, 4), a) == MMGAN_OK, "put a");
+    CHECK(mmgan_ckpt_put(ck, "b", 1, S(5), b) == MMGAN_OK, "put b");
+    CHECK(mmgan_ckpt_put(ck, "odd.values", 3, S(1, 2, 3), odd) == MMGAN_OK, "put odd");
+    CHECK(mmgan_ckpt_put_meta(ck, "step", "42") == MMGAN_OK, "meta");
+    CHECK(mmgan_ckpt_put(ck, "a", 1, S(1), a) == MMGAN_ERR_INVALID, "duplicate name refused");
+    CHECK(mmgan_ckpt_put(ck, "bad\"name", 1, S(1), a) == MMGAN_ERR_INVALID, "quote in a name refused");
+    CHECK(mmgan_ckpt_encode(ck, &buf, &n) == MMGAN_OK && n % 4 == 0, "encode");
+    CHECK(((buf[0] | buf[1] << 8) + 8) % 8 == 0, "data 8-byte aligned");
+    back = mmgan_ckpt_decode(ctx, buf, n);
+    CHECK(back && mmgan_ckpt_count(back) == 3, "decode: %s", mmgan_ctx_error(ctx));
+    if (back) {
+        const float *ga = mmgan_ckpt_get(back, "a", 2, S(3, 4)), *go = mmgan_ckpt_get(back, "odd.values", 3, S(1, 2, 3));
+        same = ga && go && memcmp(ga, a, sizeof a) == 0 && memcmp(go, odd, sizeof odd) == 0;
+        CHECK(same, "values and bit patterns survive");
+        CHECK(mmgan_ckpt_get(back, "a", 2, S(4, 3)) == NULL && strstr(mmgan_ctx_error(ctx), "[3, 4]"),
+              "shape mismatch named: %s", mmgan_ctx_error(ctx));
+        CHECK(mmgan_ckpt_get(back, "c", 1, S(1)) == NULL, "missing tensor");
+        CHECK(mmgan_ckpt_get_meta(back, "step") && !strcmp(mmgan_ckpt_get_meta(back, "step"), "42"), "metadata");
+        mmgan_ckpt_free(back);
+    }
+#ifndef MMGAN_NO_STDIO
+    /* Kept for make crosscheck's Python reader (struct + json only). */
+    {
+        mmgan_ckpt *py = mmgan_ckpt_new(ctx);
+        mmgan_ckpt_put(py, "a", 2, S(3, 4), a);
+        mmgan_ckpt_put(py, "b", 1, S(5), b);
+        mmgan_ckpt_put_meta(py, "step", "42");
+        CHECK(mmgan_ckpt_save(py, "build/test_ckpt.safetensors") == MMGAN_OK, "save: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(py);
+    }
+#endif
+    mmgan_free(ctx, buf);
+    mmgan_ckpt_free(ck);
+}
+
+/* Malformed headers, each refused with a message. */
+static void test_malformed(void)
+{
+    static const char *headers[] = {
+        "not json at all!",
+        "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,16]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,2],\"data_offsets\":[0,8]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}xx",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,8]}}",
+    };
+    unsigned char buf[512];
+    int i;
+    for (i = 0; i < (int)(sizeof headers / sizeof headers[0]); i++) {
+        size_t hl = strlen(headers[i]), k;
+        mmgan_ckpt *ck;
+        for (k = 0; k < 8; k++) buf[k] = (unsigned char)(hl >> (8 * k));
+        memcpy(buf + 8, headers[i], hl);
+        memset(buf + 8 + hl, 0, 8);     /* 8 bytes of data */
+        ck = mmgan_ckpt_decode(ctx, buf, 8 + hl + 8);
+        CHECK(ck == NULL && strstr(mmgan_ctx_error(ctx), "checkpoint"), "malformed header %d accepted: %s", i, headers[i]);
+        mmgan_ckpt_free(ck);
+    }
+    buf[0] = 0xff; buf[7] = 0x7f;
+    CHECK(mmgan_ckpt_decode(ctx, buf, 64) == NULL, "header length beyond the file");
+    CHECK(mmgan_ckpt_decode(ctx, buf, 5) == NULL, "file shorter than 8 bytes");
+    mmgan_ctx_clear_error(ctx);
+}
+
+static void test_corruption(void)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_new(ctx);
+    mmgan_rng rng;
+    float v[40];
+    unsigned char *buf, *copy;
+    size_t n;
+    int t, k;
+    mmgan_rng_seed(&rng, 4, 4);
+    mmgan_rng_fill_normal(&rng, v, 40, 0, 1);
+    mmgan_ckpt_put(ck, "w", 2, S(5, 8), v);
+    mmgan_ckpt_put_meta(ck, "note", "corruption test");
+    mmgan_ckpt_encode(ck, &buf, &n);
+    copy = (unsigned char *)malloc(n);
+    for (t = 0; t < 400; t++) {
+        mmgan_ckpt *c2;
+        memcpy(copy, buf, n);
+        for (k = 0; k < 1 + t % 3; k++) copy[mmgan_rng_below(&rng, (uint32_t)(t % 2 ? n : 200))] ^= (unsigned char)(1 + mmgan_rng_below(&rng, 255));
+        c2 = mmgan_ckpt_decode(ctx, copy, n - (size_t)(t % 5 == 0 ? mmgan_rng_below(&rng, (uint32_t)n) : 0));
+        mmgan_ckpt_free(c2);   /* any outcome but a crash is fine: data bytes carry no checksum */
+    }
+    CHECK(1, "400 corrupted checkpoints decoded without a crash");
+    free(copy);
+    mmgan_free(ctx, buf);
+    mmgan_ckpt_free(ck);
+    mmgan_ctx_clear_error(ctx);
+}
+
+/* A small training run with random inputs drawn inside the graph, Adam and
+ * a moving average; `split` steps, save, a fresh start from the file, the
+ * rest.  The final weights must equal an uninterrupted run's bit for bit. */
+typedef struct run { mmgan_param *w, *b; mmgan_rng rng; mmgan_optimizer *opt; mmgan_graph *g; mmgan_plan *p; mmgan_node gr[2]; } run;
+
+static void run_init(run *r, unsigned seed)
+{
+    mmgan_node x, y, wn, bn, loss, t[2];
+    mmgan_opt_spec s = mmgan_opt_default(MMGAN_OPT_ADAM);
+    mmgan_param *ps[2];
+    r->w = mmgan_param_new(ctx, "w", 2, S(4, 6));
+    r->b = mmgan_param_new(ctx, "b", 1, S(4));
+    mmgan_rng_seed(&r->rng, seed, 3);
+    mmgan_param_init(r->w, MMGAN_INIT_XAVIER_UNIFORM, 1.0f, &r->rng);
+    ps[0] = r->w; ps[1] = r->b;
+    s.lr = 0.01f;
+    r->opt = mmgan_opt_new(ctx, &s, 2, ps);
+    r->g = mmgan_graph_new(ctx);
+    x = mmgan_random_normal(r->g, &r->rng, 2, S(16, 6), 0.0f, 1.0f);
+    wn = mmgan_parameter(r->g, r->w);
+    bn = mmgan_parameter(r->g, r->b);
+    y = mmgan_tanh(r->g, mmgan_linear(r->g, x, wn, bn));
+    loss = mmgan_mean(r->g, mmgan_square(r->g, mmgan_affine(r->g, y, 1.0f, -0.3f)));
+    t[0] = wn; t[1] = bn;
+    mmgan_grad(r->g, loss, 2, t, r->gr);
+    r->p = mmgan_plan_new(r->g, 2, r->gr);
+}
+
+static void run_steps(run *r, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        mmgan_plan_run(r->p);
+        mmgan_opt_step_plan(r->opt, r->p, r->gr);
+    }
+}
+
+static void run_free(run *r)
+{
+    mmgan_plan_free(r->p); mmgan_graph_free(r->g); mmgan_opt_free(r->opt);
+    mmgan_param_free(r->w); mmgan_param_free(r->b);
+}
+
+static void test_resume(void)
+{
+    run a, b, c;
+    mmgan_ckpt *ck;
+    int same;
+    run_init(&a, 5);
+    run_steps(&a, 40);
+    run_init(&b, 5);
+    run_steps(&b, 17);
+    ck = mmgan_ckpt_new(ctx);
+    mmgan_ckpt_put_param(ck, b.w);
+    mmgan_ckpt_put_param(ck, b.b);
+    mmgan_opt_save(b.opt, ck, "adam");
+    mmgan_rng_save(&b.rng, ck, "rng");
+    CHECK(mmgan_ckpt_save(ck, "build/test_ckpt_resume.safetensors") == MMGAN_OK, "save: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(ck);
+    run_free(&b);
+    run_init(&c, 999);     /* a different start, overwritten by the checkpoint */
+    ck = mmgan_ckpt_load(ctx, "build/test_ckpt_resume.safetensors");
+    CHECK(ck != NULL, "load: %s", mmgan_ctx_error(ctx));
+    if (ck) {
+        CHECK(mmgan_ckpt_get_param(ck, c.w) == MMGAN_OK && mmgan_ckpt_get_param(ck, c.b) == MMGAN_OK &&
+              mmgan_opt_load(c.opt, ck, "adam") == MMGAN_OK && mmgan_rng_load(&c.rng, ck, "rng") == MMGAN_OK,
+              "restore: %s", mmgan_ctx_error(ctx));
+        CHECK(mmgan_opt_steps(c.opt) == 17, "optimizer step count restored");
+        mmgan_ckpt_free(ck);
+    }
+    run_steps(&c, 23);
+    same = memcmp(mmgan_param_tensor(a.w)->data, mmgan_param_tensor(c.w)->data, 24 * sizeof(float)) == 0 &&
+           memcmp(mmgan_param_tensor(a.b)->data, mmgan_param_tensor(c.b)->data, 4 * sizeof(float)) == 0;
+    CHECK(same, "17 + 23 resumed steps equal 40 uninterrupted ones bit for bit");
+    {
+        /* A checkpoint of another model is refused by name and shape. */
+        mmgan_param *wrong = mmgan_param_new(ctx, "w", 2, S(6, 4));
+        ck = mmgan_ckpt_load(ctx, "build/test_ckpt_resume.safetensors");
+        CHECK(ck && mmgan_ckpt_get_param(ck, wrong) == MMGAN_ERR_SHAPE && strstr(mmgan_ctx_error(ctx), "expects [6, 4]"),
+              "mismatched model refused: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(ck);
+        mmgan_param_free(wrong);
+    }
+    run_free(&a);
+    run_free(&c);
+    remove("build/test_ckpt_resume.safetensors");
+    mmgan_ctx_clear_error(ctx);
+}
+
+/* --writer: checkpoints of 4 MB whose every value equals the version
+ * number, saved over and over; --check: the file is complete and consistent. */
+static int writer(const char *path)
+{
+    float *v = (float *)malloc(sizeof(float) * (1 << 20));
+    char ver[32];
+    int k, i;
+    for (k = 1;; k++) {
+        mmgan_ckpt *ck = mmgan_ckpt_new(ctx);
+        for (i = 0; i < (1 << 20); i++) v[i] = (float)k;
+        snprintf(ver, sizeof ver, "%d", k);
+        mmgan_ckpt_put(ck, "v", 1, S(1 << 20), v);
+        mmgan_ckpt_put_meta(ck, "version", ver);
+        if (mmgan_ckpt_save(ck, path) != MMGAN_OK) return 1;
+        mmgan_ckpt_free(ck);
+        if (k == 1) { printf("first\n"); fflush(stdout); }
+    }
+}
+
+static int check(const char *path)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_load(ctx, path);
+    const float *v;
+    const char *ver;
+    int i;
+    if (!ck) { fprintf(stderr, "%s\n", mmgan_ctx_error(ctx)); return 1; }
+    v = mmgan_ckpt_get(ck, "v", 1, S(1 << 20));
+    ver = mmgan_ckpt_get_meta(ck, "version");
+    if (!v || !ver) return 1;
+    for (i = 0; i < (1 << 20); i++)
+        if (v[i] != (float)atoi(ver)) { fprintf(stderr, "mixed versions\n"); return 1; }
+    mmgan_ckpt_free(ck);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    test_suite = "test_ckpt";
+    ctx = mmgan_ctx_new(NULL);
+    if (argc == 3 && !strcmp(argv[1], "--writer")) return writer(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--check")) return check(argv[2]);
+    test_round_trip();
+    test_malformed();
+    test_corruption();
+    test_resume();
+    mmgan_ctx_free(ctx);
+    return test_summary();
+}
