@@ -8,9 +8,10 @@
  *   ./magan --epochs 20 --out out/        (the shipped 10,000 test digits)
  *   ./magan --data train-images-idx3-ubyte.gz --epochs 200   (as the paper)
  *
- * Writes out/samples_EPOCH.png (64 samples from fixed noise) and
+ * Writes out/samples_EPOCH.png (64 samples from fixed noise),
  * out/energy.svg (mean real and fake energy and the margin per epoch, like
- * the paper's Figure 3). */
+ * the paper's Figure 3) and out/magan.safetensors after every epoch, from
+ * which --resume continues exactly where the run stopped. */
 #define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
@@ -23,7 +24,7 @@
 #define NZ 50
 
 typedef struct opts {
-    const char *data, *out;
+    const char *data, *out, *resume;
     int epochs, threads, strict, reference_adamax;
     unsigned long seed;
     float fixed_margin, lr;
@@ -42,6 +43,7 @@ static void usage(FILE *f)
             "  --fixed-margin M     EBGAN baseline: keep the margin at M, no adaptation\n"
             "  --strict             the reference code's '<' in the update rule (the paper: '<=')\n"
             "  --reference-adamax   Adamax without bias correction, as the authors' code\n"
+            "  --resume PATH        continue from a checkpoint (OUT/magan.safetensors) to --epochs\n"
             "  --help               this text\n");
 }
 
@@ -49,6 +51,7 @@ static int parse(int argc, char **argv, opts *o)
 {
     int i;
     o->data = "data/mnist/t10k-images-idx3-ubyte.gz";
+    o->resume = NULL;
     o->out = "out";
     o->epochs = 20; o->threads = 0; o->strict = 0; o->reference_adamax = 0;
     o->seed = 1; o->fixed_margin = -1.0f; o->lr = 5e-4f;
@@ -59,12 +62,13 @@ static int parse(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--strict")) o->strict = 1;
         else if (!strcmp(a, "--reference-adamax")) o->reference_adamax = 1;
         else if (strcmp(a, "--data") && strcmp(a, "--out") && strcmp(a, "--epochs") && strcmp(a, "--seed") &&
-                 strcmp(a, "--threads") && strcmp(a, "--lr") && strcmp(a, "--fixed-margin")) {
+                 strcmp(a, "--threads") && strcmp(a, "--lr") && strcmp(a, "--fixed-margin") && strcmp(a, "--resume")) {
             fprintf(stderr, "magan_mnist: unknown option %s (try --help)\n", a);
             return 0;
         } else if (!v) { fprintf(stderr, "magan_mnist: %s needs a value\n", a); return 0; }
         else if (!strcmp(a, "--data")) { o->data = v; i++; }
         else if (!strcmp(a, "--out")) { o->out = v; i++; }
+        else if (!strcmp(a, "--resume")) { o->resume = v; i++; }
         else if (!strcmp(a, "--epochs")) { o->epochs = (int)strtol(v, &end, 10); i++; }
         else if (!strcmp(a, "--seed")) { o->seed = strtoul(v, &end, 10); i++; }
         else if (!strcmp(a, "--threads")) { o->threads = (int)strtol(v, &end, 10); i++; }
@@ -147,6 +151,100 @@ static void write_svg(const char *path, const double *er, const double *ef, cons
     fclose(f);
 }
 
+/* Everything a run needs to continue bit for bit: weights, optimizer
+ * moments, both random streams, the batch order, the controller, the fixed
+ * sampling noise and the curves so far. */
+typedef struct state {
+    net *D, *G;
+    mmgan_optimizer *dopt, *gopt;
+    mmgan_rng *rng, *zrng;
+    mmgan_batcher *batches;
+    mmgan_magan *magan;
+    float *zfixed, *order;
+    double *hist_r, *hist_f, *hist_m;
+    int epoch, n;
+} state;
+
+static mmgan_status save_state(mmgan_ctx *ctx, const state *s, const char *path)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_new(ctx);
+    mmgan_status st = ck ? MMGAN_OK : MMGAN_ERR_NOMEM;
+    char v[64];
+    float *h = (float *)malloc(sizeof(float) * 3 * (size_t)(s->epoch + 1));
+    int i;
+    if (!h) st = MMGAN_ERR_NOMEM;
+    for (i = 0; i < 6 && st == MMGAN_OK; i++) {
+        st = mmgan_ckpt_put_param(ck, s->D->p[i]);
+        if (st == MMGAN_OK) st = mmgan_ckpt_put_param(ck, s->G->p[i]);
+    }
+    if (st == MMGAN_OK) st = mmgan_opt_save(s->dopt, ck, "D.adamax");
+    if (st == MMGAN_OK) st = mmgan_opt_save(s->gopt, ck, "G.adamax");
+    if (st == MMGAN_OK) st = mmgan_rng_save(s->rng, ck, "rng.data");
+    if (st == MMGAN_OK) st = mmgan_rng_save(s->zrng, ck, "rng.z");
+    if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, "z_fixed", 2, (const int[]){BATCH, NZ}, s->zfixed);
+    for (i = 0; i < s->n; i++) s->order[i] = (float)s->batches->order[i];   /* exact below 2^24 */
+    if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, "batcher.order", 1, &s->n, s->order);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, "magan.margin", 1, (const int[]){1}, &s->magan->margin);
+    for (i = 0; h && i < s->epoch; i++) {
+        h[3 * i] = (float)s->hist_r[i]; h[3 * i + 1] = (float)s->hist_f[i]; h[3 * i + 2] = (float)s->hist_m[i];
+    }
+    if (st == MMGAN_OK && s->epoch) st = mmgan_ckpt_put(ck, "curves", 2, (const int[]){s->epoch, 3}, h);
+    snprintf(v, sizeof v, "%d", s->epoch);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "epoch", v);
+    snprintf(v, sizeof v, "%d %ld", s->batches->pos, s->batches->epoch);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "batcher.pos_epoch", v);
+    /* %a: the previous epoch's fake energy, a double, exactly. */
+    snprintf(v, sizeof v, "%a", s->magan->prev_g);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "magan.prev_g", v);
+    snprintf(v, sizeof v, "%d %d", s->magan->epoch, s->magan->strict);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "magan.epoch_strict", v);
+    if (st == MMGAN_OK) st = mmgan_ckpt_save(ck, path);
+    mmgan_ckpt_free(ck);
+    free(h);
+    return st;
+}
+
+static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int max_epochs)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_load(ctx, path);
+    const float *f;
+    const char *m;
+    int i, pos, strict;
+    long bep;
+    if (!ck) return MMGAN_ERR_FORMAT;
+    for (i = 0; i < 6; i++)
+        if (mmgan_ckpt_get_param(ck, s->D->p[i]) != MMGAN_OK || mmgan_ckpt_get_param(ck, s->G->p[i]) != MMGAN_OK) goto bad;
+    if (mmgan_opt_load(s->dopt, ck, "D.adamax") != MMGAN_OK || mmgan_opt_load(s->gopt, ck, "G.adamax") != MMGAN_OK ||
+        mmgan_rng_load(s->rng, ck, "rng.data") != MMGAN_OK || mmgan_rng_load(s->zrng, ck, "rng.z") != MMGAN_OK)
+        goto bad;
+    if (!(f = mmgan_ckpt_get(ck, "z_fixed", 2, (const int[]){BATCH, NZ}))) goto bad;
+    memcpy(s->zfixed, f, sizeof(float) * BATCH * NZ);
+    if (!(f = mmgan_ckpt_get(ck, "batcher.order", 1, &s->n))) goto bad;
+    for (i = 0; i < s->n; i++) {
+        if (f[i] < 0 || f[i] >= s->n) goto bad;
+        s->batches->order[i] = (int)f[i];
+    }
+    if (!(f = mmgan_ckpt_get(ck, "magan.margin", 1, (const int[]){1}))) goto bad;
+    s->magan->margin = f[0];
+    if (!(m = mmgan_ckpt_get_meta(ck, "epoch")) || sscanf(m, "%d", &s->epoch) != 1 || s->epoch < 0 || s->epoch > max_epochs) goto bad;
+    if (!(m = mmgan_ckpt_get_meta(ck, "batcher.pos_epoch")) || sscanf(m, "%d %ld", &pos, &bep) != 2 || pos < 0 || pos > s->n) goto bad;
+    s->batches->pos = pos;
+    s->batches->epoch = bep;
+    if (!(m = mmgan_ckpt_get_meta(ck, "magan.prev_g"))) goto bad;
+    s->magan->prev_g = strtod(m, NULL);
+    if (!(m = mmgan_ckpt_get_meta(ck, "magan.epoch_strict")) || sscanf(m, "%d %d", &s->magan->epoch, &strict) != 2) goto bad;
+    if (s->epoch) {
+        if (!(f = mmgan_ckpt_get(ck, "curves", 2, (const int[]){s->epoch, 3}))) goto bad;
+        for (i = 0; i < s->epoch; i++) { s->hist_r[i] = f[3 * i]; s->hist_f[i] = f[3 * i + 1]; s->hist_m[i] = f[3 * i + 2]; }
+    }
+    mmgan_ckpt_free(ck);
+    return MMGAN_OK;
+bad:
+    if (!strstr(mmgan_ctx_error(ctx), "checkpoint")) fprintf(stderr, "magan_mnist: %s: incomplete or inconsistent state\n", path);
+    mmgan_ckpt_free(ck);
+    return MMGAN_ERR_FORMAT;
+}
+
 #define TRY(x) do { if ((x) != MMGAN_OK) { fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx)); return 1; } } while (0)
 
 int main(int argc, char **argv)
@@ -166,7 +264,8 @@ int main(int argc, char **argv)
     mmgan_opt_spec spec;
     float *xb, *zfixed;
     double *hist_r, *hist_f, *hist_m, t0;
-    int steps, epoch, i, t;
+    int steps, epoch, i, t, start = 0;
+    state st;
     char path[1024];
     const int sz[4] = {BATCH, NZ, 1, 1}, xs[4] = {BATCH, 1, 28, 28};
 
@@ -242,32 +341,44 @@ int main(int argc, char **argv)
     hist_m = (double *)calloc((size_t)o.epochs, sizeof(double));
     if (!xb || !zfixed || !hist_r || !hist_f || !hist_m) return 1;
     mmgan_rng_fill_normal(&zrng, zfixed, BATCH * NZ, 0.0f, 1.0f);
+    st.D = &D; st.G = &G; st.dopt = dopt; st.gopt = gopt; st.rng = &rng; st.zrng = &zrng;
+    st.batches = &batches; st.magan = &magan; st.zfixed = zfixed; st.n = ds.n; st.epoch = 0;
+    st.hist_r = hist_r; st.hist_f = hist_f; st.hist_m = hist_m;
+    st.order = (float *)malloc(sizeof(float) * (size_t)ds.n);
+    if (!st.order) return 1;
     TRY(mmgan_graph_feed(g, x, xb));
     TRY(mmgan_graph_feed(g, zfix, zfixed));
     printf("MAGAN on %d images (%s), %d steps per epoch, %s kernels, %d threads\n", ds.n, o.data, steps, mmgan_isa(),
            mmgan_ctx_threads(ctx));
 
+    t0 = now();
+    if (o.resume) {
+        TRY(load_state(ctx, &st, o.resume, o.epochs));
+        start = st.epoch;
+        printf("resumed from %s after epoch %d, margin %.3f\n", o.resume, start, magan.margin);
+    }
     /* Algorithm 1, lines 1-9: two epochs as an auto-encoder (margin 0), then
      * the mean real energy over one more pass sets the first margin (the
      * authors' code uses a separate pass without training for it). */
-    t0 = now();
-    for (epoch = 0; epoch < 2; epoch++)
+    if (!o.resume) {
+        for (epoch = 0; epoch < 2; epoch++)
+            for (t = 0; t < steps; t++) {
+                mmgan_batcher_next(&batches, xb, NULL);
+                TRY(mmgan_plan_run(pre));
+                TRY(mmgan_opt_step_plan(dopt, pre, pre_grad));
+            }
         for (t = 0; t < steps; t++) {
             mmgan_batcher_next(&batches, xb, NULL);
             TRY(mmgan_plan_run(pre));
-            TRY(mmgan_opt_step_plan(dopt, pre, pre_grad));
+            mmgan_magan_observe_real(&magan, mmgan_vec_sum(BATCH, mmgan_plan_value(pre, e_real)), BATCH);
         }
-    for (t = 0; t < steps; t++) {
-        mmgan_batcher_next(&batches, xb, NULL);
-        TRY(mmgan_plan_run(pre));
-        mmgan_magan_observe_real(&magan, mmgan_vec_sum(BATCH, mmgan_plan_value(pre, e_real)), BATCH);
+        TRY(mmgan_magan_start(&magan));
+        if (o.fixed_margin >= 0) magan.margin = o.fixed_margin;
+        printf("pre-training: %.1f s, initial margin %.3f%s\n", now() - t0, magan.margin,
+               o.fixed_margin >= 0 ? " (fixed: EBGAN)" : "");
     }
-    TRY(mmgan_magan_start(&magan));
-    if (o.fixed_margin >= 0) magan.margin = o.fixed_margin;
-    printf("pre-training: %.1f s, initial margin %.3f%s\n", now() - t0, magan.margin,
-           o.fixed_margin >= 0 ? " (fixed: EBGAN)" : "");
 
-    for (epoch = 0; epoch < o.epochs; epoch++) {
+    for (epoch = start; epoch < o.epochs; epoch++) {
         double er = 0, ef = 0, te = now();
         int updated;
         for (t = 0; t < steps; t++) {
@@ -299,6 +410,9 @@ int main(int argc, char **argv)
         TRY(mmgan_save_grid_png(ctx, path, mmgan_plan_value(sample, samples), BATCH, 1, 28, 28, 8, 0.0f, 1.0f));
         snprintf(path, sizeof path, "%s/energy.svg", o.out);
         write_svg(path, hist_r, hist_f, hist_m, epoch + 1);
+        st.epoch = epoch + 1;
+        snprintf(path, sizeof path, "%s/magan.safetensors", o.out);
+        TRY(save_state(ctx, &st, path));
     }
     snprintf(path, sizeof path, "%s/samples.png", o.out);
     TRY(mmgan_save_grid_png(ctx, path, mmgan_plan_value(sample, samples), BATCH, 1, 28, 28, 8, 0.0f, 1.0f));
@@ -310,7 +424,7 @@ int main(int argc, char **argv)
     for (i = 0; i < 6; i++) { mmgan_param_free(D.p[i]); mmgan_param_free(G.p[i]); }
     mmgan_batcher_free(ctx, &batches);
     mmgan_dataset_free(ctx, &ds);
-    free(xb); free(zfixed); free(hist_r); free(hist_f); free(hist_m);
+    free(xb); free(zfixed); free(hist_r); free(hist_f); free(hist_m); free(st.order);
     mmgan_ctx_free(ctx);
     return 0;
 }
