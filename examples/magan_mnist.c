@@ -211,7 +211,10 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
     const char *m;
     int i, pos, strict;
     long bep;
-    if (!ck) return MMGAN_ERR_FORMAT;
+    if (!ck) {
+        fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx));
+        return MMGAN_ERR_FORMAT;
+    }
     for (i = 0; i < 6; i++)
         if (mmgan_ckpt_get_param(ck, s->D->p[i]) != MMGAN_OK || mmgan_ckpt_get_param(ck, s->G->p[i]) != MMGAN_OK) goto bad;
     if (mmgan_opt_load(s->dopt, ck, "D.adamax") != MMGAN_OK || mmgan_opt_load(s->gopt, ck, "G.adamax") != MMGAN_OK ||
@@ -226,7 +229,12 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
     }
     if (!(f = mmgan_ckpt_get(ck, "magan.margin", 1, (const int[]){1}))) goto bad;
     s->magan->margin = f[0];
-    if (!(m = mmgan_ckpt_get_meta(ck, "epoch")) || sscanf(m, "%d", &s->epoch) != 1 || s->epoch < 0 || s->epoch > max_epochs) goto bad;
+    if (!(m = mmgan_ckpt_get_meta(ck, "epoch")) || sscanf(m, "%d", &s->epoch) != 1 || s->epoch < 0) goto bad;
+    if (s->epoch > max_epochs) {
+        fprintf(stderr, "magan_mnist: %s is at epoch %d, beyond --epochs %d\n", path, s->epoch, max_epochs);
+        mmgan_ckpt_free(ck);
+        return MMGAN_ERR_INVALID;
+    }
     if (!(m = mmgan_ckpt_get_meta(ck, "batcher.pos_epoch")) || sscanf(m, "%d %ld", &pos, &bep) != 2 || pos < 0 || pos > s->n) goto bad;
     s->batches->pos = pos;
     s->batches->epoch = bep;
@@ -240,7 +248,8 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
     mmgan_ckpt_free(ck);
     return MMGAN_OK;
 bad:
-    if (!strstr(mmgan_ctx_error(ctx), "checkpoint")) fprintf(stderr, "magan_mnist: %s: incomplete or inconsistent state\n", path);
+    if (strstr(mmgan_ctx_error(ctx), "checkpoint")) fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx));
+    else fprintf(stderr, "magan_mnist: %s: incomplete or inconsistent state\n", path);
     mmgan_ckpt_free(ck);
     return MMGAN_ERR_FORMAT;
 }
@@ -353,7 +362,7 @@ int main(int argc, char **argv)
 
     t0 = now();
     if (o.resume) {
-        TRY(load_state(ctx, &st, o.resume, o.epochs));
+        if (load_state(ctx, &st, o.resume, o.epochs) != MMGAN_OK) return 1;   /* it said why */
         start = st.epoch;
         printf("resumed from %s after epoch %d, margin %.3f\n", o.resume, start, magan.margin);
     }
