@@ -807,6 +807,10 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
 /* Writes a grid of images as a PNG file (see mmgan_image_grid). */
 MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
                                            int h, int w, int cols, float lo, float hi);
+/* Writes training curves as an SVG line plot: ncurves series ys[k][0..n)
+ * against 1..n, each with its label, a shared y axis from min(0, ...) to max. */
+MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const char *title, const char *xlabel,
+                                        int ncurves, const char *const *labels, const double *const *ys, int n);
 #endif
 
 /* ===================================================================== */
@@ -5150,6 +5154,70 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
     mmgan_idx_free(ctx, &im);
     mmgan_idx_free(ctx, &lb);
     return st;
+}
+
+/* XML text: the characters that would end an element or attribute. */
+static void mmgan__svg_text(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else if (*s == '"') fputs("&quot;", f);
+        else fputc(*s, f);
+    }
+}
+
+MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const char *title, const char *xlabel,
+                                        int ncurves, const char *const *labels, const double *const *ys, int n)
+{
+    static const char *color[8] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+    char tmp[1024];
+    double lo = 0.0, hi = 0.0;
+    FILE *f;
+    int k, i, ok;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!path || ncurves < 1 || ncurves > 8 || !ys || n < 1)
+        return mmgan__fail(ctx, MMGAN_ERR_INVALID, "svg_curves: 1 to 8 curves of at least one point");
+    for (k = 0; k < ncurves; k++) {
+        if (!ys[k]) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "svg_curves: curve %d is NULL", k);
+        for (i = 0; i < n; i++)
+            if (ys[k][i] == ys[k][i] && fabs(ys[k][i]) < 1e300) {   /* NaN and infinities are not drawn */
+                if (ys[k][i] < lo) lo = ys[k][i];
+                if (ys[k][i] > hi) hi = ys[k][i];
+            }
+    }
+    if (hi <= lo) hi = lo + 1.0;
+    if (strlen(path) + 5 > sizeof tmp) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "svg_curves: path too long");
+    sprintf(tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing", tmp);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n<text x=\"340\" y=\"16\" text-anchor=\"middle\">");
+    mmgan__svg_text(f, title);
+    fprintf(f, "</text>\n<line x1=\"70\" y1=\"350\" x2=\"620\" y2=\"350\" stroke=\"black\"/>"
+               "<line x1=\"70\" y1=\"30\" x2=\"70\" y2=\"350\" stroke=\"black\"/>\n"
+               "<text x=\"345\" y=\"385\" text-anchor=\"middle\">");
+    mmgan__svg_text(f, xlabel);
+    fprintf(f, " (1 to %d)</text>\n<text x=\"65\" y=\"35\" text-anchor=\"end\">%.4g</text>"
+               "<text x=\"65\" y=\"350\" text-anchor=\"end\">%.4g</text>\n", n, hi, lo);
+    for (k = 0; k < ncurves; k++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[k]);
+        for (i = 0; i < n; i++)
+            if (ys[k][i] == ys[k][i] && fabs(ys[k][i]) < 1e300)
+                fprintf(f, "%.1f,%.1f ", 70 + 550.0 * (n > 1 ? (double)i / (n - 1) : 0.5), 350 - 320.0 * (ys[k][i] - lo) / (hi - lo));
+        fprintf(f, "\"/>\n<text x=\"600\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">", 44 + 16 * k, color[k]);
+        mmgan__svg_text(f, labels ? labels[k] : "");
+        fprintf(f, "</text>\n");
+    }
+    fprintf(f, "</svg>\n");
+    ok = !ferror(f);
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s'", path);
+    }
+    return MMGAN_OK;
 }
 
 MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,

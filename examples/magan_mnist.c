@@ -125,32 +125,6 @@ static double now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Real energy, fake energy and margin per epoch as an SVG line plot. */
-static void write_svg(const char *path, const double *er, const double *ef, const double *m, int n)
-{
-    FILE *f = fopen(path, "w");
-    double hi = 1e-9;
-    int i, k;
-    const double *ys[3];
-    static const char *color[3] = {"#1f77b4", "#d62728", "#2ca02c"}, *label[3] = {"E real", "E fake", "margin"};
-    if (!f) return;
-    ys[0] = er; ys[1] = ef; ys[2] = m;
-    for (k = 0; k < 3; k++) for (i = 0; i < n; i++) if (ys[k][i] > hi) hi = ys[k][i];
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" font-family=\"sans-serif\" font-size=\"12\">\n"
-               "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
-               "<line x1=\"60\" y1=\"350\" x2=\"620\" y2=\"350\" stroke=\"black\"/><line x1=\"60\" y1=\"20\" x2=\"60\" y2=\"350\" stroke=\"black\"/>\n"
-               "<text x=\"340\" y=\"385\" text-anchor=\"middle\">epoch (1 to %d)</text>\n"
-               "<text x=\"55\" y=\"25\" text-anchor=\"end\">%.3g</text><text x=\"55\" y=\"350\" text-anchor=\"end\">0</text>\n", n, hi);
-    for (k = 0; k < 3; k++) {
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[k]);
-        for (i = 0; i < n; i++)
-            fprintf(f, "%.1f,%.1f ", 60 + 560.0 * (n > 1 ? (double)i / (n - 1) : 0.5), 350 - 330.0 * ys[k][i] / hi);
-        fprintf(f, "\"/>\n<text x=\"530\" y=\"%d\" fill=\"%s\">%s</text>\n", 40 + 16 * k, color[k], label[k]);
-    }
-    fprintf(f, "</svg>\n");
-    fclose(f);
-}
-
 /* Everything a run needs to continue bit for bit: weights, optimizer
  * moments, both random streams, the batch order, the controller, the fixed
  * sampling noise and the curves so far. */
@@ -418,7 +392,12 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/samples_%03d.png", o.out, epoch + 1);
         TRY(mmgan_save_grid_png(ctx, path, mmgan_plan_value(sample, samples), BATCH, 1, 28, 28, 8, 0.0f, 1.0f));
         snprintf(path, sizeof path, "%s/energy.svg", o.out);
-        write_svg(path, hist_r, hist_f, hist_m, epoch + 1);
+        {
+            const char *labels[3] = {"E real", "E fake", "margin"};
+            const double *ys[3];
+            ys[0] = hist_r; ys[1] = hist_f; ys[2] = hist_m;
+            TRY(mmgan_svg_curves(ctx, path, "MAGAN on MNIST: mean energies and margin", "epoch", 3, labels, ys, epoch + 1));
+        }
         st.epoch = epoch + 1;
         snprintf(path, sizeof path, "%s/magan.safetensors", o.out);
         TRY(save_state(ctx, &st, path));

@@ -242,6 +242,27 @@ static void test_atomic_write(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+static void test_svg(void)
+{
+    double a[4] = {1, 2, 3, 2.5}, b[4] = {0.5, 0.7, 1, 4};
+    const double *ys[2];
+    const char *labels[2] = {"real <E>", "fake & co"};
+    unsigned char *txt;
+    size_t n;
+    ys[0] = a; ys[1] = b;
+    CHECK(mmgan_svg_curves(ctx, "build/test_io.svg", "curves \"quoted\"", "epoch", 2, labels, ys, 4) == MMGAN_OK,
+          "svg: %s", mmgan_ctx_error(ctx));
+    if (mmgan_read_file(ctx, "build/test_io.svg", &txt, &n) == MMGAN_OK) {
+        txt[n] = 0;
+        CHECK(!strncmp((char *)txt, "<svg", 4) && strstr((char *)txt, "</svg>") && strstr((char *)txt, "real &lt;E&gt;") &&
+              strstr((char *)txt, "fake &amp; co") && strstr((char *)txt, "&quot;quoted&quot;"), "SVG text escaped");
+        mmgan_free(ctx, txt);
+    }
+    CHECK(mmgan_svg_curves(ctx, "build/test_io.svg", "", "", 0, labels, ys, 4) == MMGAN_ERR_INVALID, "no curves refused");
+    remove("build/test_io.svg");
+    mmgan_ctx_clear_error(ctx);
+}
+
 int main(void)
 {
     test_suite = "test_io";
@@ -252,6 +273,7 @@ int main(void)
     test_mnist();
     test_png();
     test_atomic_write();
+    test_svg();
     mmgan_ctx_free(ctx);
     return test_summary();
 }
