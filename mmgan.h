@@ -1972,34 +1972,42 @@ static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
     return nb < 1 ? 1 : nb > (size_t)n ? n : (int)nb;
 }
 
+/* The output columns ox whose input column ox*stride - pad + j lies inside
+ * the image: [*lo, *hi).  Outside them the window reads padding. */
+static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
+{
+    int a = q->pad - j, b = q->w + q->pad - j;   /* need a <= ox*stride < b */
+    *lo = a <= 0 ? 0 : (a + q->stride - 1) / q->stride;
+    *hi = b <= 0 ? 0 : (b + q->stride - 1) / q->stride;
+    if (*hi > q->wo) *hi = q->wo;
+    if (*lo > *hi) *lo = *hi;
+}
+
 /* Columns of one image into cols, whose rows are ld floats apart. */
 static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols, size_t ld)
 {
-    int c, i, j, oy, ox;
+    int c, i, j, oy, ox, s = q->stride;
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++)
             for (j = 0; j < q->kw; j++) {
                 float *dst = cols + (size_t)((c * q->kh + i) * q->kw + j) * ld;
+                int lo, hi;
+                mmgan__conv_span(q, j, &lo, &hi);
                 for (oy = 0; oy < q->ho; oy++) {
-                    int iy = oy * q->stride - q->pad + i;
+                    int iy = oy * s - q->pad + i;
                     float *d = dst + oy * q->wo;
-                    const float *src = x + ((size_t)c * q->h + iy) * q->w;
+                    const float *row = x + ((size_t)c * q->h + (iy < 0 ? 0 : iy)) * q->w;
+                    const int off = j - q->pad;   /* input column of ox is ox*s + off */
                     if (iy < 0 || iy >= q->h) {
                         for (ox = 0; ox < q->wo; ox++) d[ox] = 0.0f;
                         continue;
                     }
-                    if (q->stride == 1) {
-                        /* Contiguous run between the two padded margins. */
-                        int lo = MMGAN__MAX(0, q->pad - j), hi = MMGAN__MIN(q->wo, q->w + q->pad - j);
-                        for (ox = 0; ox < lo && ox < q->wo; ox++) d[ox] = 0.0f;
-                        if (hi > lo) memcpy(d + lo, src + lo - q->pad + j, (size_t)(hi - lo) * sizeof(float));
-                        for (ox = MMGAN__MAX(hi, lo); ox < q->wo; ox++) d[ox] = 0.0f;
-                    } else {
-                        for (ox = 0; ox < q->wo; ox++) {
-                            int ix = ox * q->stride - q->pad + j;
-                            d[ox] = ix >= 0 && ix < q->w ? src[ix] : 0.0f;
-                        }
-                    }
+                    /* Padding on both sides, a bounds-free run in between. */
+                    for (ox = 0; ox < lo; ox++) d[ox] = 0.0f;
+                    if (s == 1) { if (hi > lo) memcpy(d + lo, row + lo + off, (size_t)(hi - lo) * sizeof(float)); }
+                    else if (s == 2) for (ox = lo; ox < hi; ox++) d[ox] = row[2 * ox + off];
+                    else for (ox = lo; ox < hi; ox++) d[ox] = row[ox * s + off];
+                    for (ox = hi; ox < q->wo; ox++) d[ox] = 0.0f;
                 }
             }
 }
@@ -2007,21 +2015,24 @@ static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols,
 /* x [C, H, W] = the columns folded back onto the image (im2col's adjoint). */
 static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld, float *x)
 {
-    int c, i, j, oy, ox;
+    int c, i, j, oy, ox, s = q->stride;
     memset(x, 0, (size_t)q->c * q->h * q->w * sizeof(float));
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++)
             for (j = 0; j < q->kw; j++) {
                 const float *src = cols + (size_t)((c * q->kh + i) * q->kw + j) * ld;
+                int lo, hi;
+                mmgan__conv_span(q, j, &lo, &hi);
                 for (oy = 0; oy < q->ho; oy++) {
-                    int iy = oy * q->stride - q->pad + i;
-                    float *d = x + ((size_t)c * q->h + iy) * q->w;
-                    const float *s = src + oy * q->wo;
+                    int iy = oy * s - q->pad + i;
+                    const float *sv = src + oy * q->wo;
+                    const int off = j - q->pad;
+                    float *row;
                     if (iy < 0 || iy >= q->h) continue;
-                    for (ox = 0; ox < q->wo; ox++) {
-                        int ix = ox * q->stride - q->pad + j;
-                        if (ix >= 0 && ix < q->w) d[ix] += s[ox];
-                    }
+                    row = x + ((size_t)c * q->h + iy) * q->w;
+                    if (s == 1) for (ox = lo; ox < hi; ox++) row[ox + off] += sv[ox];
+                    else if (s == 2) for (ox = lo; ox < hi; ox++) row[2 * ox + off] += sv[ox];
+                    else for (ox = lo; ox < hi; ox++) row[ox * s + off] += sv[ox];
                 }
             }
 }
