@@ -1738,6 +1738,22 @@ static void mmgan__range(int total, int tid, int nt, int *begin, int *end)
     *end = (int)((long long)total * (tid + 1) / nt);
 }
 
+/* Convolution geometry (see 2.6), here because the GEMM can read its B
+ * operand straight from images: an implicit im2col. */
+typedef struct mmgan__convgeom {
+    int c, h, w;        /* the large ("image") side */
+    int kh, kw, stride, pad;
+    int ho, wo;         /* the small ("output of the forward conv") side */
+} mmgan__convgeom;
+
+/* B gathered from nb images x [nb][c][h][w]: with trans 0, B is the column
+ * matrix (rows (c, i, j), columns (image, oy, ox)); with trans 1, its transpose. */
+typedef struct mmgan__bgather {
+    const mmgan__convgeom *q;
+    const float *x;
+    int trans;
+} mmgan__bgather;
+
 typedef struct mmgan__gemm_args {
     const mmgan__gemm_kernel *kr;
     int ta, tb, m, n, k;
@@ -1745,6 +1761,7 @@ typedef struct mmgan__gemm_args {
     const float *a, *b;
     int lda, ldb, ldc;
     int direct_b;     /* micro-kernels read full-width B panels in place */
+    const mmgan__bgather *bg;   /* non-NULL: B is gathered from images */
     float *c, *ap, *bp;
 } mmgan__gemm_args;
 
@@ -1780,11 +1797,71 @@ static void mmgan__pack_a(const mmgan__gemm_args *g, int i0, int mc, int p0, int
     }
 }
 
+/* Implicit im2col: panels of B read from the images.  A window index
+ * (c, i, j) and a pixel index (image, oy, ox) make an element; one of the
+ * two is decoded per panel column, once, the other per row. */
+static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int j0, int nc, int q0, int q1)
+{
+    const mmgan__convgeom *cq = g->bg->q;
+    const float *x = g->bg->x;
+    const int nr = g->kr->nr, hw = cq->ho * cq->wo, kk = cq->kh * cq->kw;
+    const size_t img = (size_t)cq->c * cq->h * cq->w;
+    int q, jj, p;
+    /* Per panel column: (image offset, first row, first column) of its pixel,
+     * or (channel offset, i, j) of its window. */
+    long off[64];
+    int ya[64], xa[64];
+    MMGAN_ASSERT(nr <= 64);
+    for (q = q0; q < q1; q++) {
+        float *dst = g->bp + (size_t)q * nr * kc;
+        int c0 = j0 + q * nr, cols = MMGAN__MIN(nr, nc - q * nr);
+        for (jj = 0; jj < cols; jj++) {
+            int col = c0 + jj;
+            if (!g->bg->trans) {
+                int b = col / hw, r = col % hw;
+                off[jj] = (long)(b * img);
+                ya[jj] = (r / cq->wo) * cq->stride - cq->pad;
+                xa[jj] = (r % cq->wo) * cq->stride - cq->pad;
+            } else {
+                int c = col / kk, r = col % kk;
+                off[jj] = (long)c * cq->h * cq->w;
+                ya[jj] = r / cq->kw;
+                xa[jj] = r % cq->kw;
+            }
+        }
+        for (p = 0; p < kc; p++, dst += nr) {
+            int row = p0 + p, ry, rx;
+            long roff;
+            if (!g->bg->trans) {   /* the row is a window (c, i, j) */
+                int c = row / kk, r = row % kk;
+                roff = (long)c * cq->h * cq->w;
+                ry = r / cq->kw;
+                rx = r % cq->kw;
+            } else {               /* the row is a pixel (image, oy, ox) */
+                int b = row / hw, r = row % hw;
+                roff = (long)(b * img);
+                ry = (r / cq->wo) * cq->stride - cq->pad;
+                rx = (r % cq->wo) * cq->stride - cq->pad;
+            }
+            for (jj = 0; jj < cols; jj++) {
+                int iy = ya[jj] + ry, ix = xa[jj] + rx;
+                dst[jj] = (unsigned)iy < (unsigned)cq->h && (unsigned)ix < (unsigned)cq->w
+                              ? x[roff + off[jj] + (long)iy * cq->w + ix] : 0.0f;
+            }
+            for (; jj < nr; jj++) dst[jj] = 0.0f;
+        }
+    }
+}
+
 /* Panels [q0, q1) of the NR-wide packing of op(B)[p0:p0+kc, j0:j0+nc]. */
 static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int nc, int q0, int q1)
 {
     const int nr = g->kr->nr;
     int q, j, p;
+    if (g->bg) {
+        mmgan__pack_b_gather(g, p0, kc, j0, nc, q0, q1);
+        return;
+    }
     for (q = q0; q < q1; q++) {
         float *dst = g->bp + (size_t)q * nr * kc;
         int c0 = q * nr, cols = MMGAN__MIN(nr, nc - c0);
@@ -1875,9 +1952,10 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
 #define MMGAN_GEMM_MT_MIN (1 << 22)
 #endif
 
-static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
-                                    int m, int n, int k, float alpha, const float *a, int lda,
-                                    const float *b, int ldb, float beta, float *c, int ldc)
+static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
+                                       int m, int n, int k, float alpha, const float *a, int lda,
+                                       const float *b, int ldb, const mmgan__bgather *bg,
+                                       float beta, float *c, int ldc)
 {
     mmgan__gemm_args g;
     int nt;
@@ -1902,7 +1980,7 @@ static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr
             for (j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
         return MMGAN_OK;
     }
-    if (!a || !b) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gemm: %s is NULL", a ? "B" : "A");
+    if (!a || (!b && !bg)) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gemm: %s is NULL", a ? "B" : "A");
 
     g.kr = kr;
     g.ta = ta; g.tb = tb; g.m = m; g.n = n; g.k = k;
@@ -1914,7 +1992,8 @@ static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr
      * contiguous.  A power-of-two stride would alias in the L1 sets; with
      * k < 64 the copy is cheap and packing measured faster (thresholds measured
      * with the earlier 14x32 AVX-512 kernel). */
-    g.direct_b = !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64 && (ldb & (ldb - 1)) != 0;
+    g.direct_b = !bg && !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64 && (ldb & (ldb - 1)) != 0;
+    g.bg = bg;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
     MMGAN_ASSERT((size_t)(g.bp - g.ap) + (size_t)kr->kc * kr->nc <= ctx->gemm_ws_floats);
@@ -1931,6 +2010,13 @@ static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr
     (void)nt;
     mmgan__gemm_thread(&g, 0, 1);
     return MMGAN_OK;
+}
+
+static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
+                                    int m, int n, int k, float alpha, const float *a, int lda,
+                                    const float *b, int ldb, float beta, float *c, int ldc)
+{
+    return mmgan__gemm_run_ex(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
 }
 
 MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
@@ -1953,14 +2039,10 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  *   conv2d:            Y   = W [O, CKK] * cols(X)            then NCHW order
  *   conv_transpose2d:  Y   = col2im(W^T [CKK, Cin] * X)       (the adjoint)
  *   conv2d_wgrad:      dW += GY [O, nb HoWo] * cols(X)^T
+ * For conv2d and conv2d_wgrad the GEMM can also gather cols itself while it
+ * packs B (an implicit im2col, 2.5), used for large windows (2.9).
  * Chunks and batch entries are visited in order and the GEMM is
  * thread-count free, so results do not depend on threads either. */
-typedef struct mmgan__convgeom {
-    int c, h, w;        /* the large ("image") side */
-    int kh, kw, stride, pad;
-    int ho, wo;         /* the small ("output of the forward conv") side */
-} mmgan__convgeom;
-
 /* Floats of column matrix per GEMM: about 4 MB, which keeps the GEMMs wide
  * and the scratch bounded. */
 #define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
@@ -2091,6 +2173,40 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
         mmgan__batch_to_rows(x + (size_t)b0 * o * hw, nb, o, hw, in);
         mmgan_gemm(ctx, 1, 0, ckk, nb * hw, o, 1.0f, w, ckk, in, nb * hw, 0.0f, cols, nb * hw);
         for (b = 0; b < nb; b++) mmgan__col2im(q, cols + (size_t)b * hw, (size_t)nb * hw, y + (size_t)(b0 + b) * img);
+    }
+}
+
+/* The same two products with B gathered from the images by the GEMM's
+ * packing (2.5): no column matrix at all. */
+static void mmgan__conv2d_fwd_implicit(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
+                                       const float *x, const float *w, float *y, float *ws)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
+    const size_t img = (size_t)q->c * q->h * q->w;
+    int b0;
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        int nb = MMGAN__MIN(chunk, n - b0);
+        mmgan__bgather bg;
+        bg.q = q; bg.x = x + (size_t)b0 * img; bg.trans = 0;
+        mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, NULL, nb * hw, &bg,
+                           0.0f, ws, nb * hw);
+        mmgan__rows_to_batch(ws, nb, o, hw, y + (size_t)b0 * o * hw);
+    }
+}
+
+static void mmgan__conv2d_bwd_weight_implicit(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
+                                              const float *x, const float *gy, float *dw, float *ws)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
+    const size_t img = (size_t)q->c * q->h * q->w;
+    int b0;
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        int nb = MMGAN__MIN(chunk, n - b0);
+        mmgan__bgather bg;
+        bg.q = q; bg.x = x + (size_t)b0 * img; bg.trans = 1;
+        mmgan__batch_to_rows(gy + (size_t)b0 * o * hw, nb, o, hw, ws);
+        mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, ckk, nb * hw, 1.0f, ws, nb * hw, NULL, ckk, &bg,
+                           b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
 }
 
@@ -3305,17 +3421,26 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
                           nd->op == MMGAN__OP_CONVT ? nx->shape[1] : nd->shape[0]);
 }
 
+/* Windows of at least this many values (C * kh * kw) use the implicit im2col. */
+#define MMGAN__CONV_IMPLICIT_MIN 64
+
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     mmgan__convgeom q;
     const mmgan__node *nx = &r->g->nodes[nd->in[0]];
+    int implicit;
     mmgan__conv_geom(r->g, nd, &q);
+    /* Gathering B inside the GEMM saves writing and reading a column matrix,
+     * which pays once that matrix is large; with few rows per window (one
+     * input channel) a plain im2col measured faster. */
+    implicit = q.c * q.kh * q.kw >= MMGAN__CONV_IMPLICIT_MIN;
     if (nd->op == MMGAN__OP_CONV)
-        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
+        (implicit ? mmgan__conv2d_fwd_implicit : mmgan__conv2d_fwd)(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], y, r->scratch);
     else
-        mmgan__conv2d_bwd_weight(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
+        (implicit ? mmgan__conv2d_bwd_weight_implicit : mmgan__conv2d_bwd_weight)(r->ctx, &q, nx->shape[0], nd->shape[0],
+                                                                                 x[0], x[1], y, r->scratch);
 }
 
 /* The transposed conv whose output has exactly the size of `like`. */

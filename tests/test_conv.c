@@ -121,6 +121,29 @@ static void check_shape(const shp *q)
     free(x); free(w); free(gy); free(ref);
 }
 
+/* The GEMM's gathered B (implicit im2col) equals the explicit column
+ * matrix bit for bit, whichever path the op picks. */
+static void check_implicit(const shp *s)
+{
+    mmgan__convgeom q;
+    int o = s->o, n = s->n;
+    size_t img, ny, nw;
+    float *x, *w, *gy, *y1, *y2, *d1, *d2, *ws;
+    q.c = s->c; q.h = s->h; q.w = s->w; q.kh = s->kh; q.kw = s->kw; q.stride = s->s; q.pad = s->p;
+    q.ho = out_size(s->h, s->kh, s->s, s->p); q.wo = out_size(s->w, s->kw, s->s, s->p);
+    img = (size_t)q.c * q.h * q.w; ny = (size_t)n * o * q.ho * q.wo; nw = (size_t)o * q.c * q.kh * q.kw;
+    x = rnd(n * img); w = rnd(nw); gy = rnd(ny);
+    y1 = (float *)malloc(ny * 4); y2 = (float *)malloc(ny * 4); d1 = (float *)malloc(nw * 4); d2 = (float *)malloc(nw * 4);
+    ws = (float *)malloc(mmgan__conv_ws(&q, n, o) * 4);
+    mmgan__conv2d_fwd(ctx, &q, n, o, x, w, y1, ws);
+    mmgan__conv2d_fwd_implicit(ctx, &q, n, o, x, w, y2, ws);
+    mmgan__conv2d_bwd_weight(ctx, &q, n, o, x, gy, d1, ws);
+    mmgan__conv2d_bwd_weight_implicit(ctx, &q, n, o, x, gy, d2, ws);
+    CHECK(memcmp(y1, y2, ny * 4) == 0 && memcmp(d1, d2, nw * 4) == 0,
+          "implicit im2col differs from explicit for x [%d,%d,%d,%d] k %dx%d s%d p%d", n, s->c, s->h, s->w, s->kh, s->kw, s->s, s->p);
+    free(x); free(w); free(gy); free(y1); free(y2); free(d1); free(d2); free(ws);
+}
+
 int main(void)
 {
     static const shp fixed[] = {
@@ -140,7 +163,10 @@ int main(void)
     test_suite = "test_conv";
     ctx = mmgan_ctx_new(NULL);
     mmgan_rng_seed(&rng, 11, 1);
-    for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) check_shape(&fixed[i]);
+    for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) {
+        check_shape(&fixed[i]);
+        check_implicit(&fixed[i]);
+    }
     for (i = 0; i < 60; i++) {
         shp q;
         q.n = 1 + (int)mmgan_rng_below(&rng, 3);
