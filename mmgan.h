@@ -5359,7 +5359,7 @@ MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const 
 MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
                                            int h, int w, int cols, float lo, float hi)
 {
-    int gw, gh;
+    int gw = 0, gh = 0;
     unsigned char *pix, *png;
     size_t size;
     mmgan_status st = mmgan_image_grid(ctx, images, n, c, h, w, cols, lo, hi, NULL, &gw, &gh);
