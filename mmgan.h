@@ -384,7 +384,7 @@ MMGAN_DEF mmgan_node mmgan_pad_batch(mmgan_graph *g, mmgan_node x, int start, in
 /* Same value, but a constant for differentiation (stop-gradient). */
 MMGAN_DEF mmgan_node mmgan_detach(mmgan_graph *g, mmgan_node x);
 
-/* Activations and elementwise functions. */
+/* Activations and elementwise functions.  max(x, 0), derivative 0 at 0. */
 MMGAN_DEF mmgan_node mmgan_relu(mmgan_graph *g, mmgan_node x);
 /* x if x > 0 else slope * x */
 MMGAN_DEF mmgan_node mmgan_leaky_relu(mmgan_graph *g, mmgan_node x, float slope);
@@ -843,8 +843,9 @@ MMGAN_DEF const float *mmgan_ckpt_get(mmgan_ckpt *ck, const char *name, int ndim
 MMGAN_DEF mmgan_status mmgan_ckpt_get_param(mmgan_ckpt *ck, mmgan_param *p);
 /* A metadata string, or NULL. */
 MMGAN_DEF const char *mmgan_ckpt_get_meta(const mmgan_ckpt *ck, const char *key);
-/* Number of arrays, and the name of array i (for listing). */
+/* Number of arrays in the checkpoint. */
 MMGAN_DEF int mmgan_ckpt_count(const mmgan_ckpt *ck);
+/* Name of array i (0 <= i < count), for listing; NULL otherwise. */
 MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i);
 
 /* Optimizer state (moments, step count) under "prefix.<param>.m/.v" and metadata. */
