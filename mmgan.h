@@ -4435,6 +4435,7 @@ struct mmgan_optimizer {
     long t;
     mmgan_param **params;
     float **m, **v;        /* first moment or momentum buffer; second moment or max */
+    const float **grads;   /* gradient pointers of a plan step, kept to avoid allocating */
 };
 
 MMGAN_DEF mmgan_opt_spec mmgan_opt_default(mmgan_opt_kind kind)
@@ -4460,6 +4461,7 @@ MMGAN_DEF void mmgan_opt_free(mmgan_optimizer *o)
     }
     mmgan_free(o->ctx, o->m);
     mmgan_free(o->ctx, o->v);
+    mmgan_free(o->ctx, (void *)o->grads);
     mmgan_free(o->ctx, o->params);
     mmgan_free(o->ctx, o);
 }
@@ -4495,7 +4497,8 @@ MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *s
     o->params = (mmgan_param **)mmgan_alloc(ctx, (size_t)n * sizeof *o->params);
     o->m = (float **)mmgan_alloc(ctx, (size_t)n * sizeof(float *));
     o->v = (float **)mmgan_alloc(ctx, (size_t)n * sizeof(float *));
-    if (!o->params || !o->m || !o->v) { mmgan_opt_free(o); return NULL; }
+    o->grads = (const float **)mmgan_alloc(ctx, (size_t)n * sizeof(float *));
+    if (!o->params || !o->m || !o->v || !o->grads) { mmgan_opt_free(o); return NULL; }
     memset(o->m, 0, (size_t)n * sizeof(float *));
     memset(o->v, 0, (size_t)n * sizeof(float *));
     o->n = n;
@@ -4578,30 +4581,17 @@ MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *gr
 
 MMGAN_DEF mmgan_status mmgan_opt_step_plan(mmgan_optimizer *o, const mmgan_plan *p, const mmgan_node *grad)
 {
-    const float *g[64], **gp = g;
-    mmgan_status st;
     int i;
     if (!o) return MMGAN_ERR_INVALID;
     if (!p || !grad) return mmgan__fail(o->ctx, MMGAN_ERR_INVALID, "opt_step_plan: plan or gradient nodes NULL");
-    memset(g, 0, sizeof g);
-    /* Up to 64 parameters without touching the allocator; more costs one
-     * allocation per step, which the plan-driven loops of the examples avoid. */
-    if (o->n > 64) {
-        gp = (const float **)mmgan_alloc(o->ctx, (size_t)o->n * sizeof *gp);
-        if (!gp) return MMGAN_ERR_NOMEM;
-    }
     for (i = 0; i < o->n; i++) {
-        gp[i] = mmgan_plan_value(p, grad[i]);
-        if (!gp[i] || mmgan_node_numel(p->g, grad[i]) != o->params[i]->value->numel) {
-            if (gp != g) mmgan_free(o->ctx, (void *)gp);
+        o->grads[i] = mmgan_plan_value(p, grad[i]);
+        if (!o->grads[i] || mmgan_node_numel(p->g, grad[i]) != o->params[i]->value->numel)
             return mmgan__fail(o->ctx, MMGAN_ERR_INVALID,
                                "opt_step_plan: node %d is not a planned target the size of parameter '%s'",
                                grad[i], o->params[i]->name);
-        }
     }
-    st = mmgan_opt_step(o, gp);
-    if (gp != g) mmgan_free(o->ctx, (void *)gp);
-    return st;
+    return mmgan_opt_step(o, o->grads);
 }
 
 struct mmgan_ema {

@@ -73,11 +73,18 @@ int main(void)
     p = mmgan_plan_new(g, 6, targets);
     CHECK(p != NULL, "plan: %s", mmgan_ctx_error(ctx));
     if (p) {
-        CHECK(mmgan_plan_run(p) == MMGAN_OK, "first run");
+        /* A whole training step: the plan, then the optimizer. */
+        mmgan_opt_spec spec = mmgan_opt_default(MMGAN_OPT_ADAM);
+        mmgan_optimizer *opt = mmgan_opt_new(ctx, &spec, 4, params);
+        CHECK(opt && mmgan_plan_run(p) == MMGAN_OK, "first run");
         before = allocs;
-        for (i = 0; i < 100; i++) ok &= mmgan_plan_run(p) == MMGAN_OK;
-        CHECK(ok, "100 runs");
-        CHECK(allocs == before, "100 runs of a built plan allocated %ld times", allocs - before);
+        for (i = 0; i < 100 && opt; i++) {
+            ok &= mmgan_plan_run(p) == MMGAN_OK;
+            ok &= mmgan_opt_step_plan(opt, p, grads) == MMGAN_OK;
+        }
+        CHECK(ok, "100 steps");
+        CHECK(allocs == before, "100 training steps (plan + Adam) allocated %ld times", allocs - before);
+        mmgan_opt_free(opt);
         CHECK(mmgan_plan_value(p, pen)[0] > 0.0f, "penalty is positive");
     }
     mmgan_plan_free(p);
