@@ -852,6 +852,10 @@ MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i);
 MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix);
 /* Restores optimizer state saved by mmgan_opt_save for the same parameters. */
 MMGAN_DEF mmgan_status mmgan_opt_load(mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix);
+/* Batch order, position and epoch of a batcher, under "prefix.order" and metadata. */
+MMGAN_DEF mmgan_status mmgan_batcher_save(const mmgan_batcher *b, mmgan_ckpt *ck, const char *prefix);
+/* Restores them into a batcher over a dataset of the same size (the order must be a permutation). */
+MMGAN_DEF mmgan_status mmgan_batcher_load(mmgan_batcher *b, mmgan_ckpt *ck, const char *prefix);
 /* Random generator state, exactly, as metadata "key". */
 MMGAN_DEF mmgan_status mmgan_rng_save(const mmgan_rng *rng, mmgan_ckpt *ck, const char *key);
 /* Restores a generator saved by mmgan_rng_save. */
@@ -5282,6 +5286,11 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
     st = mmgan_dataset_from_idx(ctx, &im, labels_path ? &lb : NULL, lo, hi, out);
     mmgan_idx_free(ctx, &im);
     mmgan_idx_free(ctx, &lb);
+    if (st == MMGAN_ERR_FORMAT) {   /* name the file, as the readers do */
+        char msg[sizeof ctx->err];
+        memcpy(msg, ctx->err, sizeof msg);
+        mmgan__fail(ctx, st, "%s: %s", images_path, msg);
+    }
     return st;
 }
 
@@ -5784,6 +5793,8 @@ MMGAN_DEF const char *mmgan_ckpt_get_meta(const mmgan_ckpt *ck, const char *key)
 MMGAN_DEF int mmgan_ckpt_count(const mmgan_ckpt *ck) { return ck ? ck->n : 0; }
 MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i) { return ck && i >= 0 && i < ck->n ? ck->arr[i].name : NULL; }
 
+static const char *const mmgan__opt_names[4] = {"sgd", "adam", "adamax", "rmsprop"};
+
 MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix)
 {
     char name[160], val[32];
@@ -5800,6 +5811,8 @@ MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, 
     snprintf(name, sizeof name, "%s.step", prefix);
     snprintf(val, sizeof val, "%ld", o->t);
     if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, name, val);
+    snprintf(name, sizeof name, "%s.kind", prefix);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, name, mmgan__opt_names[o->spec.kind]);
     return st;
 }
 
@@ -5814,6 +5827,11 @@ MMGAN_DEF mmgan_status mmgan_opt_load(mmgan_optimizer *o, mmgan_ckpt *ck, const 
     step = mmgan_ckpt_get_meta(ck, name);
     if (!step || (t = strtol(step, &end, 10)) < 0 || *end)
         return mmgan__fail(o->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid optimizer step count '%s'", name);
+    snprintf(name, sizeof name, "%s.kind", prefix);
+    step = mmgan_ckpt_get_meta(ck, name);
+    if (!step || strcmp(step, mmgan__opt_names[o->spec.kind]))
+        return mmgan__fail(o->ctx, MMGAN_ERR_FORMAT, "checkpoint: optimizer '%s' is %s, this one is %s", prefix,
+                           step ? step : "of unknown kind", mmgan__opt_names[o->spec.kind]);
     for (i = 0; i < o->n; i++) {
         const mmgan_tensor *tt = o->params[i]->value;
         const float *m, *v;
@@ -5826,6 +5844,62 @@ MMGAN_DEF mmgan_status mmgan_opt_load(mmgan_optimizer *o, mmgan_ckpt *ck, const 
         memcpy(o->v[i], v, tt->numel * sizeof(float));
     }
     o->t = t;
+    return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_batcher_save(const mmgan_batcher *b, mmgan_ckpt *ck, const char *prefix)
+{
+    char name[160], v[64];
+    float *order;
+    int i, n;
+    mmgan_status st;
+    if (!b || !ck || !prefix || !b->ds) return MMGAN_ERR_INVALID;
+    n = b->ds->n;
+    order = (float *)mmgan_alloc(ck->ctx, (size_t)n * sizeof(float));
+    if (!order) return MMGAN_ERR_NOMEM;
+    for (i = 0; i < n; i++) order[i] = (float)b->order[i];   /* exact: n < 2^24 for any IDX set we meet */
+    snprintf(name, sizeof name, "%s.order", prefix);
+    st = mmgan_ckpt_put(ck, name, 1, &n, order);
+    mmgan_free(ck->ctx, order);
+    snprintf(name, sizeof name, "%s.pos_epoch", prefix);
+    snprintf(v, sizeof v, "%d %ld", b->pos, b->epoch);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, name, v);
+    return st;
+}
+
+MMGAN_DEF mmgan_status mmgan_batcher_load(mmgan_batcher *b, mmgan_ckpt *ck, const char *prefix)
+{
+    char name[160];
+    const float *order;
+    const char *m;
+    unsigned char *seen;
+    int i, n, pos;
+    long epoch;
+    if (!b || !ck || !prefix || !b->ds) return MMGAN_ERR_INVALID;
+    n = b->ds->n;
+    snprintf(name, sizeof name, "%s.order", prefix);
+    order = mmgan_ckpt_get(ck, name, 1, &n);
+    if (!order) return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no batch order '%s' for %d samples "
+                                   "(was it saved for another data set?)", name, n);
+    snprintf(name, sizeof name, "%s.pos_epoch", prefix);
+    m = mmgan_ckpt_get_meta(ck, name);
+    if (!m || sscanf(m, "%d %ld", &pos, &epoch) != 2 || pos < 0 || pos > n || epoch < 0)
+        return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid batch position '%s'", name);
+    seen = (unsigned char *)mmgan_alloc(ck->ctx, (size_t)n);
+    if (!seen) return MMGAN_ERR_NOMEM;
+    memset(seen, 0, (size_t)n);
+    for (i = 0; i < n; i++) {
+        float f = order[i];
+        if (!(f >= 0.0f && f < (float)n) || f != (float)(int)f || seen[(int)f]) {
+            mmgan_free(ck->ctx, seen);
+            return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: the batch order is not a permutation of %d samples", n);
+        }
+        seen[(int)f] = 1;
+    }
+    mmgan_free(ck->ctx, seen);
+    for (i = 0; i < n; i++) b->order[i] = (int)order[i];
+    b->pos = pos;
+    b->epoch = epoch;
     return MMGAN_OK;
 }
 

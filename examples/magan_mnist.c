@@ -134,7 +134,7 @@ typedef struct state {
     mmgan_rng *rng, *zrng;
     mmgan_batcher *batches;
     mmgan_magan *magan;
-    float *zfixed, *order;
+    float *zfixed;
     double *hist_r, *hist_f, *hist_m;
     int epoch, n;
 } state;
@@ -156,8 +156,7 @@ static mmgan_status save_state(mmgan_ctx *ctx, const state *s, const char *path)
     if (st == MMGAN_OK) st = mmgan_rng_save(s->rng, ck, "rng.data");
     if (st == MMGAN_OK) st = mmgan_rng_save(s->zrng, ck, "rng.z");
     if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, "z_fixed", 2, (const int[]){BATCH, NZ}, s->zfixed);
-    for (i = 0; i < s->n; i++) s->order[i] = (float)s->batches->order[i];   /* exact below 2^24 */
-    if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, "batcher.order", 1, &s->n, s->order);
+    if (st == MMGAN_OK) st = mmgan_batcher_save(s->batches, ck, "batcher");
     if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, "magan.margin", 1, (const int[]){1}, &s->magan->margin);
     for (i = 0; h && i < s->epoch; i++) {
         h[3 * i] = (float)s->hist_r[i]; h[3 * i + 1] = (float)s->hist_f[i]; h[3 * i + 2] = (float)s->hist_m[i];
@@ -165,8 +164,6 @@ static mmgan_status save_state(mmgan_ctx *ctx, const state *s, const char *path)
     if (st == MMGAN_OK && s->epoch) st = mmgan_ckpt_put(ck, "curves", 2, (const int[]){s->epoch, 3}, h);
     snprintf(v, sizeof v, "%d", s->epoch);
     if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "epoch", v);
-    snprintf(v, sizeof v, "%d %ld", s->batches->pos, s->batches->epoch);
-    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "batcher.pos_epoch", v);
     /* %a: the previous epoch's fake energy, a double, exactly. */
     snprintf(v, sizeof v, "%a", s->magan->prev_g);
     if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "magan.prev_g", v);
@@ -183,8 +180,7 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
     mmgan_ckpt *ck = mmgan_ckpt_load(ctx, path);
     const float *f;
     const char *m;
-    int i, pos, strict;
-    long bep;
+    int i, strict;
     if (!ck) {
         fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx));
         return MMGAN_ERR_FORMAT;
@@ -196,11 +192,7 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
         goto bad;
     if (!(f = mmgan_ckpt_get(ck, "z_fixed", 2, (const int[]){BATCH, NZ}))) goto bad;
     memcpy(s->zfixed, f, sizeof(float) * BATCH * NZ);
-    if (!(f = mmgan_ckpt_get(ck, "batcher.order", 1, &s->n))) goto bad;
-    for (i = 0; i < s->n; i++) {
-        if (f[i] < 0 || f[i] >= s->n) goto bad;
-        s->batches->order[i] = (int)f[i];
-    }
+    if (mmgan_batcher_load(s->batches, ck, "batcher") != MMGAN_OK) goto bad;
     if (!(f = mmgan_ckpt_get(ck, "magan.margin", 1, (const int[]){1}))) goto bad;
     s->magan->margin = f[0];
     if (!(m = mmgan_ckpt_get_meta(ck, "epoch")) || sscanf(m, "%d", &s->epoch) != 1 || s->epoch < 0) goto bad;
@@ -209,9 +201,6 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
         mmgan_ckpt_free(ck);
         return MMGAN_ERR_INVALID;
     }
-    if (!(m = mmgan_ckpt_get_meta(ck, "batcher.pos_epoch")) || sscanf(m, "%d %ld", &pos, &bep) != 2 || pos < 0 || pos > s->n) goto bad;
-    s->batches->pos = pos;
-    s->batches->epoch = bep;
     if (!(m = mmgan_ckpt_get_meta(ck, "magan.prev_g"))) goto bad;
     s->magan->prev_g = strtod(m, NULL);
     if (!(m = mmgan_ckpt_get_meta(ck, "magan.epoch_strict")) || sscanf(m, "%d %d", &s->magan->epoch, &strict) != 2) goto bad;
@@ -327,8 +316,7 @@ int main(int argc, char **argv)
     st.D = &D; st.G = &G; st.dopt = dopt; st.gopt = gopt; st.rng = &rng; st.zrng = &zrng;
     st.batches = &batches; st.magan = &magan; st.zfixed = zfixed; st.n = ds.n; st.epoch = 0;
     st.hist_r = hist_r; st.hist_f = hist_f; st.hist_m = hist_m;
-    st.order = (float *)malloc(sizeof(float) * (size_t)ds.n);
-    if (!st.order) return 1;
+
     TRY(mmgan_graph_feed(g, x, xb));
     TRY(mmgan_graph_feed(g, zfix, zfixed));
     printf("MAGAN on %d images (%s), %d steps per epoch, %s kernels, %d threads\n", ds.n, o.data, steps, mmgan_isa(),
@@ -412,7 +400,7 @@ int main(int argc, char **argv)
     for (i = 0; i < 6; i++) { mmgan_param_free(D.p[i]); mmgan_param_free(G.p[i]); }
     mmgan_batcher_free(ctx, &batches);
     mmgan_dataset_free(ctx, &ds);
-    free(xb); free(zfixed); free(hist_r); free(hist_f); free(hist_m); free(st.order);
+    free(xb); free(zfixed); free(hist_r); free(hist_f); free(hist_m);
     mmgan_ctx_free(ctx);
     return 0;
 }

@@ -205,9 +205,64 @@ static void test_resume(void)
         mmgan_ckpt_free(ck);
         mmgan_param_free(wrong);
     }
+    {
+        /* Adam's moments are not loaded into RMSprop. */
+        mmgan_opt_spec rs = mmgan_opt_default(MMGAN_OPT_RMSPROP);
+        mmgan_param *ps[2];
+        mmgan_optimizer *rms;
+        ps[0] = c.w; ps[1] = c.b;
+        rms = mmgan_opt_new(ctx, &rs, 2, ps);
+        ck = mmgan_ckpt_load(ctx, "build/test_ckpt_resume.safetensors");
+        CHECK(ck && mmgan_opt_load(rms, ck, "adam") == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "rmsprop"),
+              "optimizer kind checked: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(ck);
+        mmgan_opt_free(rms);
+    }
     run_free(&a);
     run_free(&c);
     remove("build/test_ckpt_resume.safetensors");
+    mmgan_ctx_clear_error(ctx);
+}
+
+/* A batcher saved mid-epoch continues with the same batches. */
+static void test_batcher_state(void)
+{
+    mmgan_dataset ds;
+    mmgan_batcher a, b;
+    mmgan_rng ra, rb;
+    mmgan_ckpt *ck = mmgan_ckpt_new(ctx);
+    float img[40], xa[12], xb[12];
+    int i, same = 1;
+    for (i = 0; i < 40; i++) img[i] = (float)i;
+    memset(&ds, 0, sizeof ds);
+    ds.n = 10; ds.c = 1; ds.h = 2; ds.w = 2; ds.images = img;
+    mmgan_rng_seed(&ra, 3, 3);
+    mmgan_batcher_init(ctx, &a, &ds, 3, &ra);
+    for (i = 0; i < 5; i++) mmgan_batcher_next(&a, xa, NULL);     /* into the second epoch */
+    CHECK(mmgan_batcher_save(&a, ck, "data") == MMGAN_OK && mmgan_rng_save(&ra, ck, "rng") == MMGAN_OK, "batcher save");
+    mmgan_rng_seed(&rb, 99, 9);
+    mmgan_batcher_init(ctx, &b, &ds, 3, &rb);
+    CHECK(mmgan_batcher_load(&b, ck, "data") == MMGAN_OK && mmgan_rng_load(&rb, ck, "rng") == MMGAN_OK, "batcher load: %s",
+          mmgan_ctx_error(ctx));
+    for (i = 0; i < 9; i++) {
+        mmgan_batcher_next(&a, xa, NULL);
+        mmgan_batcher_next(&b, xb, NULL);
+        same &= memcmp(xa, xb, sizeof xa) == 0;
+    }
+    CHECK(same && a.epoch == b.epoch, "restored batcher gives the same batches across epochs");
+    {
+        /* A damaged order (not a permutation) is refused. */
+        float bad[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 8};
+        mmgan_ckpt *c2 = mmgan_ckpt_new(ctx);
+        mmgan_ckpt_put(c2, "data.order", 1, S(10), bad);
+        mmgan_ckpt_put_meta(c2, "data.pos_epoch", "3 1");
+        CHECK(mmgan_batcher_load(&b, c2, "data") == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "permutation"),
+              "non-permutation refused: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(c2);
+    }
+    mmgan_batcher_free(ctx, &a);
+    mmgan_batcher_free(ctx, &b);
+    mmgan_ckpt_free(ck);
     mmgan_ctx_clear_error(ctx);
 }
 
@@ -256,6 +311,7 @@ int main(int argc, char **argv)
     test_malformed();
     test_corruption();
     test_resume();
+    test_batcher_state();
     mmgan_ctx_free(ctx);
     return test_summary();
 }
