@@ -22,7 +22,7 @@ build/bench: tools/bench.c mmgan.h
 
 # OpenBLAS at its best: its own core type detection, one thread per bench thread.
 bench: build/bench
-	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 ./build/bench
+	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS)
 
 build/crosscheck: tests/crosscheck.c mmgan.h
 	@mkdir -p build
