@@ -1,10 +1,15 @@
 /* mmgan.h - GAN training in one portable C header.               v0.1.0
  *
  * WHAT IT IS
- *   A float32 tensor library with cache-blocked SIMD kernels (AVX-512, AVX2+FMA,
- *   SSE2, NEON on aarch64 and ARMv7, portable C), written to train generative
- *   adversarial networks in plain C99 with no dependency beyond libc and libm.
- *   OpenMP is optional; results are bit-identical whatever the thread count.
+ *   Everything needed to train generative adversarial networks in plain C99
+ *   with no dependency beyond libc and libm: float32 tensors and cache-blocked
+ *   SIMD kernels (AVX-512, AVX2+FMA, SSE2, NEON on aarch64 and ARMv7, portable
+ *   C); graphs with reverse-mode autodiff whose gradients are differentiable
+ *   again (gradient penalties through every op, convolutions included); every
+ *   GAN loss with its relativistic forms, the max-margin gradient penalties,
+ *   EBGAN/BEGAN/MAGAN controllers; optimizers; MNIST loading, PNG grids, SVG
+ *   curves and safetensors checkpoints.  OpenMP is optional; results are
+ *   bit-identical whatever the thread count.
  *
  * QUICK START
  *   In exactly one C or C++ file:
@@ -72,18 +77,24 @@
  *
  * CONTENTS
  *   Part 1, the API (this half of the file):
- *     1.1 Version and packaging        1.6 GEMM and vector kernels
- *     1.2 Status codes and errors      1.7 Parameters
- *     1.3 Contexts and memory          1.8 Graphs and ops
- *     1.4 Tensors                      1.9 Automatic differentiation
- *     1.5 Random numbers               1.10 Execution plans
+ *     1.1 Version and packaging        1.10 Execution plans
+ *     1.2 Status codes and errors      1.11 GAN losses
+ *     1.3 Contexts and memory          1.12 Gradient penalties
+ *     1.4 Tensors                      1.13 Energy-based GANs: EBGAN, BEGAN, MAGAN
+ *     1.5 Random numbers               1.14 Optimizers
+ *     1.6 GEMM and vector kernels      1.15 Data: inflate, gzip, IDX, MNIST batches
+ *     1.7 Parameters                   1.16 Images
+ *     1.8 Graphs and ops               1.17 Checkpoints (safetensors)
+ *     1.9 Automatic differentiation
  *   Part 2, the implementation (under MMGAN_IMPLEMENTATION):
- *     2.1 Platform and SIMD layer      2.7 Elementwise vector kernels
- *     2.2 Memory                       2.8 Parameters and graph building
- *     2.3 Errors and contexts          2.9 The op table: forward kernels and VJPs
- *     2.4 Tensors and random numbers   2.10 Execution plans
- *     2.5 GEMM                         2.11 Automatic differentiation
- *     2.6 Convolution
+ *     2.1 Platform and SIMD layer      2.9 The op table: forward kernels and VJPs
+ *     2.2 Memory                       2.10 Execution plans
+ *     2.3 Errors and contexts          2.11 Automatic differentiation
+ *     2.4 Tensors and random numbers   2.12 GAN losses, penalties, controllers
+ *     2.5 GEMM                         2.13 Optimizers
+ *     2.6 Convolution                  2.14 I/O: inflate, gzip, IDX, PNG, files
+ *     2.7 Elementwise vector kernels   2.15 Checkpoints (safetensors)
+ *     2.8 Parameters and graph building
  */
 #ifndef MMGAN_H_INCLUDED
 #define MMGAN_H_INCLUDED
