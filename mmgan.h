@@ -923,8 +923,12 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #  define MMGAN__OMP 1
 #  define MMGAN__PRAGMA(x) _Pragma(#x)
 #  define MMGAN__OMP_BARRIER() MMGAN__PRAGMA(omp barrier)
+/* A loop over independent items (each writes only its own output), on nt
+ * threads when the work is worth it: results are the same either way. */
+#  define MMGAN__PAR_FOR(nt, worth) MMGAN__PRAGMA(omp parallel for num_threads(nt) if(worth) schedule(static))
 #else
 #  define MMGAN__OMP_BARRIER() ((void)0)
+#  define MMGAN__PAR_FOR(nt, worth)
 #endif
 
 #ifdef __cplusplus
@@ -2061,6 +2065,8 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * thread-count free, so results do not depend on threads either. */
 /* Floats of column matrix per GEMM: about 4 MB, which keeps the GEMMs wide
  * and the scratch bounded. */
+/* Below this many floats moved, the image loops stay on one thread. */
+#define MMGAN__PAR_MIN (1 << 18)
 #define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 
 static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
@@ -2136,20 +2142,28 @@ static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld
 }
 
 /* nb images [nb][ch][hw] <-> a matrix [ch][nb * hw]. */
-static void mmgan__batch_to_rows(const float *x, int nb, int ch, int hw, float *m)
+static void mmgan__batch_to_rows(mmgan_ctx *ctx, const float *x, int nb, int ch, int hw, float *m)
 {
-    int b, c;
-    for (b = 0; b < nb; b++)
+    int b;
+    (void)ctx;
+    MMGAN__PAR_FOR(ctx->threads, (size_t)nb * ch * hw >= MMGAN__PAR_MIN)
+    for (b = 0; b < nb; b++) {
+        int c;   /* private to the thread */
         for (c = 0; c < ch; c++)
             memcpy(m + (size_t)c * nb * hw + (size_t)b * hw, x + ((size_t)b * ch + c) * hw, (size_t)hw * sizeof(float));
+    }
 }
 
-static void mmgan__rows_to_batch(const float *m, int nb, int ch, int hw, float *x)
+static void mmgan__rows_to_batch(mmgan_ctx *ctx, const float *m, int nb, int ch, int hw, float *x)
 {
-    int b, c;
-    for (b = 0; b < nb; b++)
+    int b;
+    (void)ctx;
+    MMGAN__PAR_FOR(ctx->threads, (size_t)nb * ch * hw >= MMGAN__PAR_MIN)
+    for (b = 0; b < nb; b++) {
+        int c;   /* private to the thread */
         for (c = 0; c < ch; c++)
             memcpy(x + ((size_t)b * ch + c) * hw, m + (size_t)c * nb * hw + (size_t)b * hw, (size_t)hw * sizeof(float));
+    }
 }
 
 /* Scratch floats for n images, o channels on the small side. */
@@ -2169,9 +2183,10 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws, *out = ws + (size_t)ckk * nb * hw;
+        MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
         for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
         mmgan_gemm(ctx, 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, cols, nb * hw, 0.0f, out, nb * hw);
-        mmgan__rows_to_batch(out, nb, o, hw, y + (size_t)b0 * o * hw);
+        mmgan__rows_to_batch(ctx, out, nb, o, hw, y + (size_t)b0 * o * hw);
     }
 }
 
@@ -2186,8 +2201,9 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws, *in = ws + (size_t)ckk * nb * hw;
-        mmgan__batch_to_rows(x + (size_t)b0 * o * hw, nb, o, hw, in);
+        mmgan__batch_to_rows(ctx, x + (size_t)b0 * o * hw, nb, o, hw, in);
         mmgan_gemm(ctx, 1, 0, ckk, nb * hw, o, 1.0f, w, ckk, in, nb * hw, 0.0f, cols, nb * hw);
+        MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
         for (b = 0; b < nb; b++) mmgan__col2im(q, cols + (size_t)b * hw, (size_t)nb * hw, y + (size_t)(b0 + b) * img);
     }
 }
@@ -2206,7 +2222,7 @@ static void mmgan__conv2d_fwd_implicit(mmgan_ctx *ctx, const mmgan__convgeom *q,
         bg.q = q; bg.x = x + (size_t)b0 * img; bg.trans = 0;
         mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, NULL, nb * hw, &bg,
                            0.0f, ws, nb * hw);
-        mmgan__rows_to_batch(ws, nb, o, hw, y + (size_t)b0 * o * hw);
+        mmgan__rows_to_batch(ctx, ws, nb, o, hw, y + (size_t)b0 * o * hw);
     }
 }
 
@@ -2220,7 +2236,7 @@ static void mmgan__conv2d_bwd_weight_implicit(mmgan_ctx *ctx, const mmgan__convg
         int nb = MMGAN__MIN(chunk, n - b0);
         mmgan__bgather bg;
         bg.q = q; bg.x = x + (size_t)b0 * img; bg.trans = 1;
-        mmgan__batch_to_rows(gy + (size_t)b0 * o * hw, nb, o, hw, ws);
+        mmgan__batch_to_rows(ctx, gy + (size_t)b0 * o * hw, nb, o, hw, ws);
         mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, ckk, nb * hw, 1.0f, ws, nb * hw, NULL, ckk, &bg,
                            b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
@@ -2236,8 +2252,9 @@ static void mmgan__conv2d_bwd_weight(mmgan_ctx *ctx, const mmgan__convgeom *q, i
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws, *g = ws + (size_t)ckk * nb * hw;
+        MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
         for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
-        mmgan__batch_to_rows(gy + (size_t)b0 * o * hw, nb, o, hw, g);
+        mmgan__batch_to_rows(ctx, gy + (size_t)b0 * o * hw, nb, o, hw, g);
         mmgan_gemm(ctx, 0, 1, o, ckk, nb * hw, 1.0f, g, nb * hw, cols, nb * hw, b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
 }
