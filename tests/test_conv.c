@@ -139,6 +139,13 @@ static void check_implicit(const shp *s)
     mmgan__conv2d_fwd_implicit(ctx, &q, n, o, x, w, y2, ws);
     mmgan__conv2d_bwd_weight(ctx, &q, n, o, x, gy, d1, ws);
     mmgan__conv2d_bwd_weight_implicit(ctx, &q, n, o, x, gy, d2, ws);
+    {
+        /* and the transposed product gives the same sums in the same order */
+        float *d3 = (float *)malloc(nw * 4);
+        mmgan__conv2d_bwd_weight_t(ctx, &q, n, o, x, gy, d3, ws);
+        CHECK(memcmp(d1, d3, nw * 4) == 0, "transposed weight gradient differs for x [%d,%d,%d,%d]", n, s->c, s->h, s->w);
+        free(d3);
+    }
     CHECK(memcmp(y1, y2, ny * 4) == 0 && memcmp(d1, d2, nw * 4) == 0,
           "implicit im2col differs from explicit for x [%d,%d,%d,%d] k %dx%d s%d p%d", n, s->c, s->h, s->w, s->kh, s->kw, s->s, s->p);
     free(x); free(w); free(gy); free(y1); free(y2); free(d1); free(d2); free(ws);
