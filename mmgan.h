@@ -1766,12 +1766,11 @@ typedef struct mmgan__convgeom {
     int ho, wo;         /* the small ("output of the forward conv") side */
 } mmgan__convgeom;
 
-/* B gathered from nb images x [nb][c][h][w]: with trans 0, B is the column
- * matrix (rows (c, i, j), columns (image, oy, ox)); with trans 1, its transpose. */
+/* B gathered from nb images x [nb][c][h][w]: the transposed column matrix,
+ * rows (image, oy, ox) and columns (c, i, j), as the weight gradient needs. */
 typedef struct mmgan__bgather {
     const mmgan__convgeom *q;
     const float *x;
-    int trans;
 } mmgan__bgather;
 
 typedef struct mmgan__gemm_args {
@@ -1817,9 +1816,9 @@ static void mmgan__pack_a(const mmgan__gemm_args *g, int i0, int mc, int p0, int
     }
 }
 
-/* Implicit im2col: panels of B read from the images.  A window index
- * (c, i, j) and a pixel index (image, oy, ox) make an element; one of the
- * two is decoded per panel column, once, the other per row. */
+/* Implicit im2col: panels of B read from the images.  A pixel (image, oy,
+ * ox) per row and a window entry (c, i, j) per column make an element; the
+ * columns are decoded once per panel, the rows once per row. */
 static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int j0, int nc, int q0, int q1)
 {
     const mmgan__convgeom *cq = g->bg->q;
@@ -1827,8 +1826,7 @@ static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int 
     const int nr = g->kr->nr, hw = cq->ho * cq->wo, kk = cq->kh * cq->kw;
     const size_t img = (size_t)cq->c * cq->h * cq->w;
     int q, jj, p;
-    /* Per panel column: (image offset, first row, first column) of its pixel,
-     * or (channel offset, i, j) of its window. */
+    /* Per panel column: channel offset, i and j of its window entry. */
     long off[64];
     int ya[64], xa[64];
     MMGAN_ASSERT(nr <= 64);
@@ -1836,33 +1834,15 @@ static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int 
         float *dst = g->bp + (size_t)q * nr * kc;
         int c0 = j0 + q * nr, cols = MMGAN__MIN(nr, nc - q * nr);
         for (jj = 0; jj < cols; jj++) {
-            int col = c0 + jj;
-            if (!g->bg->trans) {
-                int b = col / hw, r = col % hw;
-                off[jj] = (long)(b * img);
-                ya[jj] = (r / cq->wo) * cq->stride - cq->pad;
-                xa[jj] = (r % cq->wo) * cq->stride - cq->pad;
-            } else {
-                int c = col / kk, r = col % kk;
-                off[jj] = (long)c * cq->h * cq->w;
-                ya[jj] = r / cq->kw;
-                xa[jj] = r % cq->kw;
-            }
+            int c = (c0 + jj) / kk, r = (c0 + jj) % kk;
+            off[jj] = (long)c * cq->h * cq->w;
+            ya[jj] = r / cq->kw;
+            xa[jj] = r % cq->kw;
         }
         for (p = 0; p < kc; p++, dst += nr) {
-            int row = p0 + p, ry, rx;
-            long roff;
-            if (!g->bg->trans) {   /* the row is a window (c, i, j) */
-                int c = row / kk, r = row % kk;
-                roff = (long)c * cq->h * cq->w;
-                ry = r / cq->kw;
-                rx = r % cq->kw;
-            } else {               /* the row is a pixel (image, oy, ox) */
-                int b = row / hw, r = row % hw;
-                roff = (long)(b * img);
-                ry = (r / cq->wo) * cq->stride - cq->pad;
-                rx = (r % cq->wo) * cq->stride - cq->pad;
-            }
+            int b = (p0 + p) / hw, r = (p0 + p) % hw;
+            long roff = (long)(b * img);
+            int ry = (r / cq->wo) * cq->stride - cq->pad, rx = (r % cq->wo) * cq->stride - cq->pad;
             for (jj = 0; jj < cols; jj++) {
                 int iy = ya[jj] + ry, ix = xa[jj] + rx;
                 dst[jj] = (unsigned)iy < (unsigned)cq->h && (unsigned)ix < (unsigned)cq->w
@@ -2058,16 +2038,21 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * micro-kernel (49 columns waste most of a 48-wide tile).
  *   conv2d:            Y   = W [O, CKK] * cols(X)            then NCHW order
  *   conv_transpose2d:  Y   = col2im(W^T [CKK, Cin] * X)       (the adjoint)
- *   conv2d_wgrad:      dW += GY [O, nb HoWo] * cols(X)^T
- * For conv2d and conv2d_wgrad the GEMM can also gather cols itself while it
- * packs B (an implicit im2col, 2.5); 2.9 picks per op what measured faster.
+ *   conv2d_wgrad:      dW += GY [O, nb HoWo] * cols(X)^T, with cols(X)^T
+ *                      gathered by the GEMM as it packs B (implicit im2col, 2.5),
+ *                      or for narrow windows dW^T = cols(X) * GY^T
+ * Measured side by side on the MNIST DCGAN layers (batch 64, one thread):
+ * the gathered B is 4-8% faster for the weight gradient; for conv2d the
+ * explicit column matrix (contiguous runs, vector packing) is 3-18% faster;
+ * with C kh kw < O (1-channel layers) the transposed weight gradient is 1.2x
+ * faster, its 16-row result fitting the micro-kernel far better.
  * Chunks and batch entries are visited in order and the GEMM is
  * thread-count free, so results do not depend on threads either. */
 /* Floats of column matrix per GEMM: about 4 MB, which keeps the GEMMs wide
  * and the scratch bounded. */
+#define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 /* Below this many floats moved, the image loops stay on one thread. */
 #define MMGAN__PAR_MIN (1 << 18)
-#define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 
 static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
 {
@@ -2166,6 +2151,17 @@ static void mmgan__rows_to_batch(mmgan_ctx *ctx, const float *m, int nb, int ch,
     }
 }
 
+/* Columns of images x[0..nb) side by side in cols (rows nb * HoWo floats). */
+static void mmgan__im2col_chunk(mmgan_ctx *ctx, const mmgan__convgeom *q, const float *x, int nb, float *cols)
+{
+    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo;
+    const size_t img = (size_t)q->c * q->h * q->w;
+    int b;
+    (void)ctx; (void)ckk;   /* read only by the OpenMP clause */
+    MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
+    for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)b * img, cols + (size_t)b * hw, (size_t)nb * hw);
+}
+
 /* Scratch floats for n images, o channels on the small side. */
 static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o)
 {
@@ -2179,12 +2175,11 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
-    int b0, b;
+    int b0;
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws, *out = ws + (size_t)ckk * nb * hw;
-        MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
-        for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
+        mmgan__im2col_chunk(ctx, q, x + (size_t)b0 * img, nb, cols);
         mmgan_gemm(ctx, 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, cols, nb * hw, 0.0f, out, nb * hw);
         mmgan__rows_to_batch(ctx, out, nb, o, hw, y + (size_t)b0 * o * hw);
     }
@@ -2208,24 +2203,8 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     }
 }
 
-/* The same two products with B gathered from the images by the GEMM's
- * packing (2.5): no column matrix at all. */
-static void mmgan__conv2d_fwd_implicit(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                                       const float *x, const float *w, float *y, float *ws)
-{
-    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
-    const size_t img = (size_t)q->c * q->h * q->w;
-    int b0;
-    for (b0 = 0; b0 < n; b0 += chunk) {
-        int nb = MMGAN__MIN(chunk, n - b0);
-        mmgan__bgather bg;
-        bg.q = q; bg.x = x + (size_t)b0 * img; bg.trans = 0;
-        mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, NULL, nb * hw, &bg,
-                           0.0f, ws, nb * hw);
-        mmgan__rows_to_batch(ctx, ws, nb, o, hw, y + (size_t)b0 * o * hw);
-    }
-}
-
+/* dw [O, C, kh, kw] = sum over the batch of gy_n * cols(x_n)^T, with
+ * cols^T gathered from the images by the GEMM's packing (2.5). */
 static void mmgan__conv2d_bwd_weight_implicit(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
                                               const float *x, const float *gy, float *dw, float *ws)
 {
@@ -2235,50 +2214,31 @@ static void mmgan__conv2d_bwd_weight_implicit(mmgan_ctx *ctx, const mmgan__convg
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         mmgan__bgather bg;
-        bg.q = q; bg.x = x + (size_t)b0 * img; bg.trans = 1;
+        bg.q = q; bg.x = x + (size_t)b0 * img;
         mmgan__batch_to_rows(ctx, gy + (size_t)b0 * o * hw, nb, o, hw, ws);
         mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, ckk, nb * hw, 1.0f, ws, nb * hw, NULL, ckk, &bg,
                            b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
 }
 
-/* The weight gradient as its transpose, dw^T [CKK, O] = cols(x) * GY^T,
- * for narrow windows (CKK < O): a 16-row result tiles the micro-kernel far
- * better than a 16-column one.  ws also holds dw^T. */
+/* The weight gradient as its transpose, dw^T [CKK, O] = cols(x) * GY^T, for
+ * narrow windows (CKK < O).  ws also holds dw^T. */
 static void mmgan__conv2d_bwd_weight_t(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
                                        const float *x, const float *gy, float *dw, float *ws)
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
     float *dwt = ws;
-    int b0, b, i, j;
+    int b0, i, j;
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws + (size_t)ckk * o, *g = cols + (size_t)ckk * nb * hw;
-        MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
-        for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
+        mmgan__im2col_chunk(ctx, q, x + (size_t)b0 * img, nb, cols);
         mmgan__batch_to_rows(ctx, gy + (size_t)b0 * o * hw, nb, o, hw, g);
         mmgan_gemm(ctx, 0, 1, ckk, o, nb * hw, 1.0f, cols, nb * hw, g, nb * hw, b0 == 0 ? 0.0f : 1.0f, dwt, o);
     }
     for (i = 0; i < o; i++)
         for (j = 0; j < ckk; j++) dw[(size_t)i * ckk + j] = dwt[(size_t)j * o + i];
-}
-
-/* dw [O, C, kh, kw] = sum over the batch of gy_n * cols(x_n)^T. */
-static void mmgan__conv2d_bwd_weight(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                                     const float *x, const float *gy, float *dw, float *ws)
-{
-    const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
-    const size_t img = (size_t)q->c * q->h * q->w;
-    int b0, b;
-    for (b0 = 0; b0 < n; b0 += chunk) {
-        int nb = MMGAN__MIN(chunk, n - b0);
-        float *cols = ws, *g = ws + (size_t)ckk * nb * hw;
-        MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
-        for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)(b0 + b) * img, cols + (size_t)b * hw, (size_t)nb * hw);
-        mmgan__batch_to_rows(ctx, gy + (size_t)b0 * o * hw, nb, o, hw, g);
-        mmgan_gemm(ctx, 0, 1, o, ckk, nb * hw, 1.0f, g, nb * hw, cols, nb * hw, b0 == 0 ? 0.0f : 1.0f, dw, ckk);
-    }
 }
 
 /* ===================================================================== */
@@ -3476,30 +3436,20 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
                           nd->op == MMGAN__OP_CONVT ? nx->shape[1] : nd->shape[0]);
 }
 
-/* Which convolutions gather B in the GEMM (implicit im2col): see below. */
-#define MMGAN__CONV_IMPLICIT 2
-
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     mmgan__convgeom q;
     const mmgan__node *nx = &r->g->nodes[nd->in[0]];
-    int implicit;
     mmgan__conv_geom(r->g, nd, &q);
-    /* Measured side by side on the MNIST DCGAN layers (batch 64, one
-     * thread): gathering B inside the GEMM is 4-8% faster for the weight
-     * gradient, whose B is the transposed column matrix; for conv2d the
-     * explicit column matrix (contiguous runs, vector packing) is 3-18%
-     * faster.  MMGAN__CONV_IMPLICIT selects per op: bit 0 conv2d, bit 1 wgrad. */
-    implicit = nd->op == MMGAN__OP_CONV ? MMGAN__CONV_IMPLICIT & 1 : MMGAN__CONV_IMPLICIT & 2;
+    /* Which product each op uses was measured: see 2.6. */
     if (nd->op == MMGAN__OP_CONV)
-        (implicit ? mmgan__conv2d_fwd_implicit : mmgan__conv2d_fwd)(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
+        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], y, r->scratch);
-    else if (q.c * q.kh * q.kw < nd->shape[0])   /* narrow windows: the transposed product (1.2x on D1) */
+    else if (q.c * q.kh * q.kw < nd->shape[0])
         mmgan__conv2d_bwd_weight_t(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
     else
-        (implicit ? mmgan__conv2d_bwd_weight_implicit : mmgan__conv2d_bwd_weight)(r->ctx, &q, nx->shape[0], nd->shape[0],
-                                                                                 x[0], x[1], y, r->scratch);
+        mmgan__conv2d_bwd_weight_implicit(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
 }
 
 /* The transposed conv whose output has exactly the size of `like`. */
