@@ -1175,6 +1175,45 @@ static mmgan_status mmgan__fail(mmgan_ctx *ctx, mmgan_status s, const char *fmt,
     return s;
 }
 
+#ifndef MMGAN_NO_STDIO
+/* Puts "path: " in front of the message a reader left, so it names the file. */
+static mmgan_status mmgan__fail_in(mmgan_ctx *ctx, mmgan_status s, const char *path)
+{
+    char msg[sizeof ctx->err];
+    if (!ctx || s == MMGAN_OK || s == MMGAN_ERR_NOMEM) return s;
+    memcpy(msg, ctx->err, sizeof msg);
+    return mmgan__fail(ctx, s, "%s: %s", path, msg);
+}
+#endif
+
+/* Appends printf output to a growing buffer. */
+typedef struct mmgan__sbuf { char *p; size_t len, cap; int bad; void *user; } mmgan__sbuf;
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void mmgan__sb_printf(mmgan__sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (b->bad) return;
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->bad = 1; return; }
+        if (b->p && (size_t)n < room) { b->len += (size_t)n; return; }
+        {
+            size_t cap = (b->cap + (size_t)n + 1) * 2;
+            char *np = (char *)MMGAN_REALLOC(b->user, b->p, cap);
+            if (!np) { b->bad = 1; return; }
+            b->p = np;
+            b->cap = cap;
+        }
+    }
+}
+
+
 MMGAN_DEF const char *mmgan_status_name(mmgan_status s)
 {
     switch (s) {
@@ -5265,12 +5304,7 @@ MMGAN_DEF mmgan_status mmgan_idx_load(mmgan_ctx *ctx, const char *path, mmgan_id
     if (st != MMGAN_OK) return st;
     st = mmgan_idx_parse(ctx, buf, n, out);
     mmgan_free(ctx, buf);
-    if (st != MMGAN_OK && st != MMGAN_ERR_NOMEM) {
-        char msg[sizeof ctx->err];
-        memcpy(msg, ctx->err, sizeof msg);
-        mmgan__fail(ctx, st, "%s: %s", path, msg);
-    }
-    return st;
+    return mmgan__fail_in(ctx, st, path);
 }
 
 MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path, const char *labels_path,
@@ -5288,23 +5322,18 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
     st = mmgan_dataset_from_idx(ctx, &im, labels_path ? &lb : NULL, lo, hi, out);
     mmgan_idx_free(ctx, &im);
     mmgan_idx_free(ctx, &lb);
-    if (st == MMGAN_ERR_FORMAT) {   /* name the file, as the readers do */
-        char msg[sizeof ctx->err];
-        memcpy(msg, ctx->err, sizeof msg);
-        mmgan__fail(ctx, st, "%s: %s", images_path, msg);
-    }
-    return st;
+    return mmgan__fail_in(ctx, st, images_path);   /* name the file, as the readers do */
 }
 
 /* XML text: the characters that would end an element or attribute. */
-static void mmgan__svg_text(FILE *f, const char *s)
+static void mmgan__svg_text(mmgan__sbuf *b, const char *s)
 {
     for (; s && *s; s++) {
-        if (*s == '<') fputs("&lt;", f);
-        else if (*s == '>') fputs("&gt;", f);
-        else if (*s == '&') fputs("&amp;", f);
-        else if (*s == '"') fputs("&quot;", f);
-        else fputc(*s, f);
+        if (*s == '<') mmgan__sb_printf(b, "&lt;");
+        else if (*s == '>') mmgan__sb_printf(b, "&gt;");
+        else if (*s == '&') mmgan__sb_printf(b, "&amp;");
+        else if (*s == '"') mmgan__sb_printf(b, "&quot;");
+        else mmgan__sb_printf(b, "%c", *s);
     }
 }
 
@@ -5312,10 +5341,10 @@ MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const 
                                         int ncurves, const char *const *labels, const double *const *ys, int n)
 {
     static const char *color[8] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
-    char tmp[1024];
     double lo = 0.0, hi = 0.0;
-    FILE *f;
-    int k, i, ok;
+    mmgan__sbuf f;
+    mmgan_status st;
+    int k, i;
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!path || ncurves < 1 || ncurves > 8 || !ys || n < 1)
         return mmgan__fail(ctx, MMGAN_ERR_INVALID, "svg_curves: 1 to 8 curves of at least one point");
@@ -5328,36 +5357,33 @@ MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const 
             }
     }
     if (hi <= lo) hi = lo + 1.0;
-    if (strlen(path) + 5 > sizeof tmp) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "svg_curves: path too long");
-    sprintf(tmp, "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing", tmp);
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" font-family=\"sans-serif\" font-size=\"12\">\n"
-               "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n<text x=\"340\" y=\"16\" text-anchor=\"middle\">");
-    mmgan__svg_text(f, title);
-    fprintf(f, "</text>\n<line x1=\"70\" y1=\"350\" x2=\"620\" y2=\"350\" stroke=\"black\"/>"
-               "<line x1=\"70\" y1=\"30\" x2=\"70\" y2=\"350\" stroke=\"black\"/>\n"
-               "<text x=\"345\" y=\"385\" text-anchor=\"middle\">");
-    mmgan__svg_text(f, xlabel);
-    fprintf(f, " (1 to %d)</text>\n<text x=\"65\" y=\"35\" text-anchor=\"end\">%.4g</text>"
-               "<text x=\"65\" y=\"350\" text-anchor=\"end\">%.4g</text>\n", n, hi, lo);
+    /* Built in memory, then written by mmgan_write_file: atomic like every save. */
+    memset(&f, 0, sizeof f);
+    f.user = ctx->alloc_user;
+    mmgan__sb_printf(&f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" font-family=\"sans-serif\" "
+                         "font-size=\"12\">\n<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
+                         "<text x=\"340\" y=\"16\" text-anchor=\"middle\">");
+    mmgan__svg_text(&f, title);
+    mmgan__sb_printf(&f, "</text>\n<line x1=\"70\" y1=\"350\" x2=\"620\" y2=\"350\" stroke=\"black\"/>"
+                         "<line x1=\"70\" y1=\"30\" x2=\"70\" y2=\"350\" stroke=\"black\"/>\n"
+                         "<text x=\"345\" y=\"385\" text-anchor=\"middle\">");
+    mmgan__svg_text(&f, xlabel);
+    mmgan__sb_printf(&f, " (1 to %d)</text>\n<text x=\"65\" y=\"35\" text-anchor=\"end\">%.4g</text>"
+                         "<text x=\"65\" y=\"350\" text-anchor=\"end\">%.4g</text>\n", n, hi, lo);
     for (k = 0; k < ncurves; k++) {
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[k]);
+        mmgan__sb_printf(&f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[k]);
         for (i = 0; i < n; i++)
             if (ys[k][i] == ys[k][i] && fabs(ys[k][i]) < 1e300)
-                fprintf(f, "%.1f,%.1f ", 70 + 550.0 * (n > 1 ? (double)i / (n - 1) : 0.5), 350 - 320.0 * (ys[k][i] - lo) / (hi - lo));
-        fprintf(f, "\"/>\n<text x=\"600\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">", 44 + 16 * k, color[k]);
-        mmgan__svg_text(f, labels ? labels[k] : "");
-        fprintf(f, "</text>\n");
+                mmgan__sb_printf(&f, "%.1f,%.1f ", 70 + 550.0 * (n > 1 ? (double)i / (n - 1) : 0.5),
+                                 350 - 320.0 * (ys[k][i] - lo) / (hi - lo));
+        mmgan__sb_printf(&f, "\"/>\n<text x=\"600\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">", 44 + 16 * k, color[k]);
+        mmgan__svg_text(&f, labels ? labels[k] : "");
+        mmgan__sb_printf(&f, "</text>\n");
     }
-    fprintf(f, "</svg>\n");
-    ok = !ferror(f);
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s'", path);
-    }
-    return MMGAN_OK;
+    mmgan__sb_printf(&f, "</svg>\n");
+    st = f.bad ? mmgan__fail(ctx, MMGAN_ERR_NOMEM, "svg_curves: out of memory") : mmgan_write_file(ctx, path, f.p, f.len);
+    MMGAN_FREE(f.user, f.p);
+    return st;
 }
 
 MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
@@ -5502,33 +5528,6 @@ MMGAN_DEF mmgan_status mmgan_ckpt_put_meta(mmgan_ckpt *ck, const char *key, cons
     mmgan__copy_name(ck->meta[i].key, sizeof ck->meta[i].key, key);
     mmgan__copy_name(ck->meta[i].value, sizeof ck->meta[i].value, value);
     return MMGAN_OK;
-}
-
-/* Appends printf output to a growing buffer. */
-typedef struct mmgan__sbuf { char *p; size_t len, cap; int bad; void *user; } mmgan__sbuf;
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void mmgan__sb_printf(mmgan__sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (b->bad) return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) { b->bad = 1; return; }
-        if (b->p && (size_t)n < room) { b->len += (size_t)n; return; }
-        {
-            size_t cap = (b->cap + (size_t)n + 1) * 2;
-            char *np = (char *)MMGAN_REALLOC(b->user, b->p, cap);
-            if (!np) { b->bad = 1; return; }
-            b->p = np;
-            b->cap = cap;
-        }
-    }
 }
 
 MMGAN_DEF mmgan_status mmgan_ckpt_encode(mmgan_ckpt *ck, unsigned char **out, size_t *out_size)
@@ -5959,11 +5958,7 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path)
     if (mmgan_read_file(ctx, path, &buf, &n) != MMGAN_OK) return NULL;
     ck = mmgan_ckpt_decode(ctx, buf, n);
     mmgan_free(ctx, buf);
-    if (!ck && ctx) {
-        char msg[sizeof ctx->err];
-        memcpy(msg, ctx->err, sizeof msg);
-        mmgan__fail(ctx, MMGAN_ERR_FORMAT, "%s: %s", path, msg);
-    }
+    if (!ck && ctx) mmgan__fail_in(ctx, MMGAN_ERR_FORMAT, path);
     return ck;
 }
 #endif

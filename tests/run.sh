@@ -51,7 +51,7 @@ build_checks() {
     printf '#define MMGAN_MALLOC(u,s) malloc(s)\n#define MMGAN_IMPLEMENTATION\n#include "../../mmgan.h"\n' >"$tu/partial.c"
     for cc in gcc clang; do
         has $cc || { skipped=$((skipped + 1)); note "skip: $cc not installed"; continue; }
-        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native"; do
+        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO"; do
             $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/impl.o" >"$tu/log" 2>&1
             st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$cc -std=c99 -Werror $defs" $st
         done
