@@ -43,6 +43,8 @@ build/%: examples/%.c mmgan.h
 	@mkdir -p build
 	$(CC) -std=c99 -O2 -march=native -fopenmp -Wall -Wextra $< -o $@ -lm
 
+build/gan_mnist build/sample: examples/gan_mnist_model.h
+
 examples: $(EXAMPLES)
 
 DEMO_EPOCHS ?= 30
