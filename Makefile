@@ -4,11 +4,12 @@
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed)
 #   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch)
 #   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
+#   make tools       the MNIST evaluation kit: build/mnist_classifier and build/mnist_eval
 CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 
-.PHONY: test test-cross bench crosscheck demo examples clean
+.PHONY: test test-cross bench crosscheck demo examples tools clean
 
 test:
 	@sh tests/run.sh unit
@@ -44,6 +45,15 @@ build/%: examples/%.c mmgan.h
 	$(CC) -std=c99 -O2 -march=native -fopenmp -Wall -Wextra $< -o $@ -lm
 
 build/gan_mnist build/sample: examples/gan_mnist_model.h
+build/magan_mnist: examples/magan_mnist_model.h
+
+# The MNIST evaluation kit (docs/results.md): the classifier and the scorer.
+build/mnist_eval build/mnist_classifier: build/%: tools/%.c tools/mnist_classifier.h mmgan.h
+	@mkdir -p build
+	$(CC) -std=c99 -O2 -march=native -fopenmp -Wall -Wextra $< -o $@ -lm
+build/mnist_eval: examples/gan_mnist_model.h examples/magan_mnist_model.h
+
+tools: build/mnist_eval build/mnist_classifier
 
 examples: $(EXAMPLES)
 

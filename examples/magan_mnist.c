@@ -19,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "magan_mnist_model.h"   /* the generator, as mnist_eval rebuilds it */
 
 #define BATCH 64
-#define NZ 50
+#define NZ MAGAN_NZ
 
 typedef struct opts {
     const char *data, *out, *resume;
@@ -107,17 +108,6 @@ static mmgan_node critic(mmgan_graph *g, const net *d, mmgan_node x, mmgan_node 
     return mmgan_reshape(g, h, 4, img);
 }
 
-/* The generator: z (50) -> 7x7x128 -> 14x14x64 -> 28x28x1, transposed convs. */
-static mmgan_node generator(mmgan_graph *g, const net *G, mmgan_node z)
-{
-    mmgan_node h = mmgan_conv_transpose2d(g, z, mmgan_parameter(g, G->p[0]), 1, 0, 0);
-    h = mmgan_relu(g, mmgan_bias_add(g, h, mmgan_parameter(g, G->p[1])));
-    h = mmgan_conv_transpose2d(g, h, mmgan_parameter(g, G->p[2]), 2, 1, 0);
-    h = mmgan_relu(g, mmgan_bias_add(g, h, mmgan_parameter(g, G->p[3])));
-    h = mmgan_conv_transpose2d(g, h, mmgan_parameter(g, G->p[4]), 2, 1, 0);
-    return mmgan_sigmoid(g, mmgan_bias_add(g, h, mmgan_parameter(g, G->p[5])));
-}
-
 static double now(void)
 {
     struct timespec t;
@@ -164,6 +154,7 @@ static mmgan_status save_state(mmgan_ctx *ctx, const state *s, const char *path)
     if (st == MMGAN_OK && s->epoch) st = mmgan_ckpt_put(ck, "curves", 2, (const int[]){s->epoch, 3}, h);
     snprintf(v, sizeof v, "%d", s->epoch);
     if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "epoch", v);
+    if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "model", MAGAN_MODEL);
     /* %a: the previous epoch's fake energy, a double, exactly. */
     snprintf(v, sizeof v, "%a", s->magan->prev_g);
     if (st == MMGAN_OK) st = mmgan_ckpt_put_meta(ck, "magan.prev_g", v);
@@ -260,12 +251,8 @@ int main(int argc, char **argv)
     add(ctx, &D, "D.fc2.bias", 1, (const int[]){256}, MMGAN_INIT_ZEROS, 0, &rng);
     add(ctx, &D, "D.fc3.weight", 2, (const int[]){784, 256}, MMGAN_INIT_XAVIER_UNIFORM, 1, &rng);
     add(ctx, &D, "D.fc3.bias", 1, (const int[]){784}, MMGAN_INIT_ZEROS, 0, &rng);
-    add(ctx, &G, "G.deconv1.weight", 4, (const int[]){NZ, 128, 7, 7}, MMGAN_INIT_HE_NORMAL, 0, &rng);
-    add(ctx, &G, "G.deconv1.bias", 1, (const int[]){128}, MMGAN_INIT_ZEROS, 0, &rng);
-    add(ctx, &G, "G.deconv2.weight", 4, (const int[]){128, 64, 4, 4}, MMGAN_INIT_HE_NORMAL, 0, &rng);
-    add(ctx, &G, "G.deconv2.bias", 1, (const int[]){64}, MMGAN_INIT_ZEROS, 0, &rng);
-    add(ctx, &G, "G.deconv3.weight", 4, (const int[]){64, 1, 4, 4}, MMGAN_INIT_XAVIER_UNIFORM, 1, &rng);
-    add(ctx, &G, "G.deconv3.bias", 1, (const int[]){1}, MMGAN_INIT_ZEROS, 0, &rng);
+    for (i = 0; i < MAGAN_NG; i++)
+        add(ctx, &G, MAGAN_GDEF[i].name, MAGAN_GDEF[i].ndim, MAGAN_GDEF[i].shape, MAGAN_GDEF[i].init, MAGAN_GDEF[i].a, &rng);
     for (i = 0; i < 6; i++) if (!D.p[i] || !G.p[i]) { fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx)); return 1; }
 
     /* One graph, four plans: pre-training, the D step, the G step, samples. */
@@ -275,18 +262,18 @@ int main(int argc, char **argv)
     z = mmgan_random_normal(g, &zrng, 4, sz, 0.0f, 1.0f);
     zfix = mmgan_input(g, "z_fixed", 4, sz);
     e_real = mmgan_energy(g, x, critic(g, &D, x, NULL), MMGAN_ENERGY_SSE);
-    fake = mmgan_detach(g, generator(g, &G, z));     /* D step: G's output is data */
+    fake = mmgan_detach(g, magan_generator(g, G.p, z));     /* D step: G's output is data */
     e_fake = mmgan_energy(g, fake, critic(g, &D, fake, NULL), MMGAN_ENERGY_SSE);
     margin = mmgan_magan_margin(g, &magan);
     mmgan_ebgan_loss_d(g, e_real, e_fake, margin, &ld);
-    fake_d = generator(g, &G, mmgan_random_normal(g, &zrng, 4, sz, 0.0f, 1.0f));
+    fake_d = magan_generator(g, G.p, mmgan_random_normal(g, &zrng, 4, sz, 0.0f, 1.0f));
     e_fake_g = mmgan_energy(g, fake_d, critic(g, &D, fake_d, NULL), MMGAN_ENERGY_SSE);
     for (i = 0; i < 6; i++) { dpn[i] = mmgan_parameter(g, D.p[i]); gpn[i] = mmgan_parameter(g, G.p[i]); }
     pre_loss = mmgan_mean(g, e_real);
     mmgan_grad(g, pre_loss, 6, dpn, pre_grad);
     mmgan_grad(g, ld.total, 6, dpn, dgrad);
     mmgan_grad(g, mmgan_mean(g, e_fake_g), 6, gpn, ggrad);
-    samples = generator(g, &G, zfix);
+    samples = magan_generator(g, G.p, zfix);
     TRY(mmgan_graph_status(g));
     {
         mmgan_node t1[7], t2[8], t3[7];

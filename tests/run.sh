@@ -4,6 +4,7 @@
 #                        this CPU can run (native, avx2, sse2, scalar on x86-64)
 #   tests/run.sh cross   every suite cross-compiled for aarch64, armv7 (NEON),
 #                        riscv64 and s390x (big-endian), run under qemu-user
+# (unit also runs the MNIST evaluation kit: tests/test_eval.c and tests/tools.sh.)
 # Each suite prints "name [isa]: N passed, N failed"; the last line sums them.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -90,6 +91,25 @@ unit)
         sh tests/crash_ckpt.sh "$OUT/native/test_ckpt" >"$OUT/native/crash.log" 2>&1
         sed "s/^/  native: /" "$OUT/native/crash.log" | tail -1
         count "$OUT/native/crash.log"
+    fi
+    # The MNIST evaluation kit, natively only: it classifies 10,000 digits.
+    tdir="$OUT/tools"; mkdir -p "$tdir"
+    tools_ok=1
+    for src in tests/test_eval.c tools/mnist_eval.c tools/mnist_classifier.c examples/magan_mnist.c examples/gan_mnist.c; do
+        b=$(basename "$src" .c)
+        if ! $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm >"$tdir/$b.build.log" 2>&1; then
+            note "FAIL tools: $src does not build:"; sed -n 1,20p "$tdir/$b.build.log"; failed=$((failed + 1)); tools_ok=0
+        fi
+    done
+    if [ $tools_ok -eq 1 ]; then
+        "$tdir/test_eval" >"$tdir/test_eval.log" 2>&1 || grep -q "passed, .* failed" "$tdir/test_eval.log" ||
+            { note "FAIL native: test_eval crashed:"; tail -5 "$tdir/test_eval.log"; failed=$((failed + 1)); }
+        grep -v "^  " "$tdir/test_eval.log" | sed "s/^/  native: /"
+        count "$tdir/test_eval.log"
+        sh tests/tools.sh "$tdir" >"$tdir/tools.log" 2>&1
+        sed "s/^/  native: /" "$tdir/tools.log" | grep -v "^  native: FAIL" | tail -1
+        grep "FAIL" "$tdir/tools.log"
+        count "$tdir/tools.log"
     fi
     if [ "$(uname -m)" = x86_64 ]; then
         if grep -q avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
