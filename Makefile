@@ -4,7 +4,7 @@
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed)
 #   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch)
 #   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
-#   make tools       the MNIST evaluation kit: build/mnist_classifier and build/mnist_eval
+#   make tools       the MNIST evaluation kit: build/mnist_classifier, build/mnist_eval, build/energy_curves
 CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
@@ -53,7 +53,11 @@ build/mnist_eval build/mnist_classifier: build/%: tools/%.c tools/mnist_classifi
 	$(CC) -std=c99 -O2 -march=native -fopenmp -Wall -Wextra $< -o $@ -lm
 build/mnist_eval: examples/gan_mnist_model.h examples/magan_mnist_model.h
 
-tools: build/mnist_eval build/mnist_classifier
+build/energy_curves: tools/energy_curves.c mmgan.h
+	@mkdir -p build
+	$(CC) -std=c99 -O2 -Wall -Wextra $< -o $@ -lm
+
+tools: build/mnist_eval build/mnist_classifier build/energy_curves
 
 examples: $(EXAMPLES)
 

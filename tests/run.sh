@@ -95,7 +95,7 @@ unit)
     # The MNIST evaluation kit, natively only: it classifies 10,000 digits.
     tdir="$OUT/tools"; mkdir -p "$tdir"
     tools_ok=1
-    for src in tests/test_eval.c tools/mnist_eval.c tools/mnist_classifier.c examples/magan_mnist.c examples/gan_mnist.c; do
+    for src in tests/test_eval.c tools/mnist_eval.c tools/mnist_classifier.c tools/energy_curves.c examples/magan_mnist.c examples/gan_mnist.c; do
         b=$(basename "$src" .c)
         if ! $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm >"$tdir/$b.build.log" 2>&1; then
             note "FAIL tools: $src does not build:"; sed -n 1,20p "$tdir/$b.build.log"; failed=$((failed + 1)); tools_ok=0

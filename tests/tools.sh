@@ -1,6 +1,6 @@
 #!/bin/sh
 # The evaluation kit's command-line tools as a user runs them:
-#   tests/tools.sh DIR   (DIR holds mnist_eval, mnist_classifier, magan_mnist, gan_mnist)
+#   tests/tools.sh DIR   (DIR holds mnist_eval, mnist_classifier, energy_curves, magan_mnist, gan_mnist)
 # Scores of the real test digits, generator checkpoints of both examples,
 # reproducible classifier training, and bad input: a clear message and a
 # non-zero status, never a crash.  Prints "tools: N passed, N failed".
@@ -58,6 +58,14 @@ ok "gan_mnist writes a checkpoint" $?
 ok "mnist_eval on a gan_mnist checkpoint ($(cat "$tmp/err"))" $?
 [ "$(key kind "$tmp/gan.keys")" = gan_mnist ] && [ "$(key samples_n "$tmp/gan.keys")" = 200 ]
 ok "gan_mnist checkpoint recognized, 200 samples" $?
+# The energy curves of magan_mnist runs in one plot; other checkpoints refused.
+"$bin/energy_curves" --out "$tmp/e.svg" A="$tmp/magan/magan.safetensors" B="$tmp/magan/magan.safetensors" >/dev/null 2>&1 &&
+    grep -q "A E fake" "$tmp/e.svg" && [ "$(grep -c "<polyline" "$tmp/e.svg")" = 4 ]
+ok "energy_curves draws 2 runs" $?
+expect_error "energy_curves on a gan_mnist checkpoint" 1 "holds no energy curves" \
+    "$bin/energy_curves" --out "$tmp/e2.svg" A="$tmp/gan/gan.safetensors"
+[ ! -e "$tmp/e2.svg" ]; ok "energy_curves writes nothing on error" $?
+expect_error "energy_curves without LABEL=" 1 "is not LABEL=CHECKPOINT" "$bin/energy_curves" --out "$tmp/e3.svg" x.safetensors
 # Same seed, same samples: the keys agree exactly.
 "$bin/mnist_eval" --ckpt "$tmp/gan/gan.safetensors" --n 200 --keys - --threads 2 >"$tmp/gan2.keys" 2>/dev/null
 cmp -s "$tmp/gan.keys" "$tmp/gan2.keys"; ok "mnist_eval is deterministic (1 and 2 threads)" $?
