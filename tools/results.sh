@@ -3,7 +3,7 @@
 #
 #   sh tools/fetch_mnist.sh          the 60,000 training digits, once
 #   make examples tools
-#   sh tools/results.sh magan        MAGAN, then EBGAN with margins 10, 5, 1.08
+#   sh tools/results.sh magan        MAGAN, then EBGAN with margins 10, 5 and 1.08
 #   sh tools/results.sh table1       12 runs of examples/gan_mnist: hinge and WGAN
 #                                    losses x L1, L2, L-inf penalties x squared
 #                                    (least squares) and hinge shapes, lambda 20
@@ -12,15 +12,20 @@
 #
 # Budget (environment): EPOCHS (MAGAN/EBGAN epochs, default 20; the paper: 200),
 # ITERS (generator iterations per table1 run, default 1500), THREADS (default 1),
-# SEED (default 1), RUNS (output folder, default runs).  Every run of a group
-# has the same seed and budget.  A run already finished is not run again.
+# SEED (default 1), RUNS (output folder, default runs), LOSSES (table1's losses,
+# default "hinge wgan": two shells with one each run in parallel), MARGINS (the
+# EBGAN margins, default "10 5 1.08").  Every run of a group has the same seed
+# and budget.  Runs are named by their budget (runs/magan_20, runs/t1_..._1500);
+# a finished run is not run again, and a larger budget continues the largest
+# finished smaller one.
 set -u
 EPOCHS=${EPOCHS:-20}; ITERS=${ITERS:-1500}; THREADS=${THREADS:-1}; SEED=${SEED:-1}; RUNS=${RUNS:-runs}
+LOSSES=${LOSSES:-hinge wgan}; MARGINS=${MARGINS:-10 5 1.08}
 TRAIN=${TRAIN:-data/mnist-full/train-images-idx3-ubyte.gz}
 cd "$(dirname "$0")/.." || exit 2
 
 need() { [ -x "$1" ] || { echo "results.sh: $1 is missing: run 'make examples tools' first" >&2; exit 2; }; }
-# run NAME CMD...: runs CMD once, its output in RUNS/NAME/log.txt, its time in RUNS/NAME/time.txt.
+# run NAME CMD...: runs CMD once, its output in RUNS/NAME/log.txt, its seconds in RUNS/NAME/time.txt.
 run() {
     name=$1; shift
     dir=$RUNS/$name
@@ -29,7 +34,8 @@ run() {
     echo "$name: $*"
     start=$(date +%s)
     if "$@" --out "$dir" >"$dir/log.txt" 2>&1; then
-        echo $(( $(date +%s) - start )) >"$dir/time.txt"
+        # A continued run's time includes the run it continued (prior.txt).
+        echo $(( $(date +%s) - start + $(cat "$dir/prior.txt" 2>/dev/null || echo 0) )) >"$dir/time.txt"
         echo "$*" >"$dir/command.txt"
         touch "$dir/done"
     else
@@ -38,25 +44,44 @@ run() {
     fi
 }
 
+# continue_from NAME BUDGET CKPT: sets $resume to continue the finished run
+# NAME_B with the largest budget B below BUDGET, if any (the examples' --resume
+# is bit-identical to training straight through); its time carries over.
+continue_from() {
+    resume=""
+    [ -f "$RUNS/${1}_$2/done" ] && return 0
+    from=$(ls -d "$RUNS/${1}"_*/ 2>/dev/null | sed 's|/$||; s|.*_||' | grep -x '[0-9]*' | sort -n |
+           awk -v m="$2" '$1 < m { b = $1 } END { print b }')
+    [ -n "$from" ] && [ -f "$RUNS/${1}_$from/done" ] || return 0
+    mkdir -p "$RUNS/${1}_$2"
+    cp "$RUNS/${1}_$from/$3" "$RUNS/${1}_$2/start.safetensors"
+    cp "$RUNS/${1}_$from/time.txt" "$RUNS/${1}_$2/prior.txt"
+    resume="--resume $RUNS/${1}_$2/start.safetensors"
+}
+
 case "${1:-}" in
 magan)
     need build/magan_mnist
     [ -f "$TRAIN" ] || { echo "results.sh: $TRAIN is missing: run 'sh tools/fetch_mnist.sh' first" >&2; exit 2; }
-    run magan ./build/magan_mnist --data "$TRAIN" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED"
-    for m in 10 5 1.08; do
-        run ebgan_$m ./build/magan_mnist --data "$TRAIN" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" \
-            --fixed-margin $m
+    continue_from magan "$EPOCHS" magan.safetensors
+    run magan_$EPOCHS ./build/magan_mnist --data "$TRAIN" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" $resume
+    for m in $MARGINS; do
+        continue_from ebgan_$m "$EPOCHS" magan.safetensors
+        run ebgan_${m}_$EPOCHS ./build/magan_mnist --data "$TRAIN" --epochs "$EPOCHS" --threads "$THREADS" \
+            --seed "$SEED" --fixed-margin $m $resume
     done
     ;;
 table1)
     need build/gan_mnist
     [ -f "$TRAIN" ] || { echo "results.sh: $TRAIN is missing: run 'sh tools/fetch_mnist.sh' first" >&2; exit 2; }
-    for loss in hinge wgan; do
+    for loss in $LOSSES; do
         for norm in l1 l2 linf; do
             for shape in squared hinge; do
-                run t1_${loss}_${norm}_${shape} ./build/gan_mnist --data "$TRAIN" --loss $loss --penalty interpolate \
+                cell=t1_${loss}_${norm}_${shape}
+                continue_from $cell "$ITERS" gan.safetensors
+                run ${cell}_$ITERS ./build/gan_mnist --data "$TRAIN" --loss $loss --penalty interpolate \
                     --norm $norm --shape $shape --lambda 20 --beta1 0.5 --beta2 0.99 --iters "$ITERS" \
-                    --every "$ITERS" --threads "$THREADS" --seed "$SEED"
+                    --every "$ITERS" --threads "$THREADS" --seed "$SEED" $resume
             done
         done
     done
@@ -65,7 +90,7 @@ eval)
     need build/mnist_eval
     for dir in "$RUNS"/*/; do
         name=$(basename "$dir")
-        ck=$(ls "$dir"/magan.safetensors "$dir"/gan.safetensors 2>/dev/null | head -1)
+        ck=$(ls "$dir"magan.safetensors "$dir"gan.safetensors 2>/dev/null | head -1)
         [ -f "$dir/done" ] && [ -n "$ck" ] || continue
         case $name in t1_*) n=10000 ;; *) n=50000 ;; esac
         if [ ! -f "$dir/eval.keys" ] || [ "$ck" -nt "$dir/eval.keys" ]; then
