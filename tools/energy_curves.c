@@ -2,10 +2,11 @@
  * examples/magan_mnist runs (MAGAN and its EBGAN baselines) in one SVG, like
  * Figure 3 of the MAGAN paper.  The curves come from the runs' checkpoints.
  *
- *   ./build/energy_curves --out energy.svg MAGAN=runs/magan/magan.safetensors \
- *       "EBGAN m=10"=runs/ebgan_10/magan.safetensors
+ *   ./build/energy_curves --out energy.svg MAGAN=runs/magan_20/magan.safetensors \
+ *       "EBGAN 10"=runs/ebgan_10_20/magan.safetensors
  *
- * At most 4 runs (8 curves); the plot spans the shortest run's epochs. */
+ * At most 4 runs (8 curves); the plot spans the shortest run's epochs.  A label
+ * ends at the first "=", so it cannot hold one. */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include <stdio.h>
