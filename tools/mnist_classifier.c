@@ -117,7 +117,8 @@ int main(int argc, char **argv)
     ctx = mmgan_ctx_new(NULL);
     if (!ctx) return 1;
     if (threads) mmgan_ctx_set_threads(ctx, (int)threads);
-    if (mmgan_mnist_load(ctx, train, trl, 0.0f, 1.0f, &tr) != MMGAN_OK) FAIL("%s", mmgan_ctx_error(ctx));
+    if (mmgan_mnist_load(ctx, train, trl, 0.0f, 1.0f, &tr) != MMGAN_OK)
+        FAIL("%s (sh tools/fetch_mnist.sh downloads the training digits)", mmgan_ctx_error(ctx));
     have_tr = 1;
     if (mmgan_mnist_load(ctx, test, tel, 0.0f, 1.0f, &te) != MMGAN_OK) FAIL("%s", mmgan_ctx_error(ctx));
     have_te = 1;
