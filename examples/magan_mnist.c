@@ -126,7 +126,7 @@ typedef struct state {
     mmgan_magan *magan;
     float *zfixed;
     double *hist_r, *hist_f, *hist_m;
-    int epoch, n;
+    int epoch;
 } state;
 
 static mmgan_status save_state(mmgan_ctx *ctx, const state *s, const char *path)
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     if (!xb || !zfixed || !hist_r || !hist_f || !hist_m) return 1;
     mmgan_rng_fill_normal(&zrng, zfixed, BATCH * NZ, 0.0f, 1.0f);
     st.D = &D; st.G = &G; st.dopt = dopt; st.gopt = gopt; st.rng = &rng; st.zrng = &zrng;
-    st.batches = &batches; st.magan = &magan; st.zfixed = zfixed; st.n = ds.n; st.epoch = 0;
+    st.batches = &batches; st.magan = &magan; st.zfixed = zfixed; st.epoch = 0;
     st.hist_r = hist_r; st.hist_f = hist_f; st.hist_m = hist_m;
 
     TRY(mmgan_graph_feed(g, x, xb));

@@ -237,27 +237,27 @@ static inline void mnc_moments(const float *x, long n, int d, double *mu, double
 {
     long r;
     int i, j;
-    double *c = (double *)malloc(sizeof(double) * (size_t)d);
     for (i = 0; i < d; i++) mu[i] = 0;
     for (r = 0; r < n; r++)
         for (i = 0; i < d; i++) mu[i] += x[(size_t)r * d + i];
     for (i = 0; i < d; i++) mu[i] /= (double)n;
     memset(cov, 0, sizeof(double) * (size_t)d * d);
     for (r = 0; r < n; r++) {
-        for (i = 0; i < d; i++) c[i] = x[(size_t)r * d + i] - mu[i];
-        for (i = 0; i < d; i++)
-            for (j = i; j < d; j++) cov[i * d + j] += c[i] * c[j];
+        const float *row = x + (size_t)r * d;
+        for (i = 0; i < d; i++) {
+            double ci = row[i] - mu[i];
+            for (j = i; j < d; j++) cov[i * d + j] += ci * (row[j] - mu[j]);
+        }
     }
     for (i = 0; i < d; i++)
         for (j = i; j < d; j++) cov[j * d + i] = cov[i * d + j] /= (double)(n > 1 ? n - 1 : 1);
-    free(c);
 }
 
 /* The Frechet distance between Gaussians (mu1, s1) and (mu2, s2) in d
  * dimensions: |mu1 - mu2|^2 + tr(s1 + s2 - 2 (s1 s2)^(1/2)), with the trace
  * of the square root as sum sqrt(eig(r s2 r)), r = s1^(1/2): r s2 r is
  * symmetric and has the eigenvalues of s1 s2.  Eigenvalues a rounding error
- * below zero count as zero. */
+ * below zero count as zero.  NaN when out of memory. */
 static inline double mnc_frechet(const double *mu1, const double *s1, const double *mu2, const double *s2, int d)
 {
     size_t dd = (size_t)d * d;
@@ -266,6 +266,10 @@ static inline double mnc_frechet(const double *mu1, const double *s1, const doub
            *w = (double *)malloc(sizeof(double) * (size_t)d);
     double dist = 0, tr = 0;
     int i, j, k;
+    if (!a || !v || !r || !t || !w) {
+        free(a); free(v); free(r); free(t); free(w);
+        return NAN;   /* out of memory */
+    }
     for (i = 0; i < d; i++) dist += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]) + s1[i * d + i] + s2[i * d + i];
     memcpy(a, s1, sizeof(double) * dd);
     mnc_jacobi(a, d, w, v);
@@ -307,7 +311,8 @@ typedef struct mnc_report {
 } mnc_report;
 
 /* Scores n images: logits [n, 10] and features [n, 128] already computed;
- * ref_mu/ref_cov are the reference set's feature moments (NULL: no FID). */
+ * ref_mu/ref_cov are the reference set's feature moments (NULL: no FID).
+ * Returns 0 when out of memory. */
 static inline int mnc_report_make(const float *logits, const float *features, long n, const double *ref_mu,
                            const double *ref_cov, mnc_report *rep)
 {
@@ -335,6 +340,7 @@ static inline int mnc_report_make(const float *logits, const float *features, lo
         if (!mu || !cov) { free(probs); free(mu); free(cov); return 0; }
         mnc_moments(features, n, MNC_FEATURES, mu, cov);
         rep->fid = mnc_frechet(mu, cov, ref_mu, ref_cov, MNC_FEATURES);
+        if (rep->fid != rep->fid) { free(probs); free(mu); free(cov); return 0; }
         if (rep->fid < 0) rep->fid = 0;   /* a set against itself: -1e-12 is rounding */
     }
     free(probs); free(mu); free(cov);
