@@ -483,10 +483,25 @@ typedef struct mmgan_plan mmgan_plan;
 
 /* Plans the computation of targets[0..n) (NULL and a message on failure). */
 MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *targets);
+/* A plan in stages that run one after another, with anything (an optimizer
+ * step) in between: stage s computes its counts[s] targets (taken in turn
+ * from targets), reusing every value an earlier stage computed instead of
+ * computing it again.  So a GAN's G step can reuse the fake batch, and the
+ * generator activations, of its D step: build the critic twice, on
+ * detach(fake) for the D step and on fake for the G step, and only the
+ * generator's forward is shared.  A reused value is as its stage left it:
+ * parameters changed since are seen only by the nodes the later stage
+ * computes itself (as with PyTorch's retained graph). */
+MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const int *counts,
+                                            const mmgan_node *targets);
 /* Frees a plan. */
 MMGAN_DEF void mmgan_plan_free(mmgan_plan *p);
-/* Runs the plan: every input it needs must have been fed. */
+/* Runs the plan, every stage in order: every input it needs must have been fed. */
 MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p);
+/* Runs stage s alone: stage 0 at any time, stage s > 0 right after stage s - 1. */
+MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s);
+/* Number of stages (1 for mmgan_plan_new). */
+MMGAN_DEF int mmgan_plan_stages(const mmgan_plan *p);
 /* Value of a target (or input, parameter, constant) after the last run; NULL otherwise. */
 MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x);
 /* Bytes of activation and scratch memory the plan holds. */
@@ -596,9 +611,11 @@ typedef struct mmgan_gp_spec {
 typedef mmgan_node (*mmgan_critic_fn)(mmgan_graph *g, mmgan_node x, void *user);
 
 /* What a penalty builds: the [1] penalty (lambda included), the per-sample
- * norms [B, 1, ...] and the points x^, for logging. */
+ * norms [B, 1, ...] and the points x^, for logging; u, the per-sample
+ * weights drawn for INTERPOLATE and DRAGAN (else MMGAN_NONE), so that a run
+ * can be replayed elsewhere. */
 typedef struct mmgan_gp {
-    mmgan_node penalty, norm, points;
+    mmgan_node penalty, norm, points, u;
 } mmgan_gp;
 
 /* WGAN-GP defaults: interpolates, L2, squared, center 1, lambda 10, s 1, c 0.5. */
@@ -3806,7 +3823,9 @@ static size_t mmgan__scratch_floats(const mmgan_graph *g, const mmgan__node *nd)
 struct mmgan_plan {
     mmgan_graph *g;
     int nn;               /* graph size when planned */
-    int n, *order;        /* nodes to compute, in topological order */
+    int n, *order;        /* nodes to compute: by stage, then in topological order */
+    int nstages, *begin;  /* stage s computes order[begin[s] .. begin[s + 1]) */
+    int next;             /* the stage that may run next after stage 0 */
     size_t *off;          /* arena offset per graph node, or (size_t)-1 */
     unsigned char *keep;  /* targets: readable after a run */
     float *arena;
@@ -3828,10 +3847,15 @@ static const float *mmgan__value(const mmgan_plan *p, int id)
 
 MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *targets)
 {
+    return mmgan_plan_new_stages(g, 1, &n, targets);
+}
+
+MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const int *counts,
+                                            const mmgan_node *targets)
+{
     mmgan_ctx *ctx;
     mmgan_plan *p;
-    int *stack = NULL, *last = NULL, sp = 0, i, k, nfree = 0;
-    unsigned char *need = NULL;
+    int *stack = NULL, *last = NULL, *stage = NULL, sp = 0, i, k, s, t, n = 0, nfree = 0;
     size_t *fsize = NULL, *foff = NULL, top = 0, scratch = 0;
     if (!g) return NULL;
     ctx = g->ctx;
@@ -3840,9 +3864,17 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *ta
                     mmgan_status_name(g->status));
         return NULL;
     }
-    if (n < 1 || !targets) {
+    if (nstages < 1 || !counts || !targets) {
         mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: no targets");
         return NULL;
+    }
+    for (s = 0; s < nstages; s++) {
+        if (counts[s] < 1 || counts[s] > INT_MAX - n) {
+            mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: stage %d has %d targets; each stage needs at least one",
+                        s, counts[s]);
+            return NULL;
+        }
+        n += counts[s];
     }
     for (i = 0; i < n; i++)
         if (targets[i] < 0 || targets[i] >= g->n) {
@@ -3854,33 +3886,43 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *ta
     memset(p, 0, sizeof *p);
     p->g = g;
     p->nn = g->n;
+    p->nstages = nstages;
     p->order = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    p->begin = (int *)mmgan_alloc(ctx, (size_t)(nstages + 1) * sizeof(int));
     p->off = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
     p->keep = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
-    need = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    stage = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     stack = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     fsize = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
     foff = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
-    if (!p->order || !p->off || !p->keep || !need || !stack || !last || !fsize || !foff) goto fail;
+    if (!p->order || !p->begin || !p->off || !p->keep || !stage || !stack || !last || !fsize || !foff) goto fail;
     memset(p->keep, 0, (size_t)g->n);
-    memset(need, 0, (size_t)g->n);
-    /* Prune: only what the targets reach, found with an explicit stack. */
-    for (i = 0; i < n; i++) {
-        p->keep[targets[i]] = 1;
-        if (!need[targets[i]]) { need[targets[i]] = 1; stack[sp++] = targets[i]; }
-    }
-    while (sp > 0) {
-        const mmgan__node *nd = &g->nodes[stack[--sp]];
-        for (k = 0; k < nd->nin; k++)
-            if (!need[nd->in[k]]) { need[nd->in[k]] = 1; stack[sp++] = nd->in[k]; }
-    }
-    /* Nodes only ever refer to earlier nodes, so id order is a topological order. */
+    /* Prune: each node belongs to the first stage whose targets reach it
+     * (found with an explicit stack); a later stage reuses it. */
+    for (i = 0; i < g->n; i++) stage[i] = -1;
+    for (s = 0, t = 0; s < nstages; s++)
+        for (k = 0; k < counts[s]; k++, t++) {
+            p->keep[targets[t]] = 1;
+            if (stage[targets[t]] < 0) { stage[targets[t]] = s; stack[sp++] = targets[t]; }
+            while (sp > 0) {
+                const mmgan__node *nd = &g->nodes[stack[--sp]];
+                for (i = 0; i < nd->nin; i++)
+                    if (stage[nd->in[i]] < 0) { stage[nd->in[i]] = s; stack[sp++] = nd->in[i]; }
+            }
+        }
+    /* Nodes only ever refer to earlier nodes, so id order is a topological
+     * order within a stage, and a stage reads only its own and earlier ones. */
     for (i = 0; i < g->n; i++) {
         p->off[i] = MMGAN__NOBUF;
         last[i] = -1;
-        if (need[i]) p->order[p->n++] = i;
     }
+    for (s = 0; s < nstages; s++) {
+        p->begin[s] = p->n;
+        for (i = 0; i < g->n; i++)
+            if (stage[i] == s) p->order[p->n++] = i;
+    }
+    p->begin[nstages] = p->n;
     for (k = 0; k < p->n; k++) {
         const mmgan__node *nd = &g->nodes[p->order[k]];
         for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
@@ -3922,11 +3964,11 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *ta
     p->scratch_floats = (scratch + 15) & ~(size_t)15;
     p->arena = (float *)mmgan_alloc(ctx, (p->arena_floats + p->scratch_floats + 16) * sizeof(float));
     if (!p->arena) goto fail;
-    mmgan_free(ctx, need); mmgan_free(ctx, stack); mmgan_free(ctx, last);
+    mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
     mmgan_free(ctx, fsize); mmgan_free(ctx, foff);
     return p;
 fail:
-    mmgan_free(ctx, need); mmgan_free(ctx, stack); mmgan_free(ctx, last);
+    mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
     mmgan_free(ctx, fsize); mmgan_free(ctx, foff);
     mmgan_plan_free(p);
     mmgan__fail(ctx, MMGAN_ERR_NOMEM, "plan_new: out of memory");
@@ -3939,27 +3981,34 @@ MMGAN_DEF void mmgan_plan_free(mmgan_plan *p)
     if (!p) return;
     ctx = p->g->ctx;
     mmgan_free(ctx, p->order);
+    mmgan_free(ctx, p->begin);
     mmgan_free(ctx, p->off);
     mmgan_free(ctx, p->keep);
     mmgan_free(ctx, p->arena);
     mmgan_free(ctx, p);
 }
 
-MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p)
+MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
 {
     mmgan__run r;
     int k, i;
     if (!p) return MMGAN_ERR_INVALID;
     r.ctx = p->g->ctx;
+    if (s < 0 || s >= p->nstages)
+        return mmgan__fail(r.ctx, MMGAN_ERR_INVALID, "plan_run_stage: stage %d of a plan with %d stage%s",
+                           s, p->nstages, p->nstages == 1 ? "" : "s");
+    if (s > 0 && p->next != s)
+        return mmgan__fail(r.ctx, MMGAN_ERR_INVALID,
+                           "plan_run_stage: stage %d reuses the values of stage %d, which has not just run", s, s - 1);
     r.g = p->g;
     r.scratch = p->arena + p->arena_floats;
-    for (k = 0; k < p->n; k++) {
+    for (k = p->begin[s]; k < p->begin[s + 1]; k++) {
         const mmgan__node *nd = &p->g->nodes[p->order[k]];
         if (nd->op == MMGAN__OP_INPUT && !nd->feed)
             return mmgan__fail(r.ctx, MMGAN_ERR_INVALID, "plan_run: input '%s' (node %d) was not fed",
                                nd->name, p->order[k]);
     }
-    for (k = 0; k < p->n; k++) {
+    for (k = p->begin[s]; k < p->begin[s + 1]; k++) {
         int id = p->order[k];
         const mmgan__node *nd = &p->g->nodes[id];
         const float *x[3];
@@ -3967,7 +4016,21 @@ MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p)
         for (i = 0; i < nd->nin; i++) x[i] = mmgan__value(p, nd->in[i]);
         mmgan__ops[nd->op].fwd(&r, nd, p->arena + p->off[id], x);
     }
+    p->next = s + 1 < p->nstages ? s + 1 : 0;
     return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p)
+{
+    int s;
+    mmgan_status st = p ? MMGAN_OK : MMGAN_ERR_INVALID;
+    for (s = 0; p && s < p->nstages && st == MMGAN_OK; s++) st = mmgan_plan_run_stage(p, s);
+    return st;
+}
+
+MMGAN_DEF int mmgan_plan_stages(const mmgan_plan *p)
+{
+    return p ? p->nstages : 0;
 }
 
 MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x)
@@ -4239,7 +4302,7 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
         mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: spec, out or critic is NULL");
         return g->status;
     }
-    out->penalty = out->norm = out->points = MMGAN_NONE;
+    out->penalty = out->norm = out->points = out->u = MMGAN_NONE;
     if ((int)sp->points < MMGAN_GP_INTERPOLATE || (int)sp->points > MMGAN_GP_DRAGAN ||
         (int)sp->norm < MMGAN_NORM_L2 || (int)sp->norm > MMGAN_NORM_SIGNED_MAX ||
         (int)sp->shape < MMGAN_GP_SQUARED || (int)sp->shape > MMGAN_GP_ABS) {
@@ -4269,6 +4332,7 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
     case MMGAN_GP_INTERPOLATE: {
         /* One mixing weight per sample: x^ = x_f + u (x_r - x_f). */
         mmgan_node u = mmgan_random_uniform(g, rng, nd, ushape, 0.0f, 1.0f);
+        out->u = u;
         xh = mmgan_add(g, xf, mmgan_mul(g, u, mmgan_sub(g, xr, xf)));
         break;
     }
@@ -4279,6 +4343,7 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
          * the DRAGAN perturbation, std over the whole batch. */
         int shape[4];
         mmgan_node u = mmgan_random_uniform(g, rng, nd, ushape, 0.0f, 1.0f), noise, sd;
+        out->u = u;
         memcpy(shape, g->nodes[xr].shape, sizeof shape);
         noise = mmgan_random_uniform(g, rng, g->nodes[xr].ndim, shape, 0.0f, 1.0f);
         sd = mmgan_sqrt(g, mmgan_mean(g, mmgan_square(g, mmgan_sub(g, xr, mmgan_mean(g, xr)))));
@@ -4308,7 +4373,7 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
     out->penalty = mmgan_scale(g, mmgan_mean(g, t), sp->lambda);
     out->norm = n;
     out->points = xh;
-    if (g->status != MMGAN_OK) out->penalty = out->norm = out->points = MMGAN_NONE;
+    if (g->status != MMGAN_OK) out->penalty = out->norm = out->points = out->u = MMGAN_NONE;
     return g->status;
 }
 

@@ -1,6 +1,7 @@
 /* Graph, ops and autodiff: every op's first- and second-order derivatives
  * against central finite differences, the checker shown to catch broken
- * VJPs, a conv critic's gradient penalty, pruning and build-time errors. */
+ * VJPs, a conv critic's gradient penalty, pruning, staged plans and
+ * build-time errors. */
 #define MMGAN__TEST_HOOKS
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
@@ -507,6 +508,93 @@ static void test_buffer_reuse(void)
     free(xv);
 }
 
+/* Staged plans: a toy GAN whose G step (stage 1) reuses the noise and the
+ * generator output of its D step (stage 0) while reading the critic weights
+ * as changed in between; checked against the closed form in double. */
+static void test_stages(void)
+{
+    enum { B = 4, NZ = 3, NX = 5, NO = 2 };
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_param *wg = mmgan_param_new(ctx, "G.w", 2, S(NX, NZ)), *wd = mmgan_param_new(ctx, "D.w", 2, S(NO, NX));
+    mmgan_rng zr;
+    mmgan_node z, fake, fd, yd, yg, pg, pd, dgrad, ggrad, t[3];
+    mmgan_plan *p;
+    const float *zv, *gv;
+    float *w, *v;
+    double h[B][NX], dh[B][NX], want[NX][NZ], worst = 0;
+    int counts[2] = {2, 1}, bad[2] = {0, 1}, b, j, k, o, i;
+    uint64_t before;
+    mmgan_param_init(wg, MMGAN_INIT_NORMAL, 0.7f, &rng);
+    mmgan_param_init(wd, MMGAN_INIT_NORMAL, 0.7f, &rng);
+    mmgan_rng_seed(&zr, 11, 0);
+    z = mmgan_random_normal(g, &zr, 2, S(B, NZ), 0.0f, 1.0f);
+    pg = mmgan_parameter(g, wg);
+    pd = mmgan_parameter(g, wd);
+    fake = mmgan_tanh(g, mmgan_matmul(g, z, pg, 0, 1));
+    /* The D step on detached fakes, with a long chain after the fake batch
+     * so that buffer sharing would overwrite it if it were not kept. */
+    fd = mmgan_detach(g, fake);
+    for (i = 0; i < 6; i++) fd = mmgan_tanh(g, mmgan_affine(g, fd, 0.9f, 0.05f));
+    yd = mmgan_sum(g, mmgan_tanh(g, mmgan_matmul(g, fd, pd, 0, 1)));
+    yg = mmgan_sum(g, mmgan_tanh(g, mmgan_matmul(g, fake, pd, 0, 1)));
+    mmgan_grad(g, yd, 1, &pd, &dgrad);
+    mmgan_grad(g, yg, 1, &pg, &ggrad);
+    t[0] = z; t[1] = dgrad; t[2] = ggrad;
+    CHECK(mmgan_plan_new_stages(g, 2, bad, t) == NULL && strstr(mmgan_ctx_error(ctx), "stage 0") != NULL,
+          "a stage without targets refused: %s", mmgan_ctx_error(ctx));
+    p = mmgan_plan_new_stages(g, 2, counts, t);
+    CHECK(p && mmgan_plan_stages(p) == 2, "two-stage plan: %s", mmgan_ctx_error(ctx));
+    if (!p) { mmgan_graph_free(g); mmgan_param_free(wg); mmgan_param_free(wd); return; }
+    CHECK(mmgan_plan_run_stage(p, 1) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "stage 0") != NULL,
+          "stage 1 before stage 0 refused: %s", mmgan_ctx_error(ctx));
+    CHECK(mmgan_plan_run_stage(p, 2) == MMGAN_ERR_INVALID, "stage 2 of 2 refused");
+    for (i = 0; i < 2; i++) {   /* twice: the second iteration draws new noise */
+        CHECK(mmgan_plan_run_stage(p, 0) == MMGAN_OK, "stage 0: %s", mmgan_ctx_error(ctx));
+        zv = mmgan_plan_value(p, z);
+        before = zr.state;
+        /* The "optimizer step" between the stages. */
+        w = mmgan_param_tensor(wd)->data;
+        for (k = 0; k < NO * NX; k++) w[k] += 0.25f * (float)(k % 3) - 0.2f;
+        CHECK(mmgan_plan_run_stage(p, 1) == MMGAN_OK, "stage 1: %s", mmgan_ctx_error(ctx));
+        CHECK(zr.state == before, "stage 1 drew the noise again");
+        CHECK(mmgan_plan_run_stage(p, 1) == MMGAN_ERR_INVALID, "stage 1 twice refused");
+        v = mmgan_param_tensor(wg)->data;
+        for (b = 0; b < B; b++)
+            for (j = 0; j < NX; j++) {
+                double a = 0;
+                for (k = 0; k < NZ; k++) a += (double)zv[b * NZ + k] * v[j * NZ + k];
+                h[b][j] = tanh(a);
+            }
+        for (b = 0; b < B; b++) {
+            for (j = 0; j < NX; j++) dh[b][j] = 0;
+            for (o = 0; o < NO; o++) {
+                double a = 0, s;
+                for (j = 0; j < NX; j++) a += h[b][j] * w[o * NX + j];
+                s = 1 - tanh(a) * tanh(a);
+                for (j = 0; j < NX; j++) dh[b][j] += s * w[o * NX + j];
+            }
+        }
+        for (j = 0; j < NX; j++)
+            for (k = 0; k < NZ; k++) {
+                want[j][k] = 0;
+                for (b = 0; b < B; b++) want[j][k] += dh[b][j] * (1 - h[b][j] * h[b][j]) * zv[b * NZ + k];
+            }
+        gv = mmgan_plan_value(p, ggrad);
+        for (j = 0; j < NX; j++)
+            for (k = 0; k < NZ; k++) {
+                double e = fabs(gv[j * NZ + k] - want[j][k]) / (1e-3 + fabs(want[j][k]));
+                if (e > worst) worst = e;
+            }
+    }
+    CHECK(worst <= 1e-5, "G step from the stage-0 noise and the updated critic: relative error %.3g", worst);
+    CHECK(mmgan_plan_run(p) == MMGAN_OK, "plan_run runs both stages");
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    mmgan_param_free(wg);
+    mmgan_param_free(wd);
+    mmgan_ctx_clear_error(ctx);
+}
+
 static void test_build_errors(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -590,6 +678,7 @@ int main(void)
     test_third_order();
     test_detach_and_pruning();
     test_buffer_reuse();
+    test_stages();
     test_build_errors();
     test_initializers();
     mmgan_ctx_free(ctx);

@@ -265,7 +265,7 @@ static void gp_fd(mmgan_gp_spec s, float w2scale)
     mmgan_graph *g = mmgan_graph_new(ctx);
     mmgan_rng prng;
     float xr[5 * 36], xf[5 * 36];
-    mmgan_node r, f, pn[3], gw[3], t[6], gx;
+    mmgan_node r, f, pn[3], gw[3], t[8], gx;
     mmgan_gp gp;
     mmgan_plan *p;
     mmgan_param *ps[3];
@@ -287,8 +287,11 @@ static void gp_fd(mmgan_gp_spec s, float w2scale)
     CHECK(mmgan_grad(g, gp.penalty, 3, pn, gw) == MMGAN_OK, "%s: grad: %s", tag, mmgan_ctx_error(ctx));
     /* The input gradient itself, to keep the norm's own kinks out of reach. */
     mmgan_grad(g, critic_fn(g, gp.points, &c), 1, &gp.points, &gx);
-    t[0] = gp.penalty; t[1] = gp.norm; t[2] = gw[0]; t[3] = gw[1]; t[4] = gw[2]; t[5] = gx;
-    p = mmgan_plan_new(g, 6, t);
+    t[0] = gp.penalty; t[1] = gp.norm; t[2] = gw[0]; t[3] = gw[1]; t[4] = gw[2]; t[5] = gx; t[6] = gp.points;
+    t[7] = gp.u;
+    CHECK((gp.u != MMGAN_NONE) == (s.points == MMGAN_GP_INTERPOLATE || s.points == MMGAN_GP_DRAGAN),
+          "%s: the mixing weights u are reported exactly when drawn", tag);
+    p = mmgan_plan_new(g, gp.u != MMGAN_NONE ? 8 : 7, t);
     if (!p) { CHECK(0, "%s: plan: %s", tag, mmgan_ctx_error(ctx)); mmgan_graph_free(g); critic_free(&c); return; }
     for (i = 0; i < 50; i++) {
         int b, far = 1;
@@ -299,6 +302,16 @@ static void gp_fd(mmgan_gp_spec s, float w2scale)
         critic_draw(&c, w2scale);
     }
     CHECK(i < 50, "%s: test setup: no critic with the norm's kinks out of reach", tag);
+    if (s.points == MMGAN_GP_INTERPOLATE) {   /* x^ = u x_real + (1 - u) x_fake with the reported u */
+        const float *u = mmgan_plan_value(p, gp.u), *xh = mmgan_plan_value(p, gp.points);
+        double worst = 0;
+        int e;
+        for (e = 0; e < 5 * 36; e++) {
+            double w = (double)u[e / 36] * xr[e] + (1.0 - u[e / 36]) * xf[e];
+            if (fabs(xh[e] - w) > worst) worst = fabs(xh[e] - w);
+        }
+        CHECK(worst <= 1e-6 && u[0] != u[1], "%s: points from the reported u: error %.3g", tag, worst);
+    }
     /* Kinks of the hinge and abs shapes must be out of finite-difference reach. */
     for (i = 0; i < 5; i++) {
         float n = mmgan_plan_value(p, gp.norm)[i];
