@@ -1,0 +1,86 @@
+#!/bin/sh
+# make bench, the GAN part: the training iterations of tools/bench_gan.c
+# (mmgan) and tools/bench_gan_torch.py (PyTorch) side by side, case by case
+# in one run, then a check that both give the same losses from the same
+# weights and inputs.  Without Debian's python3-torch only mmgan is timed.
+#
+# Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
+# ITERS (30), WARMUP (5), CSV (build/bench_gan.csv), BIN (build/bench_gan).
+# Prints a table (ms per iteration, medians; peak resident memory) and
+# `N passed, N failed` for the loss check; exits 1 if a check fails.
+set -u
+BIN=${BIN:-build/bench_gan}
+THREADS=${THREADS:-"1 2"}
+CASES=${CASES:-"magan hinge_linf_gp hinge"}
+ITERS=${ITERS:-30}
+WARMUP=${WARMUP:-5}
+CSV=${CSV:-build/bench_gan.csv}
+PY=/usr/bin/python3
+TORCH=tools/bench_gan_torch.py
+
+if [ ! -x "$BIN" ]; then
+    echo "bench_gan.sh: $BIN is missing; run make bench" >&2
+    exit 2
+fi
+if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
+    torch=yes
+else
+    torch=no
+    echo "bench_gan.sh: PyTorch is not importable from $PY (Debian: apt-get install python3-torch); timing mmgan only"
+fi
+rm -f "$CSV"
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+
+# OpenMP threads as asked; OpenBLAS (PyTorch's BLAS) on its own best kernels:
+# the environment's OPENBLAS_CORETYPE=Haswell halves its speed.
+printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads mmgan_ms torch_ms speedup mmgan_MiB torch_MiB mem_x
+for t in $THREADS; do
+    for c in $CASES; do
+        m=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" bench --case "$c" --threads "$t" \
+              --iters "$ITERS" --warmup "$WARMUP" --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
+        set -- $m
+        mms=$4 mrss=$7
+        if [ $torch = yes ]; then
+            p=$("$PY" "$TORCH" bench --case "$c" --threads "$t" --iters "$ITERS" --warmup "$WARMUP" \
+                  --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: torch $c failed" >&2; exit 1; }
+            set -- $p
+            awk -v c="$c" -v t="$t" -v m="$mms" -v p="$4" -v mr="$mrss" -v pr="$7" 'BEGIN {
+                printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, m, p, p / m, mr, pr, pr / mr }'
+        else
+            printf '%-14s %7d %10.2f %10s %7s %10.1f %10s %7s\n' "$c" "$t" "$mms" - - "$mrss" - -
+        fi
+    done
+done
+echo "(speedup and mem_x: PyTorch's time and peak resident memory over mmgan's; CSV in $CSV)"
+
+[ $torch = yes ] || exit 0
+# The first iterations' losses from identical weights and inputs: mmgan
+# writes its initial weights and each iteration's x, z and u, PyTorch
+# replays them.  Agreement within 1e-3 relative (1e-6 absolute near 0).
+pass=0 fail=0
+for c in $CASES; do
+    if ! "$BIN" check --case "$c" --out "$tmp/$c.safetensors" > "$tmp/$c.mmgan" ||
+       ! "$PY" "$TORCH" check --case "$c" --init "$tmp/$c.safetensors" > "$tmp/$c.torch"; then
+        echo "FAIL loss check $c: a side failed to run"
+        fail=$((fail + 1))
+        continue
+    fi
+    if awk -v c="$c" 'NR == FNR { for (i = 3; i <= 5; i++) want[$2, i] = $i; n++; next }
+        { if (!(($2, 3) in want)) { printf "FAIL loss check %s: iteration %s only in PyTorch\n", c, $2; bad = 1; next }
+          for (i = 3; i <= 5; i++) {
+              a = $i; b = want[$2, i]; d = a - b; if (d < 0) d = -d
+              s = (a < 0 ? -a : a) > (b < 0 ? -b : b) ? (a < 0 ? -a : a) : (b < 0 ? -b : b)
+              if (d > 1e-3 * s + 1e-6) { printf "FAIL loss check %s iter %s: %s mmgan %s, PyTorch %s\n", c, $2,
+                                          i == 3 ? "d_loss" : i == 4 ? "g_loss" : "penalty", b, a; bad = 1 } }
+          m++ }
+        END { if (m != n || n == 0) { printf "FAIL loss check %s: %d iterations in mmgan, %d in PyTorch\n", c, n, m; bad = 1 }
+              if (!bad) printf "ok loss check %s: %d iterations, d_loss, g_loss, penalty within 1e-3\n", c, n
+              exit bad }' "$tmp/$c.mmgan" "$tmp/$c.torch"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+    fi
+done
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
