@@ -1,8 +1,10 @@
 # mmgan.h - the header needs no build; this Makefile runs its tests and tools.
 #   make test        build checks and the test suites for every kernel set this CPU runs
 #   make test-cross  the suites under qemu-user: aarch64, armv7 NEON, riscv64, s390x
-#   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed)
-#   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch)
+#   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed),
+#                    then GAN training iterations side by side with PyTorch (python3-torch)
+#   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch),
+#                    and the GAN benchmark's first losses against PyTorch's from the same weights
 #   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
 #   make tools       the MNIST evaluation kit: build/mnist_classifier, build/mnist_eval, build/energy_curves
 CC ?= cc
@@ -21,9 +23,15 @@ build/bench: tools/bench.c mmgan.h
 	@mkdir -p build
 	$(CC) $(BENCH_FLAGS) $(if $(OPENBLAS),-DMMGAN_BENCH_OPENBLAS) tools/bench.c -o $@ -lm $(if $(OPENBLAS),-lopenblas)
 
+build/bench_gan: tools/bench_gan.c mmgan.h examples/magan_mnist_model.h
+	@mkdir -p build
+	$(CC) $(BENCH_FLAGS) tools/bench_gan.c -o $@ -lm
+
 # OpenBLAS at its best: its own core type detection, one thread per bench thread.
-bench: build/bench
+# Then GAN training iterations against PyTorch (tools/bench_gan.sh).
+bench: build/bench build/bench_gan
 	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS)
+	sh tools/bench_gan.sh
 
 build/crosscheck: tests/crosscheck.c mmgan.h
 	@mkdir -p build
@@ -32,12 +40,13 @@ build/crosscheck: tests/crosscheck.c mmgan.h
 # PyTorch is only the reference: Debian's python3-torch, hence /usr/bin/python3.
 # The comparison runs even when some network failed in C, so that it is counted.
 # Last, a checkpoint written by mmgan read back with Python's struct and json.
-crosscheck: build/crosscheck
+crosscheck: build/crosscheck build/bench_gan
 	@./build/crosscheck build/crosscheck.bin; c=$$?; \
 	/usr/bin/python3 tests/crosscheck.py build/crosscheck.bin; p=$$?; \
 	$(CC) -std=c99 -O2 tests/test_ckpt.c -o build/test_ckpt -lm && ./build/test_ckpt >/dev/null; \
 	/usr/bin/python3 tests/safetensors_check.py build/test_ckpt.safetensors; s=$$?; \
-	[ $$c -eq 0 ] && [ $$p -eq 0 ] && [ $$s -eq 0 ]
+	sh tools/bench_gan.sh check; b=$$?; \
+	[ $$c -eq 0 ] && [ $$p -eq 0 ] && [ $$s -eq 0 ] && [ $$b -eq 0 ]
 
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 build/%: examples/%.c mmgan.h

@@ -3291,6 +3291,8 @@ typedef mmgan_node (*mmgan__vjp_fn)(mmgan_graph *g, mmgan_node id, int i, mmgan_
 #define MMGAN__F_LEAF 1    /* input, parameter or constant: nothing to compute */
 #define MMGAN__F_NOGRAD 2  /* no gradient flows to the inputs: detach, or an
                               output that is piecewise constant (derivative 0) */
+#define MMGAN__F_VIEW 4    /* the output is the input's values unchanged: a plan
+                              lets it share the input's buffer */
 
 typedef struct mmgan__opdef {
     int op;
@@ -3340,38 +3342,74 @@ static void mmgan__fw_fill(const mmgan__run *r, const mmgan__node *nd, float *y,
 }
 
 /* --- add, sub, mul, div with broadcasting ----------------------------- */
-#define MMGAN__BCAST_LOOP(EXPR) do { \
-    size_t i0, i1, i2, i3, k = 0; \
-    for (i0 = 0; i0 < (size_t)o[0]; i0++) for (i1 = 0; i1 < (size_t)o[1]; i1++) \
-    for (i2 = 0; i2 < (size_t)o[2]; i2++) { \
-        const float *pa = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2]; \
-        const float *pb = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2]; \
-        for (i3 = 0; i3 < (size_t)o[3]; i3++, k++) { \
-            float u = pa[i3 * sa[3]], w = pb[i3 * sb[3]]; y[k] = (EXPR); } } \
-} while (0)
+/* Elementwise work is cut into blocks of this many elements (a multiple of
+ * every vector width), shared out among threads: each element is computed
+ * the same way whatever the thread count. */
+#define MMGAN__EW_BLOCK 16384
 
+/* One run of a binary op: y[i] = a[i sa] op b[i sb], with sa, sb in {0, 1}
+ * vectorized (division stays scalar: ARMv7 has no exact vector divide). */
+static void mmgan__binary_run(int op, size_t n, const float *a, size_t sa, const float *b, size_t sb, float *y)
+{
+    size_t i;
+    if (op != MMGAN__OP_DIV && sa == 1 && sb == 1) {
+        if (op == MMGAN__OP_ADD) MMGAN__MAP2(n, a, b, y, MMGAN__VADD(u, w));
+        else if (op == MMGAN__OP_SUB) MMGAN__MAP2(n, a, b, y, MMGAN__VSUB(u, w));
+        else MMGAN__MAP2(n, a, b, y, MMGAN__VMUL(u, w));
+    } else if (op != MMGAN__OP_DIV && sa == 1 && sb == 0) {
+        const mmgan__v c = MMGAN__VSET(b[0]);
+        if (op == MMGAN__OP_ADD) MMGAN__MAP1(n, a, y, MMGAN__VADD(v, c));
+        else if (op == MMGAN__OP_SUB) MMGAN__MAP1(n, a, y, MMGAN__VSUB(v, c));
+        else MMGAN__MAP1(n, a, y, MMGAN__VMUL(v, c));
+    } else if (op != MMGAN__OP_DIV && sa == 0 && sb == 1) {
+        const mmgan__v c = MMGAN__VSET(a[0]);
+        if (op == MMGAN__OP_ADD) MMGAN__MAP1(n, b, y, MMGAN__VADD(c, v));
+        else if (op == MMGAN__OP_SUB) MMGAN__MAP1(n, b, y, MMGAN__VSUB(c, v));
+        else MMGAN__MAP1(n, b, y, MMGAN__VMUL(c, v));
+    } else {
+        switch (op) {
+        case MMGAN__OP_ADD: for (i = 0; i < n; i++) y[i] = a[i * sa] + b[i * sb]; break;
+        case MMGAN__OP_SUB: for (i = 0; i < n; i++) y[i] = a[i * sa] - b[i * sb]; break;
+        case MMGAN__OP_MUL: for (i = 0; i < n; i++) y[i] = a[i * sa] * b[i * sb]; break;
+        default: for (i = 0; i < n; i++) y[i] = a[i * sa] / b[i * sb]; break;
+        }
+    }
+}
+
+/* Broadcasting over the output [o0, o1, o2, o3]: axes that both operands
+ * walk contiguously (or both repeat) are merged first, so that the runs are
+ * long: [64, C, 14, 14] * [1, C, 1, 1] becomes 64 C runs of 196 against one
+ * value, and equal shapes one run. */
 static void mmgan__fw_binary(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     const mmgan__node *na = &r->g->nodes[nd->in[0]], *nb = &r->g->nodes[nd->in[1]];
     const float *a = x[0], *b = x[1];
-    size_t n = nd->numel, sa[4], sb[4], i;
-    int o[4];
-    if (na->numel == n && nb->numel == n) {
-        switch (nd->op) {
-        case MMGAN__OP_ADD: mmgan_vec_add(n, a, b, y); return;
-        case MMGAN__OP_SUB: mmgan_vec_sub(n, a, b, y); return;
-        case MMGAN__OP_MUL: mmgan_vec_mul(n, a, b, y); return;
-        default: for (i = 0; i < n; i++) y[i] = a[i] / b[i]; return;
-        }
-    }
+    size_t sa[4], sb[4], len, rows;
+    int o[4], d, m = 3, nblk, it, nit;
     mmgan__shape4(nd, o);
     mmgan__bstrides(na, o, sa);
     mmgan__bstrides(nb, o, sb);
-    switch (nd->op) {
-    case MMGAN__OP_ADD: MMGAN__BCAST_LOOP(u + w); break;
-    case MMGAN__OP_SUB: MMGAN__BCAST_LOOP(u - w); break;
-    case MMGAN__OP_MUL: MMGAN__BCAST_LOOP(u * w); break;
-    default: MMGAN__BCAST_LOOP(u / w); break;
+    for (d = 2; d >= 0; d--) {   /* merge axis d into the run below it, axis m */
+        if (sa[d] == sa[m] * (size_t)o[m] && sb[d] == sb[m] * (size_t)o[m]) {
+            o[m] *= o[d];
+        } else {
+            m--;
+            o[m] = o[d]; sa[m] = sa[d]; sb[m] = sb[d];
+        }
+    }
+    for (d = 0; d < m; d++) { o[d] = 1; sa[d] = sb[d] = 0; }
+    len = (size_t)o[3];
+    rows = (size_t)o[0] * o[1] * o[2];
+    nblk = (int)((len + MMGAN__EW_BLOCK - 1) / MMGAN__EW_BLOCK);
+    nit = (int)rows * nblk;
+    (void)r;
+    MMGAN__PAR_FOR(r->ctx->threads, nd->numel >= MMGAN__PAR_MIN)
+    for (it = 0; it < nit; it++) {
+        size_t row = (size_t)(it / nblk), lo = (size_t)(it % nblk) * MMGAN__EW_BLOCK, n = len - lo;
+        size_t i2 = row % (size_t)o[2], i1 = row / (size_t)o[2] % (size_t)o[1], i0 = row / ((size_t)o[2] * o[1]);
+        size_t oa = i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + lo * sa[3], ob = i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + lo * sb[3];
+        if (n > MMGAN__EW_BLOCK) n = MMGAN__EW_BLOCK;
+        mmgan__binary_run(nd->op, n, a + oa, sa[3], b + ob, sb[3], y + row * len + lo);
     }
 }
 
@@ -3414,11 +3452,29 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
         step *= (size_t)ys[d];
     }
     for (i = 0; i < nd->numel; i++) acc[i] = 0.0;
-    for (i0 = 0; i0 < (size_t)xs[0]; i0++) for (i1 = 0; i1 < (size_t)xs[1]; i1++)
-    for (i2 = 0; i2 < (size_t)xs[2]; i2++) {
-        double *pa = acc + i0 * so[0] + i1 * so[1] + i2 * so[2];
-        if (so[3]) for (i3 = 0; i3 < (size_t)xs[3]; i3++) pa[i3] += a[k++];
-        else for (i3 = 0; i3 < (size_t)xs[3]; i3++) pa[0] += a[k++];
+    if (so[1] && xs[1] > 1) {
+        /* Per channel (batch norm's sums): threads own channels, and each sum
+         * still takes its terms in the order of the serial loop below. */
+        int c;
+        MMGAN__PAR_FOR(r->ctx->threads, nx->numel >= MMGAN__PAR_MIN)
+        for (c = 0; c < xs[1]; c++) {
+            size_t j0, j2, j3, plane = (size_t)xs[2] * xs[3];
+            for (j0 = 0; j0 < (size_t)xs[0]; j0++) {
+                const float *pin = a + (j0 * xs[1] + (size_t)c) * plane;
+                for (j2 = 0; j2 < (size_t)xs[2]; j2++) {
+                    double *pa = acc + j0 * so[0] + (size_t)c * so[1] + j2 * so[2];
+                    if (so[3]) for (j3 = 0; j3 < (size_t)xs[3]; j3++) pa[j3] += pin[j2 * xs[3] + j3];
+                    else for (j3 = 0; j3 < (size_t)xs[3]; j3++) pa[0] += pin[j2 * xs[3] + j3];
+                }
+            }
+        }
+    } else {
+        for (i0 = 0; i0 < (size_t)xs[0]; i0++) for (i1 = 0; i1 < (size_t)xs[1]; i1++)
+        for (i2 = 0; i2 < (size_t)xs[2]; i2++) {
+            double *pa = acc + i0 * so[0] + i1 * so[1] + i2 * so[2];
+            if (so[3]) for (i3 = 0; i3 < (size_t)xs[3]; i3++) pa[i3] += a[k++];
+            else for (i3 = 0; i3 < (size_t)xs[3]; i3++) pa[0] += a[k++];
+        }
     }
     for (i = 0; i < nd->numel; i++) y[i] = (float)acc[i];
 }
@@ -3592,11 +3648,10 @@ static mmgan_node mmgan__vjp_pad_batch(mmgan_graph *g, mmgan_node id, int i, mmg
 }
 
 /* --- elementwise functions: one forward kernel, a VJP each ------------- */
-static void mmgan__fw_unary(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+static void mmgan__unary_run(const mmgan__node *nd, size_t n, const float *a, float *y)
 {
-    const float *a = x[0], f0 = nd->fp[0], f1 = nd->fp[1];
-    size_t n = nd->numel, i;
-    (void)r;
+    const float f0 = nd->fp[0], f1 = nd->fp[1];
+    size_t i;
     switch (nd->op) {
     case MMGAN__OP_AFFINE:
         if (f1 == 0.0f) mmgan_vec_scale(n, f0, a, y);
@@ -3621,6 +3676,17 @@ static void mmgan__fw_unary(const mmgan__run *r, const mmgan__node *nd, float *y
     }
 }
 
+static void mmgan__fw_unary(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    int k, nblk = (int)((nd->numel + MMGAN__EW_BLOCK - 1) / MMGAN__EW_BLOCK);
+    (void)r;
+    MMGAN__PAR_FOR(r->ctx->threads, nd->numel >= MMGAN__PAR_MIN)
+    for (k = 0; k < nblk; k++) {
+        size_t lo = (size_t)k * MMGAN__EW_BLOCK, n = nd->numel - lo;
+        mmgan__unary_run(nd, n < MMGAN__EW_BLOCK ? n : MMGAN__EW_BLOCK, x[0] + lo, y + lo);
+    }
+}
+
 /* y = x > t ? 1 : b: the derivative of relu-like ops, itself of derivative 0. */
 static mmgan_node mmgan__step(mmgan_graph *g, mmgan_node x, float t, float b)
 {
@@ -3634,8 +3700,11 @@ static mmgan_node mmgan__vjp_unary(mmgan_graph *g, mmgan_node id, int i, mmgan_n
     (void)i;
     switch (nd.op) {
     case MMGAN__OP_AFFINE: return mmgan_scale(g, gy, nd.fp[0]);
-    case MMGAN__OP_RELU: return mmgan_mul(g, gy, mmgan__step(g, x, 0.0f, 0.0f));
-    case MMGAN__OP_LEAKY: return mmgan_mul(g, gy, mmgan__step(g, x, 0.0f, nd.fp[0]));
+    /* The mask from the output (y > 0 exactly where x > 0 for slopes >= 0):
+     * the input, often a pre-activation nothing else reads, can then die
+     * right after the forward pass instead of living until the backward. */
+    case MMGAN__OP_RELU: return mmgan_mul(g, gy, mmgan__step(g, id, 0.0f, 0.0f));
+    case MMGAN__OP_LEAKY: return mmgan_mul(g, gy, mmgan__step(g, nd.fp[0] >= 0.0f ? id : x, 0.0f, nd.fp[0]));
     case MMGAN__OP_MAXIMUM: return mmgan_mul(g, gy, mmgan__step(g, x, nd.fp[0], 0.0f));
     case MMGAN__OP_SIGMOID: return mmgan_mul(g, gy, mmgan_mul(g, id, mmgan_affine(g, id, -1.0f, 1.0f)));
     case MMGAN__OP_TANH: return mmgan_mul(g, gy, mmgan_affine(g, mmgan_square(g, id), -1.0f, 1.0f));
@@ -3775,11 +3844,11 @@ static MMGAN__OPTABLE_CONST mmgan__opdef mmgan__ops[MMGAN__OP_COUNT] = {
     {MMGAN__OP_CONV, "conv2d", mmgan__fw_conv, mmgan__vjp_conv, 0},
     {MMGAN__OP_CONVT, "conv_transpose2d", mmgan__fw_conv, mmgan__vjp_conv, 0},
     {MMGAN__OP_WGRAD, "conv2d_wgrad", mmgan__fw_conv, mmgan__vjp_conv, 0},
-    {MMGAN__OP_RESHAPE, "reshape", mmgan__fw_copy, mmgan__vjp_reshape, 0},
+    {MMGAN__OP_RESHAPE, "reshape", mmgan__fw_copy, mmgan__vjp_reshape, MMGAN__F_VIEW},
     {MMGAN__OP_CONCAT, "concat", mmgan__fw_concat, mmgan__vjp_concat, 0},
     {MMGAN__OP_SLICE, "slice", mmgan__fw_slice, mmgan__vjp_slice, 0},
     {MMGAN__OP_PAD_BATCH, "pad_batch", mmgan__fw_pad_batch, mmgan__vjp_pad_batch, 0},
-    {MMGAN__OP_DETACH, "detach", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_DETACH, "detach", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD | MMGAN__F_VIEW},
     {MMGAN__OP_RELU, "relu", mmgan__fw_unary, mmgan__vjp_unary, 0},
     {MMGAN__OP_LEAKY, "leaky_relu", mmgan__fw_unary, mmgan__vjp_unary, 0},
     {MMGAN__OP_SIGMOID, "sigmoid", mmgan__fw_unary, mmgan__vjp_unary, 0},
@@ -3827,6 +3896,7 @@ struct mmgan_plan {
     int nstages, *begin;  /* stage s computes order[begin[s] .. begin[s + 1]) */
     int next;             /* the stage that may run next after stage 0 */
     size_t *off;          /* arena offset per graph node, or (size_t)-1 */
+    unsigned char *view;  /* 1: shares its input's buffer, nothing to compute */
     unsigned char *keep;  /* targets: readable after a run */
     float *arena;
     size_t arena_floats, scratch_floats;
@@ -3855,8 +3925,9 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
 {
     mmgan_ctx *ctx;
     mmgan_plan *p;
-    int *stack = NULL, *last = NULL, *stage = NULL, sp = 0, i, k, s, t, n = 0, nfree = 0;
-    size_t *fsize = NULL, *foff = NULL, top = 0, scratch = 0;
+    int *stack = NULL, *last = NULL, *stage = NULL, *root = NULL, *first = NULL, *end = NULL, *placed = NULL;
+    int *byorder, sp = 0, i, k, s, t, n = 0, nplaced;
+    size_t top = 0, scratch = 0;
     if (!g) return NULL;
     ctx = g->ctx;
     if (g->status != MMGAN_OK) {
@@ -3894,10 +3965,16 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     stage = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     stack = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    fsize = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
-    foff = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
-    if (!p->order || !p->begin || !p->off || !p->keep || !stage || !stack || !last || !fsize || !foff) goto fail;
+    p->view = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    root = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    first = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !stage || !stack || !last || !root || !first ||
+        !end || !placed) goto fail;
+    byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
+    memset(p->view, 0, (size_t)g->n);
     /* Prune: each node belongs to the first stage whose targets reach it
      * (found with an explicit stack); a later stage reuses it. */
     for (i = 0; i < g->n; i++) stage[i] = -1;
@@ -3915,7 +3992,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
      * order within a stage, and a stage reads only its own and earlier ones. */
     for (i = 0; i < g->n; i++) {
         p->off[i] = MMGAN__NOBUF;
-        last[i] = -1;
+        last[i] = root[i] = end[i] = -1;
     }
     for (s = 0; s < nstages; s++) {
         p->begin[s] = p->n;
@@ -3927,49 +4004,68 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
         const mmgan__node *nd = &g->nodes[p->order[k]];
         for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
     }
-    /* Buffers by liveness: a value's block returns to the free list after its
-     * last reader; a new value takes the smallest free block that fits. */
+    /* Buffers by lifetime.  A view (reshape, detach) of a computed value
+     * shares its buffer, which then lives as long as its last view.  A value
+     * lives from its position to its last reader (targets: to the end), and
+     * the values are placed largest first, each at the lowest offset free
+     * over its whole lifetime (greedy by size: near the peak of the live
+     * sizes, where first-fit on a free list fragments badly). */
     for (k = 0; k < p->n; k++) {
-        int id = p->order[k], best = -1;
+        int id = p->order[k], r;
         const mmgan__node *nd = &g->nodes[id];
-        size_t want = (nd->numel + 15) & ~(size_t)15, s;
         if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
-        s = mmgan__scratch_floats(g, nd);
-        if (s > scratch) scratch = s;
-        for (i = 0; i < nfree; i++)
-            if (fsize[i] >= want && (best < 0 || fsize[i] < fsize[best])) best = i;
-        if (best >= 0) {
-            p->off[id] = foff[best];
-            fsize[best] = fsize[--nfree];
-            foff[best] = foff[nfree];
-            fsize[nfree] = 0;
-        } else {
-            p->off[id] = top;
-            top += want;
+        s = (int)mmgan__scratch_floats(g, nd);
+        if ((size_t)s > scratch) scratch = (size_t)s;
+        root[id] = id;
+        if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && root[nd->in[0]] >= 0) {
+            root[id] = root[nd->in[0]];
+            p->view[id] = 1;
         }
-        for (i = 0; i < nd->nin; i++) {
-            int in = nd->in[i], j, dup = 0;
-            for (j = 0; j < i; j++) dup |= nd->in[j] == in;
-            if (dup || last[in] != k || p->keep[in] || p->off[in] == MMGAN__NOBUF) continue;
-            fsize[nfree] = (g->nodes[in].numel + 15) & ~(size_t)15;
-            foff[nfree++] = p->off[in];
+        r = root[id];
+        if (r == id) first[id] = k;
+        t = p->keep[id] ? p->n : last[id] > k ? last[id] : k;
+        if (t > end[r]) end[r] = t;
+    }
+    for (k = 0, t = 0; k < p->n; k++)
+        if (root[p->order[k]] == p->order[k]) byorder[t++] = p->order[k];
+    sp = t;
+    /* largest first; ties in plan order (an insertion sort would be n^2 too, as the placement is) */
+    for (i = 1; i < sp; i++) {
+        int v = byorder[i], j = i - 1;
+        size_t nv = g->nodes[v].numel;
+        while (j >= 0 && g->nodes[byorder[j]].numel < nv) { byorder[j + 1] = byorder[j]; j--; }
+        byorder[j + 1] = v;
+    }
+    for (i = 0, nplaced = 0; i < sp; i++) {
+        int v = byorder[i], j, at;
+        size_t want = (g->nodes[v].numel + 15) & ~(size_t)15, o = 0;
+        for (j = 0; j < nplaced; j++) {   /* placed: in offset order */
+            int u = placed[j];
+            size_t uo = p->off[u], us = (g->nodes[u].numel + 15) & ~(size_t)15;
+            if (first[u] > end[v] || first[v] > end[u]) continue;   /* lifetimes apart */
+            if (o + want <= uo) break;
+            if (uo + us > o) o = uo + us;
         }
-        /* A value nobody reads and nobody asked for dies at once. */
-        if (last[id] < 0 && !p->keep[id]) {
-            fsize[nfree] = want;
-            foff[nfree++] = p->off[id];
-        }
+        p->off[v] = o;
+        if (o + want > top) top = o + want;
+        for (at = nplaced; at > 0 && p->off[placed[at - 1]] > o; at--) placed[at] = placed[at - 1];
+        placed[at] = v;
+        nplaced++;
+    }
+    for (k = 0; k < p->n; k++) {
+        int id = p->order[k];
+        if (p->view[id]) p->off[id] = p->off[root[id]];
     }
     p->arena_floats = top;
     p->scratch_floats = (scratch + 15) & ~(size_t)15;
     p->arena = (float *)mmgan_alloc(ctx, (p->arena_floats + p->scratch_floats + 16) * sizeof(float));
     if (!p->arena) goto fail;
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
-    mmgan_free(ctx, fsize); mmgan_free(ctx, foff);
+    mmgan_free(ctx, root); mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed);
     return p;
 fail:
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
-    mmgan_free(ctx, fsize); mmgan_free(ctx, foff);
+    mmgan_free(ctx, root); mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed);
     mmgan_plan_free(p);
     mmgan__fail(ctx, MMGAN_ERR_NOMEM, "plan_new: out of memory");
     return NULL;
@@ -3984,6 +4080,7 @@ MMGAN_DEF void mmgan_plan_free(mmgan_plan *p)
     mmgan_free(ctx, p->begin);
     mmgan_free(ctx, p->off);
     mmgan_free(ctx, p->keep);
+    mmgan_free(ctx, p->view);
     mmgan_free(ctx, p->arena);
     mmgan_free(ctx, p);
 }
@@ -4012,7 +4109,7 @@ MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
         int id = p->order[k];
         const mmgan__node *nd = &p->g->nodes[id];
         const float *x[3];
-        if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
+        if ((mmgan__ops[nd->op].flags & MMGAN__F_LEAF) || p->view[id]) continue;
         for (i = 0; i < nd->nin; i++) x[i] = mmgan__value(p, nd->in[i]);
         mmgan__ops[nd->op].fwd(&r, nd, p->arena + p->off[id], x);
     }
@@ -4641,48 +4738,71 @@ MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *gr
     /* Bias corrections in double: b^t underflows nothing for any t we meet. */
     c1 = 1.0 - pow((double)s->beta1, (double)o->t);
     c2 = 1.0 - pow((double)s->beta2, (double)o->t);
+    /* One loop per rule, its constants in locals; blocks of elements shared
+     * out among threads (each element's update is independent). */
     for (i = 0; i < o->n; i++) {
         float *w = o->params[i]->value->data, *m = o->m[i], *v = o->v[i];
         const float *gr = grads[i];
-        size_t k, n = o->params[i]->value->numel;
-        for (k = 0; k < n; k++) {
-            float g = gr[k] + s->weight_decay * w[k];
-            switch (s->kind) {
+        const float wd = s->weight_decay, b1 = s->beta1, b2 = s->beta2, eps = s->eps, lr = s->lr, mom = s->momentum;
+        const double lrd = s->lr, lrc = s->lr / c1;
+        const size_t n = o->params[i]->value->numel;
+        const int kind = (int)s->kind, first = o->t == 1, bc = s->bias_correction;
+        int bk, nblk = (int)((n + MMGAN__EW_BLOCK - 1) / MMGAN__EW_BLOCK);
+        MMGAN__PAR_FOR(o->ctx->threads, n >= MMGAN__PAR_MIN)
+        for (bk = 0; bk < nblk; bk++) {
+            const size_t lo = (size_t)bk * MMGAN__EW_BLOCK, hi = n - lo > MMGAN__EW_BLOCK ? lo + MMGAN__EW_BLOCK : n;
+            size_t k;
+            switch (kind) {
             case MMGAN_OPT_SGD:
-                if (s->momentum > 0.0f) {
-                    m[k] = o->t == 1 ? g : s->momentum * m[k] + g;
-                    g = m[k];
+                for (k = lo; k < hi; k++) {
+                    float g = gr[k] + wd * w[k];
+                    if (mom > 0.0f) {
+                        m[k] = first ? g : mom * m[k] + g;
+                        g = m[k];
+                    }
+                    w[k] -= lr * g;
                 }
-                w[k] -= s->lr * g;
                 break;
             case MMGAN_OPT_ADAM:
-                m[k] = s->beta1 * m[k] + (1.0f - s->beta1) * g;
-                v[k] = s->beta2 * v[k] + (1.0f - s->beta2) * g * g;
-                w[k] -= (float)(s->lr * (m[k] / c1) / (sqrt(v[k] / c2) + s->eps));
+                for (k = lo; k < hi; k++) {
+                    float g = gr[k] + wd * w[k];
+                    m[k] = b1 * m[k] + (1.0f - b1) * g;
+                    v[k] = b2 * v[k] + (1.0f - b2) * g * g;
+                    w[k] -= (float)(lrd * (m[k] / c1) / (sqrt(v[k] / c2) + eps));
+                }
                 break;
             case MMGAN_OPT_ADAMAX:
-                m[k] = s->beta1 * m[k] + (1.0f - s->beta1) * g;
-                if (s->bias_correction) {
-                    float a = s->beta2 * v[k], b = fabsf(g) + s->eps;
-                    v[k] = a > b ? a : b;
-                    w[k] -= (float)(s->lr / c1 * m[k] / v[k]);
-                } else {
-                    float a = s->beta2 * v[k] + s->eps, b = fabsf(g);
-                    v[k] = a > b ? a : b;
-                    w[k] -= s->lr * m[k] / v[k];
+                if (bc)
+                    for (k = lo; k < hi; k++) {
+                        float g = gr[k] + wd * w[k], a, b;
+                        m[k] = b1 * m[k] + (1.0f - b1) * g;
+                        a = b2 * v[k];
+                        b = fabsf(g) + eps;
+                        v[k] = a > b ? a : b;
+                        w[k] -= (float)(lrc * m[k] / v[k]);
+                    }
+                else
+                    for (k = lo; k < hi; k++) {
+                        float g = gr[k] + wd * w[k], a, b;
+                        m[k] = b1 * m[k] + (1.0f - b1) * g;
+                        a = b2 * v[k] + eps;
+                        b = fabsf(g);
+                        v[k] = a > b ? a : b;
+                        w[k] -= lr * m[k] / v[k];
+                    }
+                break;
+            case MMGAN_OPT_RMSPROP:
+                for (k = lo; k < hi; k++) {
+                    float g = gr[k] + wd * w[k], d;
+                    v[k] = b2 * v[k] + (1.0f - b2) * g * g;
+                    d = g / (sqrtf(v[k]) + eps);
+                    if (mom > 0.0f) {
+                        m[k] = mom * m[k] + d;
+                        d = m[k];
+                    }
+                    w[k] -= lr * d;
                 }
                 break;
-            case MMGAN_OPT_RMSPROP: {
-                float d;
-                v[k] = s->beta2 * v[k] + (1.0f - s->beta2) * g * g;
-                d = g / (sqrtf(v[k]) + s->eps);
-                if (s->momentum > 0.0f) {
-                    m[k] = s->momentum * m[k] + d;
-                    d = m[k];
-                }
-                w[k] -= s->lr * d;
-                break;
-            }
             }
         }
     }

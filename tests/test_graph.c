@@ -1,7 +1,7 @@
 /* Graph, ops and autodiff: every op's first- and second-order derivatives
  * against central finite differences, the checker shown to catch broken
- * VJPs, a conv critic's gradient penalty, pruning, staged plans and
- * build-time errors. */
+ * VJPs, a conv critic's gradient penalty, pruning, staged plans, memory
+ * planning and build-time errors. */
 #define MMGAN__TEST_HOOKS
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
@@ -595,6 +595,139 @@ static void test_stages(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+/* Memory planning: views (reshape, detach) share their input's buffer, and
+ * the arena stays within a few percent of the largest total of values alive
+ * at one time, on a graph whose mixed sizes and lifetimes fragment a
+ * first-fit free list. */
+static void test_plan_memory(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    float *xv = (float *)calloc(4096, sizeof(float));
+    mmgan_node x = mmgan_input(g, "x", 2, S(16, 256)), t, v, keep[8], y, acc;
+    mmgan_plan *p, *q;
+    size_t one, peak = 0;
+    int i, k, *last;
+    for (i = 0; i < 4096; i++) xv[i] = 0.001f * (float)(i % 97);
+    mmgan_graph_feed(g, x, xv);
+    t = mmgan_tanh(g, x);
+    v = mmgan_detach(g, mmgan_reshape(g, mmgan_reshape(g, t, 2, S(256, 16)), 4, S(16, 1, 16, 16)));
+    y = mmgan_sum(g, mmgan_tanh(g, v));
+    p = mmgan_plan_new(g, 1, &y);
+    q = mmgan_plan_new(g, 1, &v);
+    CHECK(p && q, "view plans: %s", mmgan_ctx_error(ctx));
+    if (p && q) {
+        mmgan_plan_run(p);
+        mmgan_plan_run(q);
+        one = (4096 + 16) * sizeof(float);
+        CHECK(mmgan_plan_bytes(p) <= 2 * one + 64 * sizeof(float), "views copied: %lu bytes for two 4096-float values",
+              (unsigned long)mmgan_plan_bytes(p));
+        CHECK(mmgan_plan_value(q, v) != NULL && fabsf(mmgan_plan_value(q, v)[300] - tanhf(xv[300])) < 1e-6f,
+              "a view target reads its input's values");
+        {
+            double want = 0;
+            for (i = 0; i < 4096; i++) want += tanh(tanh((double)xv[i]));
+            CHECK(fabs(mmgan_plan_value(p, y)[0] - want) <= 1e-4 * want, "sum over views: %.7g, want %.7g",
+                  mmgan_plan_value(p, y)[0], want);
+        }
+    }
+    mmgan_plan_free(p);
+    mmgan_plan_free(q);
+    /* Long-lived values of growing sizes between short-lived big ones. */
+    acc = mmgan_sum(g, x);
+    for (k = 0; k < 8; k++) {
+        mmgan_node big = mmgan_exp(g, mmgan_scale(g, x, 0.1f * (float)(k + 1)));
+        keep[k] = mmgan_slice(g, mmgan_tanh(g, big), 0, 1 + k);
+        acc = mmgan_add(g, acc, mmgan_sum(g, big));
+    }
+    for (k = 0; k < 8; k++) acc = mmgan_add(g, acc, mmgan_sum(g, keep[k]));
+    p = mmgan_plan_new(g, 1, &acc);
+    CHECK(p != NULL, "fragmenting plan: %s", mmgan_ctx_error(ctx));
+    if (p) {
+        last = (int *)calloc((size_t)mmgan_graph_size(g), sizeof(int));
+        for (k = 0; k < p->n; k++) {
+            const mmgan__node *nd = &g->nodes[p->order[k]];
+            for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
+        }
+        for (k = 0; k < p->n; k++) {   /* the largest total alive at one position */
+            size_t live = 0;
+            int j;
+            for (j = 0; j <= k; j++) {
+                int id = p->order[j];
+                if ((mmgan__ops[g->nodes[id].op].flags & MMGAN__F_LEAF) || p->view[id]) continue;
+                if (j == k || last[id] >= k || id == acc) live += (g->nodes[id].numel + 15) & ~(size_t)15;
+            }
+            if (live > peak) peak = live;
+        }
+        CHECK(p->arena_floats <= peak + peak / 20, "arena %lu floats for a peak of %lu alive",
+              (unsigned long)p->arena_floats, (unsigned long)peak);
+        CHECK(mmgan_plan_run(p) == MMGAN_OK && isfinite(mmgan_plan_value(p, acc)[0]), "fragmenting plan runs");
+        free(last);
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    free(xv);
+}
+
+/* The elementwise, broadcasting and per-channel reductions share their work
+ * among threads above a size; results must not depend on the thread count.
+ * A batch-norm layer at the size of the DCGAN generator's, its gradients and
+ * an Adam step, with 1 and 2 threads, compared bit for bit. */
+static void test_threads_identical(void)
+{
+    float *out[2], *xv = (float *)malloc(sizeof(float) * 64 * 32 * 14 * 14);
+    int t, i, same = 1, n = 64 * 32 * 14 * 14;
+    for (i = 0; i < n; i++) xv[i] = (float)((i % 1013) * 31 % 1013) / 1013.0f - 0.3f;
+    for (t = 0; t < 2; t++) {
+        mmgan_graph *g = mmgan_graph_new(ctx);
+        mmgan_param *ga = mmgan_param_new(ctx, "bn.weight", 1, S(32)), *be = mmgan_param_new(ctx, "bn.bias", 1, S(32));
+        mmgan_param *rm = mmgan_param_new(ctx, "bn.running_mean", 1, S(32)), *rv = mmgan_param_new(ctx, "bn.running_var", 1, S(32));
+        mmgan_param *ps[1];
+        mmgan_node x = mmgan_input(g, "x", 4, S(64, 32, 14, 14)), y, wrt[2], gr[3], tg[4];
+        mmgan_plan *p;
+        mmgan_opt_spec spec = mmgan_opt_default(MMGAN_OPT_ADAM);
+        mmgan_optimizer *o;
+        const float *gl[1];
+        mmgan_ctx_set_threads(ctx, t + 1);
+        mmgan_param_init(ga, MMGAN_INIT_CONST, 1.5f, NULL);
+        mmgan_param_init(be, MMGAN_INIT_CONST, 0.25f, NULL);
+        mmgan_param_init(rm, MMGAN_INIT_ZEROS, 0, NULL);
+        mmgan_param_init(rv, MMGAN_INIT_CONST, 1, NULL);
+        mmgan_graph_feed(g, x, xv);
+        wrt[0] = x; wrt[1] = mmgan_parameter(g, ga);
+        y = mmgan_leaky_relu(g, mmgan_batch_norm(g, x, wrt[1], mmgan_parameter(g, be), rm, rv, 0.1f, 1e-5f, 1), 0.2f);
+        y = mmgan_mul(g, y, mmgan_tanh(g, x));
+        mmgan_grad(g, mmgan_sum(g, mmgan_square(g, y)), 2, wrt, gr);
+        gr[2] = y;
+        tg[0] = gr[0]; tg[1] = gr[1]; tg[2] = gr[2];
+        p = mmgan_plan_new(g, 3, tg);
+        CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "threads %d: %s", t + 1, mmgan_ctx_error(ctx));
+        out[t] = (float *)malloc(sizeof(float) * (2 * (size_t)n + 32 + (size_t)n));
+        if (p) {
+            /* An Adam step on x's gradient as if x were a parameter of 401408 values. */
+            mmgan_param *big = mmgan_param_new(ctx, "big", 1, S(n));
+            memcpy(mmgan_param_tensor(big)->data, xv, sizeof(float) * (size_t)n);
+            ps[0] = big;
+            o = mmgan_opt_new(ctx, &spec, 1, ps);
+            gl[0] = mmgan_plan_value(p, gr[0]);
+            mmgan_opt_step(o, gl);
+            mmgan_opt_step(o, gl);
+            memcpy(out[t], mmgan_plan_value(p, gr[0]), sizeof(float) * (size_t)n);
+            memcpy(out[t] + n, mmgan_plan_value(p, gr[2]), sizeof(float) * (size_t)n);
+            memcpy(out[t] + 2 * (size_t)n, mmgan_plan_value(p, gr[1]), sizeof(float) * 32);
+            memcpy(out[t] + 2 * (size_t)n + 32, mmgan_param_tensor(big)->data, sizeof(float) * (size_t)n);
+            mmgan_opt_free(o);
+            mmgan_param_free(big);
+        }
+        mmgan_plan_free(p);
+        mmgan_graph_free(g);
+        mmgan_param_free(ga); mmgan_param_free(be); mmgan_param_free(rm); mmgan_param_free(rv);
+    }
+    for (i = 0; i < 3 * n + 32; i++) same &= memcmp(&out[0][i], &out[1][i], sizeof(float)) == 0;
+    CHECK(same, "batch norm, its gradients and Adam differ between 1 and 2 threads");
+    mmgan_ctx_set_threads(ctx, 1);
+    free(out[0]); free(out[1]); free(xv);
+}
+
 static void test_build_errors(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -679,6 +812,8 @@ int main(void)
     test_detach_and_pruning();
     test_buffer_reuse();
     test_stages();
+    test_plan_memory();
+    test_threads_identical();
     test_build_errors();
     test_initializers();
     mmgan_ctx_free(ctx);

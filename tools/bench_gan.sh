@@ -4,6 +4,8 @@
 # in one run, then a check that both give the same losses from the same
 # weights and inputs.  Without Debian's python3-torch only mmgan is timed.
 #
+#   sh tools/bench_gan.sh          timing table, then the loss check
+#   sh tools/bench_gan.sh check    the loss check alone (make crosscheck)
 # Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
 # ITERS (30), WARMUP (5), CSV (build/bench_gan.csv), BIN (build/bench_gan).
 # Prints a table (ms per iteration, medians; peak resident memory) and
@@ -17,6 +19,8 @@ WARMUP=${WARMUP:-5}
 CSV=${CSV:-build/bench_gan.csv}
 PY=/usr/bin/python3
 TORCH=tools/bench_gan_torch.py
+MODE=${1:-bench}
+case $MODE in bench|check) ;; *) echo "usage: sh tools/bench_gan.sh [check]" >&2; exit 2 ;; esac
 
 if [ ! -x "$BIN" ]; then
     echo "bench_gan.sh: $BIN is missing; run make bench" >&2
@@ -27,10 +31,13 @@ if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
 else
     torch=no
     echo "bench_gan.sh: PyTorch is not importable from $PY (Debian: apt-get install python3-torch); timing mmgan only"
+    if [ "$MODE" = check ]; then echo "total: 0 passed, 1 failed"; exit 1; fi
 fi
-rm -f "$CSV"
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
+
+if [ "$MODE" = bench ]; then
+rm -f "$CSV"
 
 # OpenMP threads as asked; OpenBLAS (PyTorch's BLAS) on its own best kernels:
 # the environment's OPENBLAS_CORETYPE=Haswell halves its speed.
@@ -53,6 +60,7 @@ for t in $THREADS; do
     done
 done
 echo "(speedup and mem_x: PyTorch's time and peak resident memory over mmgan's; CSV in $CSV)"
+fi
 
 [ $torch = yes ] || exit 0
 # The first iterations' losses from identical weights and inputs: mmgan
@@ -82,5 +90,5 @@ for c in $CASES; do
         fail=$((fail + 1))
     fi
 done
-echo "$pass passed, $fail failed"
+if [ "$MODE" = check ]; then echo "total: $pass passed, $fail failed"; else echo "$pass passed, $fail failed"; fi
 [ $fail -eq 0 ]
