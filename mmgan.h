@@ -3402,7 +3402,6 @@ static void mmgan__fw_binary(const mmgan__run *r, const mmgan__node *nd, float *
     rows = (size_t)o[0] * o[1] * o[2];
     nblk = (int)((len + MMGAN__EW_BLOCK - 1) / MMGAN__EW_BLOCK);
     nit = (int)rows * nblk;
-    (void)r;
     MMGAN__PAR_FOR(r->ctx->threads, nd->numel >= MMGAN__PAR_MIN)
     for (it = 0; it < nit; it++) {
         size_t row = (size_t)(it / nblk), lo = (size_t)(it % nblk) * MMGAN__EW_BLOCK, n = len - lo;
@@ -4013,9 +4012,10 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     for (k = 0; k < p->n; k++) {
         int id = p->order[k], r;
         const mmgan__node *nd = &g->nodes[id];
+        size_t ws;
         if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
-        s = (int)mmgan__scratch_floats(g, nd);
-        if ((size_t)s > scratch) scratch = (size_t)s;
+        ws = mmgan__scratch_floats(g, nd);
+        if (ws > scratch) scratch = ws;
         root[id] = id;
         if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && root[nd->in[0]] >= 0) {
             root[id] = root[nd->in[0]];
