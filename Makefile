@@ -19,11 +19,11 @@ test:
 test-cross:
 	@sh tests/run.sh cross
 
-build/bench: tools/bench.c mmgan.h
+build/bench: tools/bench.c tools/bench_common.h mmgan.h
 	@mkdir -p build
 	$(CC) $(BENCH_FLAGS) $(if $(OPENBLAS),-DMMGAN_BENCH_OPENBLAS) tools/bench.c -o $@ -lm $(if $(OPENBLAS),-lopenblas)
 
-build/bench_gan: tools/bench_gan.c mmgan.h examples/magan_mnist_model.h
+build/bench_gan: tools/bench_gan.c tools/bench_common.h mmgan.h examples/magan_mnist_model.h
 	@mkdir -p build
 	$(CC) $(BENCH_FLAGS) tools/bench_gan.c -o $@ -lm
 

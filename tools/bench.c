@@ -9,24 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "bench_common.h"
 #ifdef MMGAN_BENCH_OPENBLAS
 #include <cblas.h>
 extern void openblas_set_num_threads(int);
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* FMA peak of one thread: 16 independent accumulator chains hide the FMA
  * latency on every core we target; the chains are kept alive by a store. */

@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "bench_common.h"
 #include <sys/resource.h>
 
 #define BATCH 64
@@ -224,7 +224,7 @@ static mmgan_status iteration(gan *s)
     return st;
 }
 
-static void release(mmgan_ctx *ctx, gan *s)
+static void release(gan *s)
 {
     int i;
     mmgan_plan_free(s->plan);
@@ -234,20 +234,6 @@ static void release(mmgan_ctx *ctx, gan *s)
     for (i = 0; i < s->G.n; i++) mmgan_param_free(s->G.p[i]);
     for (i = 0; i < s->D.n; i++) mmgan_param_free(s->D.p[i]);
     free(s->xb);
-    (void)ctx;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static double peak_rss_mib(void)
@@ -356,9 +342,9 @@ int main(int argc, char **argv)
         char name[32];
         int sh[4];
         if (!ck) { fprintf(stderr, "bench_gan: %s\n", mmgan_ctx_error(ctx)); return 1; }
-        for (i = 0; i < s.G.n; i++) if (mmgan_ckpt_put_param(ck, s.G.p[i]) != MMGAN_OK) break;
-        for (i = 0; i < s.D.n; i++) if (mmgan_ckpt_put_param(ck, s.D.p[i]) != MMGAN_OK) break;
-        mmgan_ckpt_put_meta(ck, "case", CASES[which]);
+        mmgan_status st = mmgan_ckpt_put_meta(ck, "case", CASES[which]);
+        for (i = 0; i < s.G.n && st == MMGAN_OK; i++) st = mmgan_ckpt_put_param(ck, s.G.p[i]);
+        for (i = 0; i < s.D.n && st == MMGAN_OK; i++) st = mmgan_ckpt_put_param(ck, s.D.p[i]);
         for (k = 0; k < iters; k++) {
             const float *pen;
             real_batch(&s, &xr);
@@ -368,20 +354,20 @@ int main(int argc, char **argv)
                    mmgan_plan_value(s.plan, s.g_obj)[0], pen ? pen[0] : 0.0);
             sprintf(name, "x.%d", k);
             mmgan_node_shape(s.g, s.x, sh);
-            mmgan_ckpt_put(ck, name, 4, sh, s.xb);
+            if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, name, 4, sh, s.xb);
             sprintf(name, "z.%d", k);
             mmgan_node_shape(s.g, s.z, sh);
-            mmgan_ckpt_put(ck, name, 4, sh, mmgan_plan_value(s.plan, s.z));
+            if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, name, 4, sh, mmgan_plan_value(s.plan, s.z));
             if (s.u != MMGAN_NONE) {
                 sprintf(name, "u.%d", k);
                 mmgan_node_shape(s.g, s.u, sh);
-                mmgan_ckpt_put(ck, name, 4, sh, mmgan_plan_value(s.plan, s.u));
+                if (st == MMGAN_OK) st = mmgan_ckpt_put(ck, name, 4, sh, mmgan_plan_value(s.plan, s.u));
             }
         }
-        if (mmgan_ckpt_save(ck, out) != MMGAN_OK) { fprintf(stderr, "bench_gan: %s\n", mmgan_ctx_error(ctx)); return 1; }
+        if (st != MMGAN_OK || mmgan_ckpt_save(ck, out) != MMGAN_OK) { fprintf(stderr, "bench_gan: %s\n", mmgan_ctx_error(ctx)); return 1; }
         mmgan_ckpt_free(ck);
     }
-    release(ctx, &s);
+    release(&s);
     mmgan_ctx_free(ctx);
     return 0;
 }
