@@ -159,6 +159,8 @@ int main(void)
         {2, 64, 14, 14, 128, 4, 4, 2, 1},       /* its second layer */
         {1, 1, 1, 1, 1, 1, 1, 1, 0},
         {1, 3, 5, 5, 2, 5, 5, 1, 0},            /* kernel covers the image */
+        {4, 256, 7, 7, 128, 7, 7, 1, 0},        /* ... the generator's z -> 7x7 layer (smaller batch) */
+        {3, 5, 4, 6, 7, 4, 6, 2, 0},            /* ... with a stride and a non-square window */
         {3, 2, 7, 9, 5, 3, 3, 1, 1},
         {2, 3, 8, 8, 4, 3, 3, 2, 1},
         {2, 4, 9, 9, 3, 4, 4, 2, 1},            /* out_pad 1 for the transpose */
