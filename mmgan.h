@@ -2125,10 +2125,16 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
 /* Below this many floats moved, the image loops stay on one thread. */
 #define MMGAN__PAR_MIN (1 << 18)
 
+/* ... and no more images than make this many columns: wider products gain
+ * nothing, and a layer with few channels (1 -> 64 on 28x28) would otherwise
+ * take a 4 MB scratch for its whole batch. */
+#define MMGAN__CONV_CHUNK_COLS 4096
+
 static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
 {
-    size_t per = (size_t)q->c * q->kh * q->kw * q->ho * q->wo;
-    size_t nb = MMGAN__CONV_CHUNK_FLOATS / (per ? per : 1);
+    size_t hw = (size_t)q->ho * q->wo, per = (size_t)q->c * q->kh * q->kw * hw;
+    size_t nb = MMGAN__CONV_CHUNK_FLOATS / (per ? per : 1), nc = (MMGAN__CONV_CHUNK_COLS + hw - 1) / (hw ? hw : 1);
+    if (nb > nc) nb = nc;
     return nb < 1 ? 1 : nb > (size_t)n ? n : (int)nb;
 }
 
@@ -2283,11 +2289,19 @@ static void mmgan__im2col_chunk(mmgan_ctx *ctx, const mmgan__convgeom *q, const 
     for (b = 0; b < nb; b++) mmgan__im2col(q, x + (size_t)b * img, cols + (size_t)b * hw, (size_t)nb * hw);
 }
 
-/* Scratch floats for n images, o channels on the small side. */
-static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o)
+/* Scratch floats for n images, o channels on the small side: a chunk of the
+ * small side's rows, with cols the column matrix, with dwt the transposed
+ * weight gradient. */
+static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o, int cols, int dwt)
 {
     size_t nb = (size_t)mmgan__conv_chunk(q, n), hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw;
-    return nb * hw * (ckk + (size_t)o) + ckk * (size_t)o + 16;   /* + a transposed weight gradient */
+    return nb * hw * ((cols ? ckk : 0) + (size_t)o) + (dwt ? ckk * (size_t)o : 0) + 16;
+}
+
+/* The weight gradient is computed transposed for narrow windows (2.6). */
+static int mmgan__wgrad_transposed(const mmgan__convgeom *q, int o)
+{
+    return q->c * q->kh * q->kw < o;
 }
 
 /* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]). */
@@ -3625,11 +3639,14 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 {
     mmgan__convgeom q;
     const mmgan__node *nx = &g->nodes[nd->in[0]];
+    int t;
     mmgan__conv_geom(g, nd, &q);
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
-    return mmgan__conv_ws(&q, nx->shape[0], nd->op == MMGAN__OP_CONV ? nd->shape[1] :
-                          nd->op == MMGAN__OP_CONVT ? nx->shape[1] : nd->shape[0]);
+    if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], 1, 0);
+    if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], 1, 0);
+    t = mmgan__wgrad_transposed(&q, nd->shape[0]);
+    return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0], t, t);
 }
 
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
@@ -3656,7 +3673,7 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
         mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], y, r->scratch);
-    else if (q.c * q.kh * q.kw < nd->shape[0])
+    else if (mmgan__wgrad_transposed(&q, nd->shape[0]))
         mmgan__conv2d_bwd_weight_t(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
     else
         mmgan__conv2d_bwd_weight_implicit(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);

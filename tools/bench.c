@@ -4,6 +4,7 @@
  *   gemm M N K threads GFLOP/s  pct-of-peak  [openblas GFLOP/s pct]
  *   conv LAYER forward|input-grad|weight-grad threads GFLOP/s pct-of-peak ms
  * Times are medians of repeated runs, each run at least ~20 ms of work. */
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 (without -fopenmp too) */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include <stdio.h>

@@ -16,6 +16,7 @@
  *       runs a few iterations on one thread from seeded weights and writes
  *       those weights and every iteration's inputs (x.k, z.k, u.k) for the
  *       PyTorch replay; prints `iter k d_loss g_loss penalty`. */
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 (without -fopenmp too) */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include "../examples/magan_mnist_model.h"
