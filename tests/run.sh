@@ -128,6 +128,9 @@ unit)
 cross)
     # triple  qemu  extra flags
     # -ffp-contract=fast: the bit-exact random streams must survive FMA fusion.
+    # The four targets run side by side (each is one qemu process at a time,
+    # so they share the cores), each into its own log, printed in order.
+    started=""
     for t in "aarch64-linux-gnu qemu-aarch64 -fopenmp -ffp-contract=fast" \
              "arm-linux-gnueabihf qemu-arm -march=armv7-a -mfpu=neon -mfloat-abi=hard -fopenmp" \
              "riscv64-linux-gnu qemu-riscv64 -fopenmp" \
@@ -136,9 +139,25 @@ cross)
         if ! has "$triple-gcc" || ! has "$qemu"; then
             skipped=$((skipped + 1)); note "skip: $triple-gcc or $qemu not installed"; continue
         fi
-        p0=$passed; f0=$failed
-        run_suites "$triple" "$qemu" "$triple-gcc" -static "$@"
-        note "$triple: $((passed - p0)) passed, $((failed - f0)) failed"
+        mkdir -p "$OUT/$triple"
+        rm -f "$OUT/$triple/cross.count"
+        (
+            passed=0; failed=0
+            run_suites "$triple" "$qemu" "$triple-gcc" -static "$@"
+            note "$triple: $passed passed, $failed failed"
+            echo "$passed $failed" >"$OUT/$triple/cross.count"
+        ) >"$OUT/$triple/cross.out" 2>&1 &
+        started="$started $triple"
+    done
+    wait
+    for triple in $started; do
+        cat "$OUT/$triple/cross.out"
+        if [ -f "$OUT/$triple/cross.count" ]; then
+            read -r p f <"$OUT/$triple/cross.count"
+            passed=$((passed + p)); failed=$((failed + f))
+        else
+            note "FAIL $triple: the run ended without a count"; failed=$((failed + 1))
+        fi
     done
     ;;
 *) note "usage: tests/run.sh [unit|cross]"; exit 2 ;;
