@@ -137,7 +137,7 @@ static void check_implicit(const shp *s)
     x = rnd(n * img); gy = rnd(ny);
     cols = (float *)malloc((size_t)ckk * n * hw * 4); g = (float *)malloc(ny * 4);
     d1 = (float *)malloc(nw * 4); d2 = (float *)malloc(nw * 4); d3 = (float *)malloc(nw * 4);
-    ws = (float *)malloc(mmgan__conv_ws(&q, n, o, 1, 1) * 4);
+    ws = (float *)malloc(MMGAN__MAX(mmgan__conv_ws(&q, n, o, MMGAN__WS_COLS_T), mmgan__conv_ws(&q, n, o, MMGAN__WS_GATHER)) * 4);
     /* the explicit reference, in one chunk: GY [O, n HoWo] * cols^T */
     mmgan__im2col_chunk(ctx, &q, x, n, cols);
     mmgan__batch_to_rows(ctx, gy, n, o, hw, g);
