@@ -1855,6 +1855,7 @@ typedef struct mmgan__gemm_args {
     int lda, ldb, ldc;
     int direct_b;     /* micro-kernels read full-width B panels in place */
     const mmgan__bgather *bg;   /* non-NULL: B is gathered from images */
+    const float *apk;           /* non-NULL: A packed whole beforehand (mmgan__gemm_prepack_a) */
     float *c, *ap, *bp;
 } mmgan__gemm_args;
 
@@ -1977,8 +1978,13 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
             }
             for (ic = 0; ic < g->m; ic += kr->mc) {
                 int mc = MMGAN__MIN(kr->mc, g->m - ic), npm = (mc + mr - 1) / mr;
-                mmgan__range(npm, tid, nt, &q0, &q1);
-                mmgan__pack_a(g, ic, mc, pc, kc, q0, q1);
+                const float *abase = g->ap;
+                if (g->apk) {
+                    abase = g->apk + (size_t)pc * ((g->m + mr - 1) / mr * mr) + (size_t)ic * kc;
+                } else {
+                    mmgan__range(npm, tid, nt, &q0, &q1);
+                    mmgan__pack_a(g, ic, mc, pc, kc, q0, q1);
+                }
                 MMGAN__OMP_BARRIER();
                 /* Tiles in column-panel-major order: consecutive tiles of a
                  * thread share the B panel that sits in L1. */
@@ -1986,7 +1992,7 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                 for (t = q0; t < q1; t++) {
                     int jr = t / npm, ir = t % npm;
                     int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
-                    const float *ap = g->ap + (size_t)ir * mr * kc, *bp = g->bp + (size_t)jr * nr * kc;
+                    const float *ap = abase + (size_t)ir * mr * kc, *bp = g->bp + (size_t)jr * nr * kc;
                     float *cp = g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr;
                     ptrdiff_t bs = nr;
                     if (g->direct_b && cols == nr) {
@@ -2018,10 +2024,37 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
 #define MMGAN_GEMM_MT_MIN (1 << 22)
 #endif
 
+/* Floats of A packed whole: rows rounded up to the micro-kernel's. */
+static size_t mmgan__gemm_apk_floats(const mmgan__gemm_kernel *kr, int m, int k)
+{
+    return (size_t)((m + kr->mr - 1) / kr->mr * kr->mr) * (size_t)k;
+}
+
+/* op(A) [m, k] packed whole, block by block in the order the driver reads
+ * it (kc blocks, then mc blocks), for products that share A: a convolution
+ * packs its weights once for all its chunks of images, not once a chunk. */
+static void mmgan__gemm_prepack_a(const mmgan__gemm_kernel *kr, int ta, int m, int k, const float *a, int lda,
+                                  float *dst)
+{
+    mmgan__gemm_args g;
+    const size_t mpad = mmgan__gemm_apk_floats(kr, m, 1);
+    int pc, ic;
+    memset(&g, 0, sizeof g);
+    g.kr = kr; g.ta = ta; g.a = a; g.lda = lda;
+    for (pc = 0; pc < k; pc += kr->kc) {
+        int kc = MMGAN__MIN(kr->kc, k - pc);
+        for (ic = 0; ic < m; ic += kr->mc) {
+            int mc = MMGAN__MIN(kr->mc, m - ic);
+            g.ap = dst + (size_t)pc * mpad + (size_t)ic * kc;
+            mmgan__pack_a(&g, ic, mc, pc, kc, 0, (mc + kr->mr - 1) / kr->mr);
+        }
+    }
+}
+
 static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
                                        int m, int n, int k, float alpha, const float *a, int lda,
                                        const float *b, int ldb, const mmgan__bgather *bg,
-                                       float beta, float *c, int ldc)
+                                       const float *apk, float beta, float *c, int ldc)
 {
     mmgan__gemm_args g;
     int nt;
@@ -2060,6 +2093,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
      * with the earlier 14x32 AVX-512 kernel). */
     g.direct_b = !bg && !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64 && (ldb & (ldb - 1)) != 0;
     g.bg = bg;
+    g.apk = apk;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
     MMGAN_ASSERT((size_t)(g.bp - g.ap) + (size_t)kr->kc * kr->nc <= ctx->gemm_ws_floats);
@@ -2082,7 +2116,7 @@ static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr
                                     int m, int n, int k, float alpha, const float *a, int lda,
                                     const float *b, int ldb, float beta, float *c, int ldc)
 {
-    return mmgan__gemm_run_ex(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+    return mmgan__gemm_run_ex(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, NULL, beta, c, ldc);
 }
 
 MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
@@ -2299,6 +2333,9 @@ static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o, int how)
     if (how == MMGAN__WS_COLS_T) f += ckk * (size_t)o;
     if (how == MMGAN__WS_GATHER && q->pad)
         f += nb * q->c * (size_t)(q->h + 2 * q->pad) * (size_t)(q->w + 2 * q->pad);
+    if (how == MMGAN__WS_COLS && nb < (size_t)n)   /* the weights packed once for all chunks */
+        f += MMGAN__MAX(mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, (int)ckk),
+                        mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], (int)ckk, o));
     return f;
 }
 
@@ -2332,12 +2369,18 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    float *apk = NULL;
     int b0;
+    if (chunk < n) {
+        apk = ws + (size_t)(ckk + o) * chunk * hw;
+        mmgan__gemm_prepack_a(kr, 0, o, ckk, w, ckk, apk);
+    }
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws, *out = ws + (size_t)ckk * nb * hw;
         mmgan__im2col_chunk(ctx, q, x + (size_t)b0 * img, nb, cols);
-        mmgan_gemm(ctx, 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, cols, nb * hw, 0.0f, out, nb * hw);
+        mmgan__gemm_run_ex(ctx, kr, 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, cols, nb * hw, NULL, apk, 0.0f, out, nb * hw);
         mmgan__rows_to_batch(ctx, out, nb, o, hw, y + (size_t)b0 * o * hw);
     }
 }
@@ -2349,12 +2392,18 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    float *apk = NULL;
     int b0, b;
+    if (chunk < n) {
+        apk = ws + (size_t)(ckk + o) * chunk * hw;
+        mmgan__gemm_prepack_a(kr, 1, ckk, o, w, ckk, apk);
+    }
     for (b0 = 0; b0 < n; b0 += chunk) {
         int nb = MMGAN__MIN(chunk, n - b0);
         float *cols = ws, *in = ws + (size_t)ckk * nb * hw;
         mmgan__batch_to_rows(ctx, x + (size_t)b0 * o * hw, nb, o, hw, in);
-        mmgan_gemm(ctx, 1, 0, ckk, nb * hw, o, 1.0f, w, ckk, in, nb * hw, 0.0f, cols, nb * hw);
+        mmgan__gemm_run_ex(ctx, kr, 1, 0, ckk, nb * hw, o, 1.0f, w, ckk, in, nb * hw, NULL, apk, 0.0f, cols, nb * hw);
         MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
         for (b = 0; b < nb; b++) mmgan__col2im(q, cols + (size_t)b * hw, (size_t)nb * hw, y + (size_t)(b0 + b) * img);
     }
@@ -2380,7 +2429,7 @@ static void mmgan__conv2d_bwd_weight_implicit(mmgan_ctx *ctx, const mmgan__convg
         }
         mmgan__batch_to_rows(ctx, gy + (size_t)b0 * o * hw, nb, o, hw, ws);
         mmgan__gemm_run_ex(ctx, &mmgan__gemm_kernels[0], 0, 0, o, ckk, nb * hw, 1.0f, ws, nb * hw, NULL, ckk, &bg,
-                           b0 == 0 ? 0.0f : 1.0f, dw, ckk);
+                           NULL, b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
 }
 
