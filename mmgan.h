@@ -2703,7 +2703,7 @@ enum {
     MMGAN__OP_RESHAPE, MMGAN__OP_CONCAT, MMGAN__OP_SLICE, MMGAN__OP_PAD_BATCH, MMGAN__OP_DETACH,
     MMGAN__OP_RELU, MMGAN__OP_LEAKY, MMGAN__OP_SIGMOID, MMGAN__OP_TANH, MMGAN__OP_SOFTPLUS,
     MMGAN__OP_LOGSIG, MMGAN__OP_EXP, MMGAN__OP_LOG, MMGAN__OP_SQRT, MMGAN__OP_ABS,
-    MMGAN__OP_SQUARE, MMGAN__OP_MAXIMUM, MMGAN__OP_STEP, MMGAN__OP_SIGN,
+    MMGAN__OP_SQUARE, MMGAN__OP_MAXIMUM, MMGAN__OP_STEP_MUL, MMGAN__OP_SIGN,
     MMGAN__OP_MAXABS, MMGAN__OP_MAXABS_MASK, MMGAN__OP_SOFTMAX, MMGAN__OP_BN, MMGAN__OP_BN_DX, MMGAN__OP_BN_DGAMMA,
     MMGAN__OP_RANDOM, MMGAN__OP_SCALAR_REF,
     MMGAN__OP_COUNT
@@ -3861,7 +3861,6 @@ static void mmgan__unary_run(const mmgan__node *nd, size_t n, const float *a, fl
     case MMGAN__OP_ABS: for (i = 0; i < n; i++) y[i] = fabsf(a[i]); break;
     case MMGAN__OP_SQUARE: mmgan_vec_mul(n, a, a, y); break;
     case MMGAN__OP_MAXIMUM: for (i = 0; i < n; i++) y[i] = (a[i] > f0 || a[i] != a[i]) ? a[i] : f0; break;
-    case MMGAN__OP_STEP: for (i = 0; i < n; i++) y[i] = a[i] > f0 ? 1.0f : f1; break;
     case MMGAN__OP_SIGN: for (i = 0; i < n; i++) y[i] = a[i] > 0.0f ? 1.0f : a[i] < 0.0f ? -1.0f : 0.0f; break;
     default: memcpy(y, a, n * sizeof(float)); break;   /* detach */
     }
@@ -3878,10 +3877,42 @@ static void mmgan__fw_unary(const mmgan__run *r, const mmgan__node *nd, float *y
     }
 }
 
-/* y = x > t ? 1 : b: the derivative of relu-like ops, itself of derivative 0. */
-static mmgan_node mmgan__step(mmgan_graph *g, mmgan_node x, float t, float b)
+/* --- gy (x > t ? 1 : b): the derivative of relu, leaky relu and maximum,
+ * in one pass rather than a step and a product.  Linear in gy, piecewise
+ * constant in x, so its own derivative is itself in gy and 0 in x. */
+static mmgan_node mmgan__step_mul(mmgan_graph *g, mmgan_node x, mmgan_node gy, float t, float b)
 {
-    return mmgan__unary(g, MMGAN__OP_STEP, x, t, b);
+    mmgan_node in[2], id;
+    in[0] = x; in[1] = gy;
+    id = mmgan__like(g, MMGAN__OP_STEP_MUL, 2, in, gy);
+    if (id >= 0) { g->nodes[id].fp[0] = t; g->nodes[id].fp[1] = b; }
+    return id;
+}
+
+static void mmgan__fw_step_mul(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
+{
+    const float t = nd->fp[0], b = nd->fp[1];
+    int k, nblk = (int)((nd->numel + MMGAN__EW_BLOCK - 1) / MMGAN__EW_BLOCK);
+    (void)r;
+    MMGAN__PAR_FOR(r->ctx->threads, nd->numel >= MMGAN__PAR_MIN)
+    for (k = 0; k < nblk; k++) {
+        size_t lo = (size_t)k * MMGAN__EW_BLOCK, n = nd->numel - lo, i;
+        const float *xa = x[0] + lo, *ga = x[1] + lo;
+        float *yb = y + lo;
+        if (n > MMGAN__EW_BLOCK) n = MMGAN__EW_BLOCK;
+        if (t == 0.0f) {   /* relu and leaky relu: a vector select */
+            const mmgan__v one = MMGAN__VSET(1.0f), vb = MMGAN__VSET(b);
+            MMGAN__MAP2(n, xa, ga, yb, MMGAN__VMUL(w, MMGAN__VGT0_SEL(u, one, vb)));
+        } else {
+            for (i = 0; i < n; i++) yb[i] = ga[i] * (xa[i] > t ? 1.0f : b);
+        }
+    }
+}
+
+static mmgan_node mmgan__vjp_step_mul(mmgan_graph *g, mmgan_node id, int i, mmgan_node gg)
+{
+    mmgan__node nd = g->nodes[id];
+    return i == 0 ? MMGAN__ZERO : mmgan__step_mul(g, nd.in[0], gg, nd.fp[0], nd.fp[1]);
 }
 
 static mmgan_node mmgan__vjp_unary(mmgan_graph *g, mmgan_node id, int i, mmgan_node gy)
@@ -3894,9 +3925,9 @@ static mmgan_node mmgan__vjp_unary(mmgan_graph *g, mmgan_node id, int i, mmgan_n
     /* The mask from the output (y > 0 exactly where x > 0 for slopes >= 0):
      * the input, often a pre-activation nothing else reads, can then die
      * right after the forward pass instead of living until the backward. */
-    case MMGAN__OP_RELU: return mmgan_mul(g, gy, mmgan__step(g, id, 0.0f, 0.0f));
-    case MMGAN__OP_LEAKY: return mmgan_mul(g, gy, mmgan__step(g, nd.fp[0] >= 0.0f ? id : x, 0.0f, nd.fp[0]));
-    case MMGAN__OP_MAXIMUM: return mmgan_mul(g, gy, mmgan__step(g, x, nd.fp[0], 0.0f));
+    case MMGAN__OP_RELU: return mmgan__step_mul(g, id, gy, 0.0f, 0.0f);
+    case MMGAN__OP_LEAKY: return mmgan__step_mul(g, nd.fp[0] >= 0.0f ? id : x, gy, 0.0f, nd.fp[0]);
+    case MMGAN__OP_MAXIMUM: return mmgan__step_mul(g, x, gy, nd.fp[0], 0.0f);
     case MMGAN__OP_SIGMOID: return mmgan_mul(g, gy, mmgan_mul(g, id, mmgan_affine(g, id, -1.0f, 1.0f)));
     case MMGAN__OP_TANH: return mmgan_mul(g, gy, mmgan_affine(g, mmgan_square(g, id), -1.0f, 1.0f));
     case MMGAN__OP_EXP: return mmgan_mul(g, gy, id);
@@ -4168,7 +4199,7 @@ static MMGAN__OPTABLE_CONST mmgan__opdef mmgan__ops[MMGAN__OP_COUNT] = {
     {MMGAN__OP_ABS, "abs", mmgan__fw_unary, mmgan__vjp_unary, 0},
     {MMGAN__OP_SQUARE, "square", mmgan__fw_unary, mmgan__vjp_unary, 0},
     {MMGAN__OP_MAXIMUM, "maximum", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_STEP, "step", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_STEP_MUL, "step_mul", mmgan__fw_step_mul, mmgan__vjp_step_mul, 0},
     {MMGAN__OP_SIGN, "sign", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
     {MMGAN__OP_MAXABS, "max_abs_per_sample", mmgan__fw_maxabs, mmgan__vjp_maxabs, 0},
     {MMGAN__OP_MAXABS_MASK, "max_abs_mask", mmgan__fw_maxabs_mask, NULL, MMGAN__F_NOGRAD},
