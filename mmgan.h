@@ -3618,14 +3618,19 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
     }
     for (i = 0; i < nd->numel; i++) acc[i] = 0.0;
     if (so[1] && xs[1] > 1) {
-        /* Per channel (batch norm's sums): threads own channels, and each sum
-         * still takes its terms in the order of the serial loop below. */
+        /* Per channel (bias gradients, batch norm's sums): threads own
+         * channels, and each sum takes its terms in an order fixed by the
+         * shapes alone, whatever the thread count. */
         int c;
         MMGAN__PAR_FOR(r->ctx->threads, nx->numel >= MMGAN__PAR_MIN)
         for (c = 0; c < xs[1]; c++) {
             size_t j0, j2, j3, plane = (size_t)xs[2] * xs[3];
             for (j0 = 0; j0 < (size_t)xs[0]; j0++) {
                 const float *pin = a + (j0 * xs[1] + (size_t)c) * plane;
+                if (!so[2] && !so[3]) {   /* a whole plane into one sum: four partial sums, no serial chain */
+                    acc[j0 * so[0] + (size_t)c * so[1]] += mmgan_vec_sum(plane, pin);
+                    continue;
+                }
                 for (j2 = 0; j2 < (size_t)xs[2]; j2++) {
                     double *pa = acc + j0 * so[0] + (size_t)c * so[1] + j2 * so[2];
                     if (so[3]) for (j3 = 0; j3 < (size_t)xs[3]; j3++) pa[j3] += pin[j2 * xs[3] + j3];
