@@ -3630,7 +3630,7 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
             size_t j0, j2, j3, plane = (size_t)xs[2] * xs[3];
             for (j0 = 0; j0 < (size_t)xs[0]; j0++) {
                 const float *pin = a + (j0 * xs[1] + (size_t)c) * plane;
-                if (!so[2] && !so[3]) {   /* a whole plane into one sum: four partial sums, no serial chain */
+                if (!so[2] && !so[3]) {   /* a whole plane into one sum: vec_sum's partial sums, no serial chain */
                     acc[j0 * so[0] + (size_t)c * so[1]] += mmgan_vec_sum(plane, pin);
                     continue;
                 }
