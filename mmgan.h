@@ -2185,6 +2185,15 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * and span; what remains is mostly the traffic of a 4 MB column matrix. */
 #define MMGAN__PLANE_MAX 4096
 
+/* One plane [h][w] into the interior of a zero-bordered plane [h + 2 pad][w + 2 pad]. */
+static void mmgan__pad_plane(const mmgan__convgeom *q, const float *x, float *padded)
+{
+    const int pw = q->w + 2 * q->pad;
+    int i;
+    for (i = 0; i < q->h; i++)
+        memcpy(padded + (size_t)(i + q->pad) * pw + q->pad, x + (size_t)i * q->w, (size_t)q->w * sizeof(float));
+}
+
 /* Columns of one image into cols, whose rows are ld floats apart. */
 static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols, size_t ld)
 {
@@ -2194,9 +2203,7 @@ static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols,
         float plane[MMGAN__PLANE_MAX];
         memset(plane, 0, (size_t)ph * pw * sizeof(float));   /* the border stays 0 for every channel */
         for (c = 0; c < q->c; c++) {
-            for (i = 0; i < q->h; i++)
-                memcpy(plane + (size_t)(i + q->pad) * pw + q->pad, x + ((size_t)c * q->h + i) * q->w,
-                       (size_t)q->w * sizeof(float));
+            mmgan__pad_plane(q, x + (size_t)c * q->h * q->w, plane);
             for (i = 0; i < q->kh; i++)
                 for (j = 0; j < q->kw; j++) {
                     float *d = cols + (size_t)((c * q->kh + i) * q->kw + j) * ld;
@@ -2347,13 +2354,11 @@ static void mmgan__pad_images(mmgan_ctx *ctx, const mmgan__convgeom *q, const fl
     (void)ctx;
     MMGAN__PAR_FOR(ctx->threads, (size_t)nb * q->c * ph * pw >= MMGAN__PAR_MIN)
     for (b = 0; b < nb; b++) {
-        int c, i;   /* private to the thread */
+        int c;   /* private to the thread */
         float *d = xp + (size_t)b * q->c * ph * pw;
         memset(d, 0, (size_t)q->c * ph * pw * sizeof(float));
         for (c = 0; c < q->c; c++)
-            for (i = 0; i < q->h; i++)
-                memcpy(d + ((size_t)c * ph + i + q->pad) * pw + q->pad, x + (((size_t)b * q->c + c) * q->h + i) * q->w,
-                       (size_t)q->w * sizeof(float));
+            mmgan__pad_plane(q, x + ((size_t)b * q->c + c) * q->h * q->w, d + (size_t)c * ph * pw);
     }
 }
 
@@ -3522,19 +3527,20 @@ static void mmgan__binary_run(int op, size_t n, const float *a, size_t sa, const
 {
     size_t i;
     if (op != MMGAN__OP_DIV && sa == 1 && sb == 1) {
-        if (op == MMGAN__OP_ADD) MMGAN__MAP2(n, a, b, y, MMGAN__VADD(u, w));
-        else if (op == MMGAN__OP_SUB) MMGAN__MAP2(n, a, b, y, MMGAN__VSUB(u, w));
-        else MMGAN__MAP2(n, a, b, y, MMGAN__VMUL(u, w));
+        if (op == MMGAN__OP_ADD) mmgan_vec_add(n, a, b, y);
+        else if (op == MMGAN__OP_SUB) mmgan_vec_sub(n, a, b, y);
+        else mmgan_vec_mul(n, a, b, y);
+    } else if (op == MMGAN__OP_MUL && sa + sb == 1) {
+        if (sa) mmgan_vec_scale(n, b[0], a, y);
+        else mmgan_vec_scale(n, a[0], b, y);
     } else if (op != MMGAN__OP_DIV && sa == 1 && sb == 0) {
         const mmgan__v c = MMGAN__VSET(b[0]);
         if (op == MMGAN__OP_ADD) MMGAN__MAP1(n, a, y, MMGAN__VADD(v, c));
-        else if (op == MMGAN__OP_SUB) MMGAN__MAP1(n, a, y, MMGAN__VSUB(v, c));
-        else MMGAN__MAP1(n, a, y, MMGAN__VMUL(v, c));
+        else MMGAN__MAP1(n, a, y, MMGAN__VSUB(v, c));
     } else if (op != MMGAN__OP_DIV && sa == 0 && sb == 1) {
         const mmgan__v c = MMGAN__VSET(a[0]);
         if (op == MMGAN__OP_ADD) MMGAN__MAP1(n, b, y, MMGAN__VADD(c, v));
-        else if (op == MMGAN__OP_SUB) MMGAN__MAP1(n, b, y, MMGAN__VSUB(c, v));
-        else MMGAN__MAP1(n, b, y, MMGAN__VMUL(c, v));
+        else MMGAN__MAP1(n, b, y, MMGAN__VSUB(c, v));
     } else {
         switch (op) {
         case MMGAN__OP_ADD: for (i = 0; i < n; i++) y[i] = a[i * sa] + b[i * sb]; break;
@@ -4496,10 +4502,10 @@ MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p)
 /* ===================================================================== */
 /* Reverse sweep over node ids (a topological order) from y down, touching
  * only nodes that both depend on a wrt node and feed y.  Gradients reaching
- * a node from several consumers are summed with add nodes. */
-/* The sweep, with two extras for the ops' own VJPs: the gradient of y may be
- * seeded with a node (else ones), and nodes below floor are leaves, their
- * inputs not followed; then an unreached wrt gets MMGAN__ZERO, not zeros. */
+ * a node from several consumers are summed with add nodes.  Two extras serve
+ * the ops' own VJPs: the gradient of y may be seeded with a node (else
+ * ones), and nodes below floor are leaves, their inputs not followed; then
+ * an unreached wrt gets MMGAN__ZERO, not zeros. */
 static mmgan_status mmgan__grad_ex(mmgan_graph *g, mmgan_node y, mmgan_node seed, int floor,
                                    int n, const mmgan_node *wrt, mmgan_node *out)
 {
@@ -5107,7 +5113,7 @@ MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *gr
         float *w = o->params[i]->value->data, *m = o->m[i], *v = o->v[i];
         const float *gr = grads[i];
         const float wd = s->weight_decay, b1 = s->beta1, b2 = s->beta2, eps = s->eps, lr = s->lr, mom = s->momentum;
-        const double lrd = s->lr, lrc = s->lr / c1;
+        const double lrc = s->lr / c1;
         const size_t n = o->params[i]->value->numel;
         const int kind = (int)s->kind, first = o->t == 1, bc = s->bias_correction;
         int bk, nblk = (int)((n + MMGAN__EW_BLOCK - 1) / MMGAN__EW_BLOCK);
@@ -5128,7 +5134,7 @@ MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *gr
                 break;
             case MMGAN_OPT_ADAM: {
                 /* PyTorch's float arithmetic: w -= (lr / c1) m / (sqrt(v) / sqrt(c2) + eps) */
-                const float step = (float)(lrd / c1), sc2 = (float)sqrt(c2);
+                const float step = (float)lrc, sc2 = (float)sqrt(c2);
                 const mmgan__v vb1 = MMGAN__VSET(b1), vb1c = MMGAN__VSET(1.0f - b1), vb2 = MMGAN__VSET(b2),
                                vb2c = MMGAN__VSET(1.0f - b2), vwd = MMGAN__VSET(wd), veps = MMGAN__VSET(eps),
                                vstep = MMGAN__VSET(step), vsc2 = MMGAN__VSET(sc2);
