@@ -27,10 +27,12 @@ build/bench_gan: tools/bench_gan.c tools/bench_common.h mmgan.h examples/magan_m
 	@mkdir -p build
 	$(CC) $(BENCH_FLAGS) tools/bench_gan.c -o $@ -lm
 
-# OpenBLAS at its best: its own core type detection, one thread per bench thread.
-# Then GAN training iterations against PyTorch (tools/bench_gan.sh).
+# OpenBLAS at its best: its fastest kernel set here (tools/openblas_core.sh;
+# usually its own detection), one thread per bench thread.  Then GAN training
+# iterations against PyTorch (tools/bench_gan.sh), whose BLAS is OpenBLAS too.
 bench: build/bench build/bench_gan
-	env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS)
+	@ct=$$(sh tools/openblas_core.sh build/bench); echo "OPENBLAS_CORETYPE: $${ct:-unset (its own detection)}"; \
+	env -u OPENBLAS_CORETYPE $${ct:+OPENBLAS_CORETYPE=$$ct} OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS)
 	sh tools/bench_gan.sh
 
 build/crosscheck: tests/crosscheck.c mmgan.h

@@ -1570,7 +1570,9 @@ MMGAN_DEF void mmgan_rng_permutation(mmgan_rng *rng, int *idx, int n)
  * NR-wide panels; for each MC-row block of A pack it into MR-tall panels; then
  * a register-blocked micro-kernel computes each MR x NR tile of C from one A
  * panel and one B panel.  Packed panels are zero-padded, so the micro-kernel
- * always works on a full tile; partial tiles go through a stack tile.
+ * always works on a full tile; partial tiles go through a stack tile, or
+ * through the kernel set's edge kernel where it has one (AVX-512: masked
+ * stores, and only the vectors that hold columns of C).
  *
  * Micro-kernel contract: c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*bs + j]
  *                                       + beta * c[i*ldc + j]   (i < MR, j < NR)
@@ -1578,12 +1580,16 @@ MMGAN_DEF void mmgan_rng_permutation(mmgan_rng *rng, int *idx, int n)
  * small-m products pass B itself (bs = ldb) and skip packing it. */
 typedef void (*mmgan__ukr_fn)(int k, const float *a, const float *b, ptrdiff_t bs,
                               float *c, ptrdiff_t ldc, float alpha, float beta);
+/* The same on the first rows x cols of the tile only (C outside untouched). */
+typedef void (*mmgan__ukr_edge_fn)(int k, const float *a, const float *b, ptrdiff_t bs,
+                                   float *c, ptrdiff_t ldc, float alpha, float beta, int rows, int cols);
 
 typedef struct mmgan__gemm_kernel {
     const char *name;
     int mr, nr;        /* register tile */
     int kc, mc, nc;    /* cache blocks: kc*nr floats in L1, mc*kc in L2, kc*nc in L3 */
     mmgan__ukr_fn ukr;
+    mmgan__ukr_edge_fn edge;   /* NULL: partial tiles go through a stack tile */
 } mmgan__gemm_kernel;
 
 #define MMGAN__MAX_TILE (16 * 64)   /* largest mr*nr of any kernel */
@@ -1645,6 +1651,55 @@ static void mmgan__ukr_avx512(int k, const float *a, const float *b, ptrdiff_t b
         MMGAN__ROWS8(MMGAN__S)
 #undef MMGAN__S
     }
+}
+/* Partial tiles: a 16-column-wide last panel of C (n = 256 = 5 x 48 + 16)
+ * costs one vector per row instead of three, and rows and columns past the
+ * edge are masked off instead of going through a stack tile; that made
+ * 64x256x784 1.15x faster.  Same sums in the same order as the full kernel. */
+static void mmgan__ukr_avx512_edge(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                                   ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
+{
+    const int nv = (cols + 15) >> 4;
+    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
+    const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
+    const __mmask16 m2 = (__mmask16)(cols <= 32 ? 0 : (1u << (cols - 32)) - 1u);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    int p;
+#define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps();
+    MMGAN__ROWS8(MMGAN__D)
+#undef MMGAN__D
+    if (nv == 1) {
+        for (p = 0; p < k; p++, a += 8, b += bs) {
+            __m512 b0 = _mm512_loadu_ps(b);
+#define MMGAN__F(i) c##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, c##i##0);
+            MMGAN__ROWS8(MMGAN__F)
+#undef MMGAN__F
+        }
+    } else if (nv == 2) {
+        for (p = 0; p < k; p++, a += 8, b += bs) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); \
+            c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
+            MMGAN__ROWS8(MMGAN__F)
+#undef MMGAN__F
+        }
+    } else {
+        for (p = 0; p < k; p++, a += 8, b += bs) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
+#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); \
+            c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2); }
+            MMGAN__ROWS8(MMGAN__F)
+#undef MMGAN__F
+        }
+    }
+    /* Masked-off lanes are neither read nor written. */
+#define MMGAN__V(i, v, mk) \
+    _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk, beta == 0.0f ? _mm512_mul_ps(va, c##i##v) \
+        : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, c + i * ldc + 16 * v), _mm512_mul_ps(va, c##i##v)));
+#define MMGAN__S(i) if (i < rows) { MMGAN__V(i, 0, m0) MMGAN__V(i, 1, m1) MMGAN__V(i, 2, m2) }
+    MMGAN__ROWS8(MMGAN__S)
+#undef MMGAN__S
+#undef MMGAN__V
 }
 #endif
 
@@ -1796,17 +1851,17 @@ static void mmgan__ukr_neon32(int k, const float *a, const float *b, ptrdiff_t b
  * within half of L2, kc*nc*4 within a share of L3. */
 static const mmgan__gemm_kernel mmgan__gemm_kernels[] = {
 #if defined(MMGAN__AVX512)
-    {"avx512", 8, 48, 256, 8 * 32, 48 * 85, mmgan__ukr_avx512},
+    {"avx512", 8, 48, 256, 8 * 32, 48 * 85, mmgan__ukr_avx512, mmgan__ukr_avx512_edge},
 #elif defined(MMGAN__AVX2)
-    {"avx2", 6, 16, 256, 6 * 24, 4096, mmgan__ukr_avx2},
+    {"avx2", 6, 16, 256, 6 * 24, 4096, mmgan__ukr_avx2, NULL},
 #elif defined(MMGAN__SSE2)
-    {"sse2", 6, 8, 256, 6 * 24, 4096, mmgan__ukr_sse2},
+    {"sse2", 6, 8, 256, 6 * 24, 4096, mmgan__ukr_sse2, NULL},
 #elif defined(MMGAN__NEON64)
-    {"neon64", 8, 12, 256, 8 * 16, 12 * 128, mmgan__ukr_neon64},
+    {"neon64", 8, 12, 256, 8 * 16, 12 * 128, mmgan__ukr_neon64, NULL},
 #elif defined(MMGAN__NEON32)
-    {"neon32", 4, 8, 128, 4 * 32, 8 * 128, mmgan__ukr_neon32},
+    {"neon32", 4, 8, 128, 4 * 32, 8 * 128, mmgan__ukr_neon32, NULL},
 #endif
-    {"scalar", 4, 4, 256, 4 * 32, 4 * 256, mmgan__ukr_ref}
+    {"scalar", 4, 4, 256, 4 * 32, 4 * 256, mmgan__ukr_ref, NULL}
 };
 #define MMGAN__NKERNELS ((int)(sizeof mmgan__gemm_kernels / sizeof mmgan__gemm_kernels[0]))
 
@@ -1859,6 +1914,59 @@ typedef struct mmgan__gemm_args {
     float *c, *ap, *bp;
 } mmgan__gemm_args;
 
+/* Leading columns of a full panel of untransposed A, transposed a square
+ * block of registers at a time (a float at a time took 11% of a 64x256x784
+ * product); returns how many columns it packed, a multiple of 8 or 4. */
+static int mmgan__pack_a_block(int mr, int kc, const float *src, size_t lda, float *dst)
+{
+    int p = 0;
+#if defined(MMGAN__AVX512)
+    if (mr == 8) {
+        for (; p + 8 <= kc; p += 8, dst += 64) {
+            __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + lda + p);
+            __m256 r2 = _mm256_loadu_ps(src + 2 * lda + p), r3 = _mm256_loadu_ps(src + 3 * lda + p);
+            __m256 r4 = _mm256_loadu_ps(src + 4 * lda + p), r5 = _mm256_loadu_ps(src + 5 * lda + p);
+            __m256 r6 = _mm256_loadu_ps(src + 6 * lda + p), r7 = _mm256_loadu_ps(src + 7 * lda + p);
+            /* 2x2 pairs, then 4x4 quads within each 128-bit half, then swap halves */
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+#elif defined(MMGAN__NEON64) || defined(MMGAN__NEON32)
+    if (mr == 4 || mr == 8) {
+        int h;
+        for (; p + 4 <= kc; p += 4, dst += 4 * mr)
+            for (h = 0; h < mr; h += 4) {
+                /* 4x4 by two rounds of pairwise transposes */
+                const float *s = src + (size_t)h * lda + p;
+                float32x4x2_t x = vtrnq_f32(vld1q_f32(s), vld1q_f32(s + lda));
+                float32x4x2_t y = vtrnq_f32(vld1q_f32(s + 2 * lda), vld1q_f32(s + 3 * lda));
+                vst1q_f32(dst + h, vcombine_f32(vget_low_f32(x.val[0]), vget_low_f32(y.val[0])));
+                vst1q_f32(dst + mr + h, vcombine_f32(vget_low_f32(x.val[1]), vget_low_f32(y.val[1])));
+                vst1q_f32(dst + 2 * mr + h, vcombine_f32(vget_high_f32(x.val[0]), vget_high_f32(y.val[0])));
+                vst1q_f32(dst + 3 * mr + h, vcombine_f32(vget_high_f32(x.val[1]), vget_high_f32(y.val[1])));
+            }
+    }
+#else
+    (void)mr; (void)kc; (void)src; (void)lda; (void)dst;
+#endif
+    return p;
+}
+
 /* Panels [q0, q1) of the MR-tall packing of op(A)[i0:i0+mc, p0:p0+kc]. */
 static void mmgan__pack_a(const mmgan__gemm_args *g, int i0, int mc, int p0, int kc, int q0, int q1)
 {
@@ -1873,7 +1981,8 @@ static void mmgan__pack_a(const mmgan__gemm_args *g, int i0, int mc, int p0, int
             const float *src = g->a + (size_t)(i0 + r0) * g->lda + p0;
             const size_t lda = (size_t)g->lda;
             if (rows == mr) {
-                for (p = 0; p < kc; p++, dst += mr)
+                p = mmgan__pack_a_block(mr, kc, src, lda, dst);
+                for (dst += (size_t)p * mr; p < kc; p++, dst += mr)
                     for (i = 0; i < mr; i++) dst[i] = src[i * lda + p];
             } else {
                 for (p = 0; p < kc; p++, dst += mr) {
@@ -1928,6 +2037,19 @@ static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int
     if (g->bg) {
         mmgan__pack_b_gather(g, p0, kc, j0, nc, q0, q1);
         return;
+    }
+    if (!g->tb && nr % MMGAN__VN == 0) {
+        /* Row by row across all the panels: one sequential read of each row
+         * of B instead of a 4 KB-strided walk per panel down a large B. */
+        int full = MMGAN__MIN(q1, nc / nr);
+        for (p = 0; p < kc; p++) {
+            const float *src = g->b + (size_t)(p0 + p) * g->ldb + j0;
+            for (q = q0; q < full; q++) {
+                float *dst = g->bp + ((size_t)q * kc + p) * nr;
+                for (j = 0; j < nr; j += MMGAN__VN) MMGAN__VSTORE(dst + j, MMGAN__VLOAD(src + q * nr + j));
+            }
+        }
+        q0 = MMGAN__MAX(q0, full);
     }
     for (q = q0; q < q1; q++) {
         float *dst = g->bp + (size_t)q * nr * kc;
@@ -2001,6 +2123,8 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                     }
                     if (rows == mr && cols == nr) {
                         kr->ukr(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta);
+                    } else if (kr->edge) {
+                        kr->edge(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta, rows, cols);
                     } else {
                         int i, j;
                         kr->ukr(kc, ap, bp, bs, tile, nr, g->alpha, 0.0f);
@@ -2086,20 +2210,22 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     g.alpha = alpha; g.beta = beta;
     g.a = a; g.b = b; g.c = c;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    nt = ctx->threads;
+    if ((double)m * n * k < (double)MMGAN_GEMM_MT_MIN) nt = 1;
     /* Packing B costs a copy of B per call, paid back by reuse over the rows
      * of A; with few rows it is not, and untransposed rows of B are already
-     * contiguous.  A power-of-two stride would alias in the L1 sets; with
-     * k < 64 the copy is cheap and packing measured faster (thresholds measured
-     * with the earlier 14x32 AVX-512 kernel). */
-    g.direct_b = !bg && !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64 && (ldb & (ldb - 1)) != 0;
+     * contiguous.  With k < 64 the copy is cheap and packing measured faster.
+     * On one thread reading B in place measured 6-15% faster (Xeon, AVX-512,
+     * power-of-two strides included: 64x256x784 +13%); on two, packing was as
+     * fast or up to 12% faster (128x3136x1024), so threads pack.  Either way
+     * the sums are the same, in the same order. */
+    g.direct_b = !bg && !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64 && nt == 1;
     g.bg = bg;
     g.apk = apk;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
     MMGAN_ASSERT((size_t)(g.bp - g.ap) + (size_t)kr->kc * kr->nc <= ctx->gemm_ws_floats);
 
-    nt = ctx->threads;
-    if ((double)m * n * k < (double)MMGAN_GEMM_MT_MIN) nt = 1;
 #ifdef MMGAN__OMP
     if (nt > 1) {
         MMGAN__PRAGMA(omp parallel num_threads(nt))

@@ -14,6 +14,7 @@
 #ifdef MMGAN_BENCH_OPENBLAS
 #include <cblas.h>
 extern void openblas_set_num_threads(int);
+extern char *openblas_get_corename(void);
 #endif
 
 /* FMA peak of one thread: 16 independent accumulator chains hide the FMA
@@ -79,6 +80,36 @@ static void run_openblas(mmgan_ctx *ctx, int m, int n, int k, const float *a, co
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
 }
 #endif
+
+/* --openblas-probe: OpenBLAS's kernel set (chosen by OPENBLAS_CORETYPE or
+ * its own CPU detection) and its one-thread GFLOP/s on 512^3, so that
+ * tools/openblas_core.sh can pick its fastest kernels for this machine:
+ * OpenBLAS 0.3.21 takes a CPU model it does not know (Emerald Rapids, say)
+ * for a Prescott and runs at a fifth of its speed. */
+static int openblas_probe(void)
+{
+#ifdef MMGAN_BENCH_OPENBLAS
+    enum { N = 512 };
+    float *a = (float *)calloc((size_t)N * N, 4), *b = (float *)calloc((size_t)N * N, 4),
+          *c = (float *)calloc((size_t)N * N, 4);
+    double best = 1e30;
+    int r;
+    if (!a || !b || !c) return 1;
+    openblas_set_num_threads(1);
+    for (r = 0; r < 12; r++) {
+        double t0 = now(), t;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+        t = now() - t0;
+        if (t < best) best = t;
+    }
+    printf("%s %.1f\n", openblas_get_corename(), 2.0 * N * N * N / best * 1e-9);
+    free(a); free(b); free(c);
+    return 0;
+#else
+    fprintf(stderr, "bench: built without OpenBLAS\n");
+    return 1;
+#endif
+}
 
 static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int m, int n, int k, const float *a, const float *b, float *c)
 {
@@ -177,7 +208,9 @@ int main(int argc, char **argv)
      * and 64->128 on 14x14 */
     static const int gan[][3] = {{64, 784, 256}, {64, 256, 256}, {64, 256, 784}, {64, 12544, 16}, {128, 3136, 1024}};
     int threads[2] = {1, 2}, ti, i, maxt = 2, quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    mmgan_ctx *ctx = mmgan_ctx_new(NULL);
+    mmgan_ctx *ctx;
+    if (argc > 1 && strcmp(argv[1], "--openblas-probe") == 0) return openblas_probe();
+    ctx = mmgan_ctx_new(NULL);
     size_t big = 2048 * 2048;
     float *a = (float *)malloc(big * 4), *b = (float *)malloc(big * 4), *c = (float *)malloc(big * 4 * 4);
     mmgan_rng rng;
@@ -193,6 +226,9 @@ int main(int argc, char **argv)
     printf("isa %s, kernel %s %dx%d, kc %d mc %d nc %d\n", mmgan_isa(), mmgan__gemm_kernels[0].name,
            mmgan__gemm_kernels[0].mr, mmgan__gemm_kernels[0].nr, mmgan__gemm_kernels[0].kc,
            mmgan__gemm_kernels[0].mc, mmgan__gemm_kernels[0].nc);
+#ifdef MMGAN_BENCH_OPENBLAS
+    printf("openblas kernels %s\n", openblas_get_corename());
+#endif
     for (ti = 0; ti < maxt; ti++) {
         peak[threads[ti]] = fma_peak(threads[ti]);
         printf("fma_peak %d threads %.1f GFLOP/s\n", threads[ti], peak[threads[ti]]);

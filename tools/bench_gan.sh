@@ -39,8 +39,12 @@ trap 'rm -rf "$tmp"' EXIT
 if [ "$MODE" = bench ]; then
 rm -f "$CSV"
 
-# OpenMP threads as asked; OpenBLAS (PyTorch's BLAS) on its own best kernels:
-# the environment's OPENBLAS_CORETYPE=Haswell halves its speed.
+# OpenMP threads as asked; OpenBLAS (PyTorch's BLAS) on its best kernels:
+# the environment's OPENBLAS_CORETYPE=Haswell halves its speed, and on a CPU
+# newer than OpenBLAS 0.3.21 its own detection picks slow generic kernels
+# (tools/openblas_core.sh measures which core type is fastest).
+CORE=$(sh tools/openblas_core.sh "${BENCH_BIN:-build/bench}")
+echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
 printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads mmgan_ms torch_ms speedup mmgan_MiB torch_MiB mem_x
 for t in $THREADS; do
     for c in $CASES; do
@@ -49,7 +53,8 @@ for t in $THREADS; do
         set -- $m
         mms=$4 mrss=$7
         if [ $torch = yes ]; then
-            p=$("$PY" "$TORCH" bench --case "$c" --threads "$t" --iters "$ITERS" --warmup "$WARMUP" \
+            p=$(env BENCH_OPENBLAS_CORETYPE="$CORE" \
+                  "$PY" "$TORCH" bench --case "$c" --threads "$t" --iters "$ITERS" --warmup "$WARMUP" \
                   --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: torch $c failed" >&2; exit 1; }
             set -- $p
             awk -v c="$c" -v t="$t" -v m="$mms" -v p="$4" -v mr="$mrss" -v pr="$7" 'BEGIN {

@@ -79,14 +79,19 @@ def ensure_thread_env(threads):
 
     OpenBLAS and OpenMP read these variables once, when torch is loaded, so
     they must be right before the import.  OPENBLAS_CORETYPE=Haswell (exported
-    by this machine's environment) costs OpenBLAS half its speed; OpenBLAS
-    itself stays at one thread so that it does not fight torch's OpenMP pool."""
+    by this machine's environment) costs OpenBLAS half its speed, so it is
+    dropped, unless BENCH_OPENBLAS_CORETYPE names the core type that
+    tools/openblas_core.sh measured fastest here.  OpenBLAS itself stays at
+    one thread so that it does not fight torch's OpenMP pool."""
     want = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": str(threads),
             "MKL_NUM_THREADS": str(threads)}
+    core = os.environ.get("BENCH_OPENBLAS_CORETYPE", "")
     env = dict(os.environ)
-    if "OPENBLAS_CORETYPE" not in env and all(env.get(k) == v for k, v in want.items()):
+    if env.get("OPENBLAS_CORETYPE", "") == core and all(env.get(k) == v for k, v in want.items()):
         return
     env.pop("OPENBLAS_CORETYPE", None)
+    if core:
+        want["OPENBLAS_CORETYPE"] = core
     env.update(want)
     sys.stdout.flush()
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
