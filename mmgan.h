@@ -910,6 +910,15 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #ifndef MMGAN__IMPLEMENTED
 #define MMGAN__IMPLEMENTED
 
+/* g++ 12's AVX-512 intrinsics start from a self-initialised "undefined"
+ * vector, which its own -O2 -Wmaybe-uninitialized then reports at every
+ * call (fixed in GCC 13; C and clang are not affected). */
+#if defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#  define MMGAN__GXX_QUIET 1
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 /* ===================================================================== */
 /* 2.1 Platform and SIMD layer                                            */
 /* ===================================================================== */
@@ -2712,6 +2721,23 @@ MMGAN_DEF void mmgan_vec_exp(size_t n, const float *x, float *y) { MMGAN__MAP1(n
 MMGAN_DEF void mmgan_vec_tanh(size_t n, const float *x, float *y) { MMGAN__MAP1(n, x, y, mmgan__v_tanh(v)); }
 MMGAN_DEF void mmgan_vec_sigmoid(size_t n, const float *x, float *y) { MMGAN__MAP1(n, x, y, mmgan__v_sigmoid(v)); }
 
+/* Asks for the cache lines of x[0, n) ahead of use.  A channel's planes lie
+ * a whole image apart, too short and too far apart for the hardware
+ * prefetcher: per-channel sums over a batch waited on memory at each plane
+ * (asking four images ahead made batch norm's statistics 1.3-2.2x faster on
+ * the Xeon). */
+MMGAN__INLINE void mmgan__prefetch(const float *x, size_t n)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    size_t i;
+    for (i = 0; i < n; i += 16) __builtin_prefetch(x + i);
+    if (n) __builtin_prefetch(x + n - 1);
+#else
+    (void)x; (void)n;
+#endif
+}
+#define MMGAN__AHEAD 4   /* images ahead */
+
 /* Float products are exact in double, so these sums are the same on every
  * platform, FMA or not: eight partial sums (value i goes to lane i mod 8,
  * which compilers keep in vector registers: 2x faster than four), then a
@@ -3763,6 +3789,7 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
             for (j0 = 0; j0 < (size_t)xs[0]; j0++) {
                 const float *pin = a + (j0 * xs[1] + (size_t)c) * plane;
                 if (!so[2] && !so[3]) {   /* a whole plane into one sum: vec_sum's partial sums, no serial chain */
+                    if (j0 + MMGAN__AHEAD < (size_t)xs[0]) mmgan__prefetch(pin + MMGAN__AHEAD * xs[1] * plane, plane);
                     acc[j0 * so[0] + (size_t)c * so[1]] += mmgan_vec_sum(plane, pin);
                     continue;
                 }
@@ -4178,6 +4205,45 @@ static mmgan_status mmgan__grad_ex(mmgan_graph *g, mmgan_node y, mmgan_node seed
 
 typedef struct mmgan__bn_stats { double cnt, mean, var, invstd, sg, sgx; } mmgan__bn_stats;
 
+/* One plane's sum(x), sum(x x) and, with g, sum(g), sum(g x): the same
+ * values as mmgan_vec_sum and mmgan_vec_dot, in one pass whose independent
+ * sums overlap (one after another, each waited on its own chain of
+ * additions: 2x slower without g, 3x with). */
+static void mmgan__bn_plane(size_t n, const float *x, const float *g, double out[4])
+{
+    double s0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double s2[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s3[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    int j;
+    if (g) {
+        for (; i + 8 <= n; i += 8)
+            for (j = 0; j < 8; j++) {
+                double u = x[i + j], v = g[i + j];
+                s0[j] += u; s1[j] += u * u; s2[j] += v; s3[j] += v * u;
+            }
+        for (j = 0; i < n; i++, j++) {
+            double u = x[i], v = g[i];
+            s0[j] += u; s1[j] += u * u; s2[j] += v; s3[j] += v * u;
+        }
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (j = 0; j < 8; j++) {
+                double u = x[i + j];
+                s0[j] += u; s1[j] += u * u;
+            }
+        for (j = 0; i < n; i++, j++) {
+            double u = x[i];
+            s0[j] += u; s1[j] += u * u;
+        }
+    }
+#define MMGAN__TREE8(s) (((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])))
+    out[0] = MMGAN__TREE8(s0);
+    out[1] = MMGAN__TREE8(s1);
+    out[2] = MMGAN__TREE8(s2);
+    out[3] = MMGAN__TREE8(s3);
+#undef MMGAN__TREE8
+}
+
 /* Channel ch of x [N, C, HW]: mean, variance and, with gy, sum(gy) and
  * sum(gy (x - mean)), all in double in a fixed order. */
 static void mmgan__bn_channel(const mmgan__node *nx, const float *x, const float *gy, int ch, float eps,
@@ -4188,13 +4254,16 @@ static void mmgan__bn_channel(const mmgan__node *nx, const float *x, const float
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (b = 0; b < n; b++) {
         const float *px = x + ((size_t)b * c + ch) * hw;
-        s0 += mmgan_vec_sum(hw, px);
-        s1 += mmgan_vec_dot(hw, px, px);
-        if (gy) {
-            const float *pg = gy + ((size_t)b * c + ch) * hw;
-            s2 += mmgan_vec_sum(hw, pg);
-            s3 += mmgan_vec_dot(hw, pg, px);
+        double t[4];
+        if (b + MMGAN__AHEAD < n) {
+            mmgan__prefetch(px + (size_t)MMGAN__AHEAD * c * hw, hw);
+            if (gy) mmgan__prefetch(gy + ((size_t)(b + MMGAN__AHEAD) * c + ch) * hw, hw);
         }
+        mmgan__bn_plane(hw, px, gy ? gy + ((size_t)b * c + ch) * hw : NULL, t);
+        s0 += t[0];
+        s1 += t[1];
+        s2 += t[2];
+        s3 += t[3];
     }
     s->cnt = (double)n * hw;
     s->mean = s0 / s->cnt;
@@ -6663,6 +6732,9 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path)
 }
 #endif
 
+#ifdef MMGAN__GXX_QUIET
+#  pragma GCC diagnostic pop
+#endif
 #endif /* MMGAN__IMPLEMENTED */
 #endif /* MMGAN_IMPLEMENTATION */
 

@@ -72,7 +72,7 @@ build_checks() {
     done
     for cxx in g++ clang++; do
         has $cxx || { skipped=$((skipped + 1)); note "skip: $cxx not installed"; continue; }
-        for defs in "" "-march=native" "-DMMGAN_STATIC"; do
+        for defs in "" "-march=native" "-O2 -march=native -fopenmp" "-DMMGAN_STATIC"; do
             $cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $defs -x c++ -c "$tu/impl.c" -o "$tu/impl.o" >"$tu/log" 2>&1
             st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$cxx -std=c++11 $defs" $st
         done
