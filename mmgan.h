@@ -2371,7 +2371,10 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * the gathered B is 4-8% faster for the weight gradient; for conv2d the
  * explicit column matrix (contiguous runs, vector packing) is 3-18% faster;
  * with C kh kw < O (1-channel layers) the transposed weight gradient is 1.2x
- * faster, its 16-row result fitting the micro-kernel far better.
+ * faster, its 16-row result fitting the micro-kernel far better, unless the
+ * kernel set has an edge kernel for narrow tiles (AVX-512): then the gathered
+ * product (64x16 and 128x16 results) is 1.2-1.6x faster than the transposed
+ * one, before counting the latter's im2col (Xeon, one thread).
  * Chunks and batch entries are visited in order and the GEMM is
  * thread-count free, so results do not depend on threads either. */
 /* Floats of column matrix per GEMM: about 4 MB, which keeps the GEMMs wide
@@ -2630,7 +2633,7 @@ static void mmgan__pad_images(mmgan_ctx *ctx, const mmgan__convgeom *q, const fl
 /* The weight gradient is computed transposed for narrow windows (2.6). */
 static int mmgan__wgrad_transposed(const mmgan__convgeom *q, int o)
 {
-    return q->c * q->kh * q->kw < o;
+    return q->c * q->kh * q->kw < o && !mmgan__gemm_kernels[0].edge;
 }
 
 /* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]). */
