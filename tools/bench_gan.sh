@@ -7,7 +7,8 @@
 #   sh tools/bench_gan.sh          timing table, then the loss check
 #   sh tools/bench_gan.sh check    the loss check alone (make crosscheck)
 # Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
-# ITERS (30), WARMUP (5), CSV (build/bench_gan.csv), BIN (build/bench_gan).
+# ITERS (30 a round), ROUNDS (3), WARMUP (5), CSV (build/bench_gan.csv),
+# BIN (build/bench_gan).
 # Prints a table (ms per iteration, medians; peak resident memory) and
 # `N passed, N failed` for the loss check; exits 1 if a check fails.
 set -u
@@ -15,12 +16,14 @@ BIN=${BIN:-build/bench_gan}
 THREADS=${THREADS:-"1 2"}
 CASES=${CASES:-"magan hinge_linf_gp hinge"}
 ITERS=${ITERS:-30}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-5}
 CSV=${CSV:-build/bench_gan.csv}
 PY=/usr/bin/python3
 TORCH=tools/bench_gan_torch.py
 MODE=${1:-bench}
 case $MODE in bench|check) ;; *) echo "usage: sh tools/bench_gan.sh [check]" >&2; exit 2 ;; esac
+case $ROUNDS in ''|*[!0-9]*|0) echo "bench_gan.sh: ROUNDS=$ROUNDS is not a positive count" >&2; exit 2 ;; esac
 
 if [ ! -x "$BIN" ]; then
     echo "bench_gan.sh: $BIN is missing; run make bench" >&2
@@ -45,26 +48,41 @@ rm -f "$CSV"
 # (tools/openblas_core.sh measures which core type is fastest).
 CORE=$(sh tools/openblas_core.sh "${BENCH_BIN:-build/bench}")
 echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
+# Each case runs as ROUNDS alternating pairs (mmgan, then PyTorch), each the
+# median of ITERS iterations: on a shared machine the load comes in bursts of
+# seconds, and a pair run back to back sees about the same load.  Times are
+# the medians of the rounds' medians, the speedup the median of the rounds'
+# ratios; the CSV has a row per round and side.
+per=$ITERS
 printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads mmgan_ms torch_ms speedup mmgan_MiB torch_MiB mem_x
 for t in $THREADS; do
     for c in $CASES; do
-        m=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" bench --case "$c" --threads "$t" \
-              --iters "$ITERS" --warmup "$WARMUP" --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
-        set -- $m
-        mms=$4 mrss=$7
-        if [ $torch = yes ]; then
-            p=$(env BENCH_OPENBLAS_CORETYPE="$CORE" \
-                  "$PY" "$TORCH" bench --case "$c" --threads "$t" --iters "$ITERS" --warmup "$WARMUP" \
-                  --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: torch $c failed" >&2; exit 1; }
-            set -- $p
-            awk -v c="$c" -v t="$t" -v m="$mms" -v p="$4" -v mr="$mrss" -v pr="$7" 'BEGIN {
-                printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, m, p, p / m, mr, pr, pr / mr }'
-        else
-            printf '%-14s %7d %10.2f %10s %7s %10.1f %10s %7s\n' "$c" "$t" "$mms" - - "$mrss" - -
-        fi
+        : > "$tmp/rounds"
+        r=0
+        while [ $r -lt "$ROUNDS" ]; do
+            r=$((r + 1))
+            m=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" bench --case "$c" --threads "$t" \
+                  --iters "$per" --warmup "$WARMUP" --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
+            set -- $m
+            mms=$4 mrss=$7 pms=- prss=-
+            if [ $torch = yes ]; then
+                p=$(env BENCH_OPENBLAS_CORETYPE="$CORE" \
+                      "$PY" "$TORCH" bench --case "$c" --threads "$t" --iters "$per" --warmup "$WARMUP" \
+                      --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: torch $c failed" >&2; exit 1; }
+                set -- $p
+                pms=$4 prss=$7
+            fi
+            echo "$mms $pms $mrss $prss" >> "$tmp/rounds"
+        done
+        sort -n "$tmp/rounds" | awk -v c="$c" -v t="$t" -v torch=$torch '
+            function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+                                            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+            { n++; m[n] = $1; p[n] = $2; r[n] = $2 / $1; if ($3 > mr) mr = $3; if ($4 > pr) pr = $4 }
+            END { if (torch != "yes") { printf "%-14s %7d %10.2f %10s %7s %10.1f %10s %7s\n", c, t, med(m, n), "-", "-", mr, "-", "-"; exit }
+                  printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, med(m, n), med(p, n), med(r, n), mr, pr, pr / mr }'
     done
 done
-echo "(speedup and mem_x: PyTorch's time and peak resident memory over mmgan's; CSV in $CSV)"
+echo "(median of $ROUNDS alternating rounds of $per iterations each; speedup and mem_x: PyTorch's over mmgan's; CSV in $CSV)"
 fi
 
 [ $torch = yes ] || exit 0
