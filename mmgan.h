@@ -1626,55 +1626,22 @@ static void mmgan__ukr_ref(int k, const float *a, const float *b, ptrdiff_t bs, 
 #if defined(MMGAN__AVX512)
 /* 8 x 48: 24 accumulators + 3 B vectors + 1 broadcast of the 32 zmm
  * registers.  Measured against 14 x 32 (28 accumulators): fewer broadcasts per
- * FMA and m = 64 in whole tiles made it 3-50% faster on the GAN shapes. */
-static void mmgan__ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
-                              ptrdiff_t ldc, float alpha, float beta)
-{
-    int p;
-    __m512 va, vb;
-#define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps(); \
-    _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + 47), _MM_HINT_T0);
-    MMGAN__ROWS8(MMGAN__D)
-#undef MMGAN__D
-    for (p = 0; p < k; p++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
-#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2); }
-        MMGAN__ROWS8(MMGAN__F)
-#undef MMGAN__F
-        a += 8;
-        b += bs;
-    }
-    va = _mm512_set1_ps(alpha);
-    vb = _mm512_set1_ps(beta);
-    if (beta == 0.0f) {
-#define MMGAN__S(i) _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c##i##0)); \
-        _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c##i##1)); _mm512_storeu_ps(c + i * ldc + 32, _mm512_mul_ps(va, c##i##2));
-        MMGAN__ROWS8(MMGAN__S)
-#undef MMGAN__S
-    } else {
-#define MMGAN__S(i) \
-        _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), _mm512_mul_ps(va, c##i##0))); \
-        _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), _mm512_mul_ps(va, c##i##1))); \
-        _mm512_storeu_ps(c + i * ldc + 32, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 32), _mm512_mul_ps(va, c##i##2)));
-        MMGAN__ROWS8(MMGAN__S)
-#undef MMGAN__S
-    }
-}
-/* Partial tiles: a 16-column-wide last panel of C (n = 256 = 5 x 48 + 16)
- * costs one vector per row instead of three, and rows and columns past the
- * edge are masked off instead of going through a stack tile; that made
- * 64x256x784 1.15x faster.  Same sums in the same order as the full kernel. */
-static void mmgan__ukr_avx512_edge(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
-                                   ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
+ * FMA and m = 64 in whole tiles made it 3-50% faster on the GAN shapes.
+ * The first rows x cols of the tile: partial tiles (n = 256 = 5 x 48 + 16)
+ * use only the vectors that hold columns of C, one per row instead of three,
+ * and masked stores instead of a stack tile (64x256x784 1.15x faster).
+ * Whole tiles take it with every mask set: as fast as unmasked stores. */
+MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                                      ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
 {
     const int nv = (cols + 15) >> 4;
     const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
     const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-    const __mmask16 m2 = (__mmask16)(cols <= 32 ? 0 : (1u << (cols - 32)) - 1u);
+    const __mmask16 m2 = (__mmask16)(cols >= 48 ? 0xFFFF : cols <= 32 ? 0 : (1u << (cols - 32)) - 1u);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     int p;
-#define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps();
+#define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps(); \
+    if (i < rows) { _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + 47), _MM_HINT_T0); }
     MMGAN__ROWS8(MMGAN__D)
 #undef MMGAN__D
     if (nv == 1) {
@@ -1701,7 +1668,7 @@ static void mmgan__ukr_avx512_edge(int k, const float *a, const float *b, ptrdif
 #undef MMGAN__F
         }
     }
-    /* Masked-off lanes are neither read nor written. */
+    /* Masked-off lanes are neither read nor written; with beta == 0 C is not read. */
 #define MMGAN__V(i, v, mk) \
     _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk, beta == 0.0f ? _mm512_mul_ps(va, c##i##v) \
         : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, c + i * ldc + 16 * v), _mm512_mul_ps(va, c##i##v)));
@@ -1709,6 +1676,18 @@ static void mmgan__ukr_avx512_edge(int k, const float *a, const float *b, ptrdif
     MMGAN__ROWS8(MMGAN__S)
 #undef MMGAN__S
 #undef MMGAN__V
+}
+
+static void mmgan__ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                              ptrdiff_t ldc, float alpha, float beta)
+{
+    mmgan__avx512_tile(k, a, b, bs, c, ldc, alpha, beta, 8, 48);
+}
+
+static void mmgan__ukr_avx512_edge(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+                                   ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
+{
+    mmgan__avx512_tile(k, a, b, bs, c, ldc, alpha, beta, rows, cols);
 }
 #endif
 
@@ -2875,6 +2854,8 @@ MMGAN__INLINE void mmgan__prefetch(const float *x, size_t n)
  * platform, FMA or not: eight partial sums (value i goes to lane i mod 8,
  * which compilers keep in vector registers: 2x faster than four), then a
  * fixed tree. */
+#define MMGAN__TREE8(s) (((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])))
+
 MMGAN_DEF double mmgan_vec_sum(size_t n, const float *x)
 {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -2883,7 +2864,7 @@ MMGAN_DEF double mmgan_vec_sum(size_t n, const float *x)
     for (; i + 8 <= n; i += 8)
         for (j = 0; j < 8; j++) s[j] += x[i + j];
     for (j = 0; i < n; i++, j++) s[j] += x[i];
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    return MMGAN__TREE8(s);
 }
 
 MMGAN_DEF double mmgan_vec_dot(size_t n, const float *x, const float *y)
@@ -2894,7 +2875,7 @@ MMGAN_DEF double mmgan_vec_dot(size_t n, const float *x, const float *y)
     for (; i + 8 <= n; i += 8)
         for (j = 0; j < 8; j++) s[j] += (double)x[i + j] * y[i + j];
     for (j = 0; i < n; i++, j++) s[j] += (double)x[i] * y[i];
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    return MMGAN__TREE8(s);
 }
 
 /* ===================================================================== */
@@ -4369,12 +4350,10 @@ static void mmgan__bn_plane(size_t n, const float *x, const float *g, double out
             s0[j] += u; s1[j] += u * u;
         }
     }
-#define MMGAN__TREE8(s) (((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])))
     out[0] = MMGAN__TREE8(s0);
     out[1] = MMGAN__TREE8(s1);
     out[2] = MMGAN__TREE8(s2);
     out[3] = MMGAN__TREE8(s3);
-#undef MMGAN__TREE8
 }
 
 /* Channel ch of x [N, C, HW]: mean, variance and, with gy, sum(gy) and
