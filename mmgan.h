@@ -2201,42 +2201,14 @@ static float mmgan__dot_f(size_t n, const float *x, const float *y)
     return s;
 }
 
-/* Products with one row or one column of C (a critic's output layer, its
- * gradients): the blocked path packs whole panels to use one row or column
- * of them (the 64x1x6272 product ran at 2.5 GFLOP/s).  Returns 0 where it
- * does not apply (beta != 0 with m == 1). */
-static int mmgan__gemv(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                       const float *b, int ldb, float beta, float *c, int ldc)
+/* c[0, n) = alpha sum_p coef[p * cs] rows[p * ldr + (0, n)], a row at a time
+ * (contiguous, vectorized; each sum in p order). */
+static void mmgan__gemv_rows(int k, int n, float alpha, const float *coef, size_t cs, const float *rows,
+                             size_t ldr, float *c)
 {
-    int i, j, p;
-    if (n == 1) {   /* c[i] = alpha op(A)[i, :] . op(B)[:, 0] + beta c[i] */
-        for (i = 0; i < m; i++) {
-            float d = 0.0f, *ci = c + (size_t)i * ldc;
-            if (!ta && tb) {
-                d = mmgan__dot_f((size_t)k, a + (size_t)i * lda, b);
-            } else {
-                const float *x = ta ? a + i : a + (size_t)i * lda;
-                const size_t sx = ta ? (size_t)lda : 1, sy = tb ? 1 : (size_t)ldb;
-                for (p = 0; p < k; p++) d += x[p * sx] * b[p * sy];
-            }
-            *ci = beta == 0.0f ? alpha * d : alpha * d + beta * *ci;
-        }
-        return 1;
-    }
-    if (m != 1) return 0;
-    if (tb) {       /* c[j] = alpha op(A)[0, :] . B[j, :] + beta c[j] */
-        for (j = 0; j < n; j++) {
-            float d = 0.0f;
-            if (!ta) d = mmgan__dot_f((size_t)k, a, b + (size_t)j * ldb);
-            else for (p = 0; p < k; p++) d += a[(size_t)p * lda] * b[(size_t)j * ldb + p];
-            c[j] = beta == 0.0f ? alpha * d : alpha * d + beta * c[j];
-        }
-        return 1;
-    }
-    if (beta != 0.0f) return 0;
-    /* c = alpha sum_p op(A)[0, p] B[p, :], a row of B at a time */
+    int p, j;
     for (p = 0; p < k; p++) {
-        const float ap = a[ta ? (size_t)p * lda : (size_t)p], *bp = b + (size_t)p * ldb;
+        const float ap = coef[(size_t)p * cs], *bp = rows + (size_t)p * ldr;
         mmgan__v va = MMGAN__VSET(ap);
         j = 0;
         if (p == 0) {
@@ -2249,6 +2221,40 @@ static int mmgan__gemv(int ta, int tb, int m, int n, int k, float alpha, const f
         }
     }
     for (j = 0; j < n; j++) c[j] *= alpha;
+}
+
+/* Products with one row or one column of C (a critic's output layer, its
+ * gradients): the blocked path packs whole panels to use one row or column
+ * of them (the 64x1x6272 product ran at 2.5 GFLOP/s).  Contiguous operands
+ * only; returns 0 where it does not apply (the blocked path takes those). */
+static int mmgan__gemv(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc)
+{
+    int i, j;
+    if (n == 1 && !ta) {    /* c[i] = alpha A[i, :] . op(B)[:, 0] + beta c[i] */
+        if (!tb && ldb != 1) return 0;
+        for (i = 0; i < m; i++) {
+            float d = mmgan__dot_f((size_t)k, a + (size_t)i * lda, b), *ci = c + (size_t)i * ldc;
+            *ci = beta == 0.0f ? alpha * d : alpha * d + beta * *ci;
+        }
+        return 1;
+    }
+    if (n == 1) {           /* c = alpha A^T b: the rows of stored A, contiguous in i */
+        if (ldc != 1 || beta != 0.0f) return 0;
+        mmgan__gemv_rows(k, m, alpha, b, tb ? 1 : (size_t)ldb, a, (size_t)lda, c);
+        return 1;
+    }
+    if (m != 1) return 0;
+    if (tb) {               /* c[j] = alpha op(A)[0, :] . B[j, :] + beta c[j] */
+        if (ta && lda != 1) return 0;
+        for (j = 0; j < n; j++) {
+            float d = mmgan__dot_f((size_t)k, a, b + (size_t)j * ldb);
+            c[j] = beta == 0.0f ? alpha * d : alpha * d + beta * c[j];
+        }
+        return 1;
+    }
+    if (beta != 0.0f) return 0;
+    mmgan__gemv_rows(k, n, alpha, a, ta ? (size_t)lda : 1, b, (size_t)ldb, c);   /* c = alpha op(A)[0, :] B */
     return 1;
 }
 
