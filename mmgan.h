@@ -2020,21 +2020,31 @@ static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int 
     const int nr = g->kr->nr, hw = cq->ho * cq->wo, kk = cq->kh * cq->kw, s = cq->stride;
     const int pw = cq->w + 2 * cq->pad, plane = (cq->h + 2 * cq->pad) * pw;
     const size_t img = (size_t)cq->c * plane;
-    int q, jj, p;
+    int q, jj, p, quads;
     long off[64];   /* per panel column: where its window entry (c, i, j) lies */
     MMGAN_ASSERT(nr <= 64);
     for (q = q0; q < q1; q++) {
         float *dst = g->bp + (size_t)q * nr * kc;
         int c0 = j0 + q * nr, cols = MMGAN__MIN(nr, nc - q * nr);
+        int b = p0 / hw, oy = p0 % hw / cq->wo, ox = p0 % cq->wo;   /* row p0's pixel, then counted on */
         for (jj = 0; jj < cols; jj++) {
             int c = (c0 + jj) / kk, r = (c0 + jj) % kk;
             off[jj] = (long)c * plane + (long)(r / cq->kw) * pw + r % cq->kw;
         }
+        /* Window rows of 4 (4x4 kernels) are 4 floats side by side in the
+         * image: copied 16 bytes at a time, 3x fewer moves than a float at a time. */
+        quads = cols % 4 == 0;
+        for (jj = 0; jj < cols && quads; jj += 4)
+            quads = off[jj + 1] == off[jj] + 1 && off[jj + 2] == off[jj] + 2 && off[jj + 3] == off[jj] + 3;
         for (p = 0; p < kc; p++, dst += nr) {
-            int b = (p0 + p) / hw, r = (p0 + p) % hw;
-            const float *src = x + (size_t)b * img + (size_t)(r / cq->wo) * s * pw + (size_t)(r % cq->wo) * s;
-            for (jj = 0; jj < cols; jj++) dst[jj] = src[off[jj]];
-            for (; jj < nr; jj++) dst[jj] = 0.0f;
+            const float *src = x + (size_t)b * img + (size_t)oy * s * pw + (size_t)ox * s;
+            if (quads) for (jj = 0; jj < cols; jj += 4) memcpy(dst + jj, src + off[jj], 4 * sizeof(float));
+            else for (jj = 0; jj < cols; jj++) dst[jj] = src[off[jj]];
+            for (jj = cols; jj < nr; jj++) dst[jj] = 0.0f;
+            if (++ox == cq->wo) {
+                ox = 0;
+                if (++oy == cq->ho) { oy = 0; b++; }
+            }
         }
     }
 }
