@@ -1631,13 +1631,17 @@ static void mmgan__ukr_ref(int k, const float *a, const float *b, ptrdiff_t bs, 
  * use only the vectors that hold columns of C, one per row instead of three,
  * and masked stores instead of a stack tile (64x256x784 1.15x faster).
  * Whole tiles take it with every mask set: as fast as unmasked stores. */
+/* The first n lanes of a vector (none for n <= 0, all for n >= 16). */
+MMGAN__INLINE __mmask16 mmgan__mask16(int n)
+{
+    return (__mmask16)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
+}
+
 MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                                       ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
 {
     const int nv = (cols + 15) >> 4;
-    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
-    const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-    const __mmask16 m2 = (__mmask16)(cols >= 48 ? 0xFFFF : cols <= 32 ? 0 : (1u << (cols - 32)) - 1u);
+    const __mmask16 m0 = mmgan__mask16(cols), m1 = mmgan__mask16(cols - 16), m2 = mmgan__mask16(cols - 32);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     int p;
 #define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps(); \
@@ -2059,8 +2063,9 @@ static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int
         return;
     }
     if (!g->tb && nr % MMGAN__VN == 0) {
-        /* Row by row across all the panels: one sequential read of each row
-         * of B instead of a 4 KB-strided walk per panel down a large B. */
+        /* Whole panels row by row across all of them, in vector copies: one
+         * sequential read of each row of B instead of a 4 KB-strided walk per
+         * panel down a large B, and no memcpy call per short row. */
         int full = MMGAN__MIN(q1, nc / nr);
         for (p = 0; p < kc; p++) {
             const float *src = g->b + (size_t)(p0 + p) * g->ldb + j0;
@@ -2074,18 +2079,11 @@ static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int
     for (q = q0; q < q1; q++) {
         float *dst = g->bp + (size_t)q * nr * kc;
         int c0 = q * nr, cols = MMGAN__MIN(nr, nc - c0);
-        if (!g->tb) {
-            /* Vector copies: a memcpy call per short row costs more than the
-             * copy, and small-m products repack B often. */
+        if (!g->tb) {   /* the partial last panel (whole ones went row by row above) */
             const float *src = g->b + (size_t)p0 * g->ldb + j0 + c0;
-            if (cols == nr && nr % MMGAN__VN == 0) {
-                for (p = 0; p < kc; p++, src += g->ldb, dst += nr)
-                    for (j = 0; j < nr; j += MMGAN__VN) MMGAN__VSTORE(dst + j, MMGAN__VLOAD(src + j));
-            } else {
-                for (p = 0; p < kc; p++, src += g->ldb, dst += nr) {
-                    for (j = 0; j < cols; j++) dst[j] = src[j];
-                    for (; j < nr; j++) dst[j] = 0.0f;
-                }
+            for (p = 0; p < kc; p++, src += g->ldb, dst += nr) {
+                for (j = 0; j < cols; j++) dst[j] = src[j];
+                for (; j < nr; j++) dst[j] = 0.0f;
             }
         } else {
             p = cols == nr ? mmgan__tr_panel(nr, kc, g->b + (size_t)(j0 + c0) * g->ldb + p0, (size_t)g->ldb, dst) : 0;
@@ -2197,7 +2195,8 @@ static void mmgan__gemm_prepack_a(const mmgan__gemm_kernel *kr, int ta, int m, i
     }
 }
 
-/* x . y over n contiguous floats: VN partial sums, then the lanes in order. */
+/* x . y over n contiguous floats: VN float partial sums, then the lanes in
+ * order.  mmgan_vec_dot's double sums made the 64x1x6272 product 3x slower. */
 static float mmgan__dot_f(size_t n, const float *x, const float *y)
 {
     mmgan__v acc = MMGAN__VSET(0.0f);
@@ -2212,25 +2211,14 @@ static float mmgan__dot_f(size_t n, const float *x, const float *y)
 }
 
 /* c[0, n) = alpha sum_p coef[p * cs] rows[p * ldr + (0, n)], a row at a time
- * (contiguous, vectorized; each sum in p order). */
+ * through the vector kernels, each sum in p order. */
 static void mmgan__gemv_rows(int k, int n, float alpha, const float *coef, size_t cs, const float *rows,
                              size_t ldr, float *c)
 {
-    int p, j;
-    for (p = 0; p < k; p++) {
-        const float ap = coef[(size_t)p * cs], *bp = rows + (size_t)p * ldr;
-        mmgan__v va = MMGAN__VSET(ap);
-        j = 0;
-        if (p == 0) {
-            for (; j + MMGAN__VN <= n; j += MMGAN__VN) MMGAN__VSTORE(c + j, MMGAN__VMUL(va, MMGAN__VLOAD(bp + j)));
-            for (; j < n; j++) c[j] = ap * bp[j];
-        } else {
-            for (; j + MMGAN__VN <= n; j += MMGAN__VN)
-                MMGAN__VSTORE(c + j, MMGAN__VFMA(va, MMGAN__VLOAD(bp + j), MMGAN__VLOAD(c + j)));
-            for (; j < n; j++) c[j] += ap * bp[j];
-        }
-    }
-    for (j = 0; j < n; j++) c[j] *= alpha;
+    int p;
+    memset(c, 0, (size_t)n * sizeof(float));
+    for (p = 0; p < k; p++) mmgan_vec_axpy((size_t)n, coef[(size_t)p * cs], rows + (size_t)p * ldr, c);
+    mmgan_vec_scale((size_t)n, alpha, c, c);
 }
 
 /* Products with one row or one column of C (a critic's output layer, its
@@ -2429,9 +2417,9 @@ MMGAN__INLINE void mmgan__take_evens(float *d, const float *r, int n)
     if (n >= 6 && n <= 16) {   /* shorter rows: a masked store then an overlapping load stalls */
         const __m512i idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
         const int span = 2 * n - 1;
-        __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)(span >= 16 ? 0xFFFF : (1u << span) - 1u), r);
-        __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(span <= 16 ? 0 : (1u << (span - 16)) - 1u), r + 16);
-        _mm512_mask_storeu_ps(d, (__mmask16)((1u << n) - 1u), _mm512_permutex2var_ps(v0, idx, v1));
+        __m512 v0 = _mm512_maskz_loadu_ps(mmgan__mask16(span), r);
+        __m512 v1 = _mm512_maskz_loadu_ps(mmgan__mask16(span - 16), r + 16);
+        _mm512_mask_storeu_ps(d, mmgan__mask16(n), _mm512_permutex2var_ps(v0, idx, v1));
         return;
     }
 #endif
@@ -2446,9 +2434,8 @@ MMGAN__INLINE void mmgan__add_evens(float *r, const float *d, int n)
         const __m512i lo = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
         const __m512i hi = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
         const int span = 2 * n - 1;
-        const __mmask16 m0 = (__mmask16)(0x5555u & (span >= 16 ? 0xFFFFu : (1u << span) - 1u));
-        const __mmask16 m1 = (__mmask16)(0x5555u & (span <= 16 ? 0u : (1u << (span - 16)) - 1u));
-        __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), d);
+        const __mmask16 m0 = (__mmask16)(0x5555u & mmgan__mask16(span)), m1 = (__mmask16)(0x5555u & mmgan__mask16(span - 16));
+        __m512 v = _mm512_maskz_loadu_ps(mmgan__mask16(n), d);
         _mm512_mask_storeu_ps(r, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, r), _mm512_permutexvar_ps(lo, v)));
         if (m1) _mm512_mask_storeu_ps(r + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, r + 16), _mm512_permutexvar_ps(hi, v)));
         return;
