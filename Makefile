@@ -32,8 +32,8 @@ build/bench_gan: tools/bench_gan.c tools/bench_common.h mmgan.h examples/magan_m
 # iterations against PyTorch (tools/bench_gan.sh), whose BLAS is OpenBLAS too.
 bench: build/bench build/bench_gan
 	@ct=$$(sh tools/openblas_core.sh build/bench); echo "OPENBLAS_CORETYPE: $${ct:-unset (its own detection)}"; \
-	env -u OPENBLAS_CORETYPE $${ct:+OPENBLAS_CORETYPE=$$ct} OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS)
-	sh tools/bench_gan.sh
+	env -u OPENBLAS_CORETYPE $${ct:+OPENBLAS_CORETYPE=$$ct} OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS) && \
+	BENCH_OPENBLAS_CORETYPE="$$ct" sh tools/bench_gan.sh
 
 build/crosscheck: tests/crosscheck.c mmgan.h
 	@mkdir -p build

@@ -8,7 +8,8 @@
 #   sh tools/bench_gan.sh check    the loss check alone (make crosscheck)
 # Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
 # ITERS (30 a round), ROUNDS (3), WARMUP (5), CSV (build/bench_gan.csv),
-# BIN (build/bench_gan).
+# BIN (build/bench_gan), BENCH_OPENBLAS_CORETYPE (measured by
+# tools/openblas_core.sh unless set).
 # Prints a table (ms per iteration, medians; peak resident memory) and
 # `N passed, N failed` for the loss check; exits 1 if a check fails.
 set -u
@@ -46,7 +47,9 @@ rm -f "$CSV"
 # the environment's OPENBLAS_CORETYPE=Haswell halves its speed, and on a CPU
 # newer than OpenBLAS 0.3.21 its own detection picks slow generic kernels
 # (tools/openblas_core.sh measures which core type is fastest).
-CORE=$(sh tools/openblas_core.sh "${BENCH_BIN:-build/bench}")
+# make bench passes its choice (empty: OpenBLAS's own detection) in BENCH_OPENBLAS_CORETYPE.
+if [ "${BENCH_OPENBLAS_CORETYPE+set}" = set ]; then CORE=$BENCH_OPENBLAS_CORETYPE
+else CORE=$(sh tools/openblas_core.sh "${BENCH_BIN:-build/bench}"); fi
 echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
 # Each case runs as ROUNDS alternating pairs (mmgan, then PyTorch), each the
 # median of ITERS iterations: on a shared machine the load comes in bursts of
