@@ -2299,10 +2299,11 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
      * of A; with few rows it is not, and untransposed rows of B are already
      * contiguous.  With k < 64 the copy is cheap and packing measured faster.
      * On one thread reading B in place measured 6-15% faster (Xeon, AVX-512,
-     * power-of-two strides included: 64x256x784 +13%); on two, packing was as
-     * fast or up to 12% faster (128x3136x1024), so threads pack.  Either way
-     * the sums are the same, in the same order. */
-    g.direct_b = !bg && !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64 && nt == 1;
+     * power-of-two strides included: 64x256x784 +13%).  On two it still was
+     * for 64 rows (64x784x256 +12-16%, 64x12544x128 +3-7%, MAGAN's step at 2
+     * threads 4%), but packing was 2-5% faster for 128 (128x980x1024).  Either
+     * way the sums are the same, in the same order. */
+    g.direct_b = !bg && !tb && m <= (nt == 1 ? MMGAN__GEMM_DIRECT_B_M : 64) && k >= 64;
     g.bg = bg;
     g.apk = apk;
     g.ap = ctx->gemm_ws;

@@ -127,8 +127,9 @@ static void test_blocks(const mmgan__gemm_kernel *kr)
               kr->name, m, n, k, t);
 }
 
-/* Bit-identical C for 1 and 2 threads; m <= 128 with tb == 0 takes the
- * unpacked-B path. */
+/* Bit-identical C for 1 and 2 threads.  With tb == 0, B is read in place
+ * for m <= 128 on one thread and m <= 64 on two: 100 rows compare the
+ * in-place and packed paths, 60 rows in-place on both. */
 static void test_threads(int tb, int m, int n, int k)
 {
     int i, maxt;
@@ -192,6 +193,7 @@ int main(void)
     }
     test_threads(1, 517, 1031, 700);
     test_threads(0, 100, 3001, 300);
+    test_threads(0, 60, 2999, 300);
     test_errors();
     mmgan_ctx_free(ctx);
     return test_summary();
