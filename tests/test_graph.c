@@ -728,6 +728,54 @@ static void test_threads_identical(void)
     free(out[0]); free(out[1]); free(xv);
 }
 
+/* A plan that computes batch norm's dx and dgamma in one stage shares their
+ * statistics (the first op keeps them for the second): the gradients must be
+ * bitwise those of plans computing each alone, with two batch norms on one x
+ * (different gy and eps, which must not be mixed up) and across stages. */
+static void test_bn_grad_sharing(void)
+{
+    float xv[6 * 3 * 4 * 4];
+    int i, k, nw, n = 6 * 3 * 4 * 4;
+    for (i = 0; i < n; i++) xv[i] = (float)((i * 37) % 101) / 50.0f - 0.9f;
+    /* nw = 2: gamma2 is not asked for, so the op after batch norm 2's dx is
+     * batch norm 1's: a pairing by x alone would join the wrong two */
+    for (nw = 3; nw >= 2; nw--) {
+        mmgan_graph *g = mmgan_graph_new(ctx);
+        mmgan_param *ga = mmgan_param_new(ctx, "g1", 1, S(3)), *gb = mmgan_param_new(ctx, "g2", 1, S(3));
+        mmgan_node x = mmgan_input(g, "x", 4, S(6, 3, 4, 4)), wrt[3], gr[3], y1, y2, loss;
+        mmgan_plan *all, *one[3] = {NULL, NULL, NULL}, *staged;
+        int counts[2], same = 1, ok;
+        counts[0] = 1; counts[1] = nw - 1;
+        mmgan_param_init(ga, MMGAN_INIT_CONST, 1.25f, NULL);
+        mmgan_param_init(gb, MMGAN_INIT_CONST, -0.5f, NULL);
+        mmgan_graph_feed(g, x, xv);
+        wrt[0] = x; wrt[1] = mmgan_parameter(g, ga); wrt[2] = mmgan_parameter(g, gb);
+        y1 = mmgan_batch_norm(g, x, wrt[1], MMGAN_NONE, NULL, NULL, 0.1f, 1e-5f, 1);
+        y2 = mmgan_batch_norm(g, x, wrt[2], MMGAN_NONE, NULL, NULL, 0.1f, 1e-1f, 1);
+        loss = mmgan_sum(g, mmgan_add(g, mmgan_square(g, mmgan_tanh(g, y1)), mmgan_mul(g, y2, mmgan_sigmoid(g, x))));
+        mmgan_grad(g, loss, nw, wrt, gr);
+        all = mmgan_plan_new(g, nw, gr);
+        ok = all != NULL;
+        for (k = 0; k < nw; k++) ok &= (one[k] = mmgan_plan_new(g, 1, &gr[k])) != NULL;
+        staged = mmgan_plan_new_stages(g, 2, counts, gr);
+        CHECK(ok && staged, "plans: %s", mmgan_ctx_error(ctx));
+        if (ok && staged) {
+            CHECK(mmgan_plan_run(all) == MMGAN_OK && mmgan_plan_run(staged) == MMGAN_OK, "runs");
+            for (k = 0; k < nw; k++) {
+                size_t m = k == 0 ? (size_t)n : 3;
+                CHECK(mmgan_plan_run(one[k]) == MMGAN_OK, "run %d", k);
+                same &= memcmp(mmgan_plan_value(all, gr[k]), mmgan_plan_value(one[k], gr[k]), m * sizeof(float)) == 0;
+                same &= memcmp(mmgan_plan_value(staged, gr[k]), mmgan_plan_value(one[k], gr[k]), m * sizeof(float)) == 0;
+            }
+            CHECK(same, "%d gradients: batch norm's in one plan differ from those computed alone", nw);
+        }
+        mmgan_plan_free(all); mmgan_plan_free(staged);
+        for (k = 0; k < nw; k++) mmgan_plan_free(one[k]);
+        mmgan_graph_free(g);
+        mmgan_param_free(ga); mmgan_param_free(gb);
+    }
+}
+
 static void test_build_errors(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -814,6 +862,7 @@ int main(void)
     test_stages();
     test_plan_memory();
     test_threads_identical();
+    test_bn_grad_sharing();
     test_build_errors();
     test_initializers();
     mmgan_ctx_free(ctx);
