@@ -367,7 +367,8 @@ MMGAN_DEF mmgan_node mmgan_broadcast_to(mmgan_graph *g, mmgan_node x, int ndim, 
 MMGAN_DEF mmgan_node mmgan_matmul(mmgan_graph *g, mmgan_node a, mmgan_node b, int trans_a, int trans_b);
 /* x [N, in] * w^T [in, out] + b [out] (PyTorch layout: w is [out, in]); b may be MMGAN_NONE. */
 MMGAN_DEF mmgan_node mmgan_linear(mmgan_graph *g, mmgan_node x, mmgan_node w, mmgan_node b);
-/* x + b with b [C] added along axis 1 (channels of NCHW, features of [N, F]). */
+/* x + b with b [C] added along axis 1 (channels of NCHW, features of [N, F]).
+ * On the output of mmgan_conv2d it becomes part of that convolution. */
 MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b);
 
 /* Convolutions (cross-correlation, as in PyTorch).  x [N, C, H, W], w [O, C, kh, kw]
@@ -1164,6 +1165,34 @@ MMGAN__INLINE int32_t mmgan__ihalf(int32_t i) { return i >= 0 ? i / 2 : -((1 - i
 #define MMGAN__VIHALF(i) mmgan__ihalf(i)
 #define MMGAN__VIREST(i) ((i) - mmgan__ihalf(i))
 #endif
+
+/* Elementwise loops in that vocabulary (2.6, 2.7).  A tail shorter than
+ * MMGAN__VN goes through a zero-padded vector, so every element gets the
+ * same arithmetic wherever it sits in the array. */
+/* Apply expression F(v) to x[0..n) into y; one input. */
+#define MMGAN__MAP1(n, x, y, F) do { \
+    size_t i_ = 0, j_; \
+    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
+        mmgan__v v = MMGAN__VLOAD((x) + i_); MMGAN__VSTORE((y) + i_, F); } \
+    if (i_ < (n)) { \
+        float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; \
+        for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
+        v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
+        for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]; } \
+} while (0)
+
+/* Apply expression F(u, w) to x[0..n), y[0..n) into z; two inputs. */
+#define MMGAN__MAP2(n, x, y, z, F) do { \
+    size_t i_ = 0, j_; \
+    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
+        mmgan__v u = MMGAN__VLOAD((x) + i_), w = MMGAN__VLOAD((y) + i_); MMGAN__VSTORE((z) + i_, F); } \
+    if (i_ < (n)) { \
+        float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; \
+        for (j_ = 0; j_ < MMGAN__VN; j_++) { \
+            tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
+        u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
+        for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]; } \
+} while (0)
 
 /* ===================================================================== */
 /* 2.2 Memory                                                             */
@@ -2553,15 +2582,24 @@ static void mmgan__batch_to_rows(mmgan_ctx *ctx, const float *x, int nb, int ch,
     }
 }
 
-static void mmgan__rows_to_batch(mmgan_ctx *ctx, const float *m, int nb, int ch, int hw, float *x)
+/* ... and back, adding bias[c] to channel c unless bias is NULL. */
+static void mmgan__rows_to_batch(mmgan_ctx *ctx, const float *m, int nb, int ch, int hw, const float *bias, float *x)
 {
     int b;
     (void)ctx;
     MMGAN__PAR_FOR(ctx->threads, (size_t)nb * ch * hw >= MMGAN__PAR_MIN)
     for (b = 0; b < nb; b++) {
         int c;   /* private to the thread */
-        for (c = 0; c < ch; c++)
-            memcpy(x + ((size_t)b * ch + c) * hw, m + (size_t)c * nb * hw + (size_t)b * hw, (size_t)hw * sizeof(float));
+        for (c = 0; c < ch; c++) {
+            float *d = x + ((size_t)b * ch + c) * hw;
+            const float *src = m + (size_t)c * nb * hw + (size_t)b * hw;
+            if (bias) {
+                const mmgan__v vb = MMGAN__VSET(bias[c]);
+                MMGAN__MAP1((size_t)hw, src, d, MMGAN__VADD(v, vb));
+            } else {
+                memcpy(d, src, (size_t)hw * sizeof(float));
+            }
+        }
     }
 }
 
@@ -2619,9 +2657,9 @@ static int mmgan__wgrad_transposed(const mmgan__convgeom *q, int o)
     return q->c * q->kh * q->kw < o && !mmgan__gemm_kernels[0].edge;
 }
 
-/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]). */
+/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]) (+ bias [O]). */
 static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                              const float *x, const float *w, float *y, float *ws)
+                              const float *x, const float *w, const float *bias, float *y, float *ws)
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
@@ -2637,7 +2675,7 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
         float *cols = ws, *out = ws + (size_t)ckk * nb * hw;
         mmgan__im2col_chunk(ctx, q, x + (size_t)b0 * img, nb, cols);
         mmgan__gemm_run_ex(ctx, kr, 0, 0, o, nb * hw, ckk, 1.0f, w, ckk, cols, nb * hw, NULL, apk, 0.0f, out, nb * hw);
-        mmgan__rows_to_batch(ctx, out, nb, o, hw, y + (size_t)b0 * o * hw);
+        mmgan__rows_to_batch(ctx, out, nb, o, hw, bias, y + (size_t)b0 * o * hw);
     }
 }
 
@@ -2712,33 +2750,6 @@ static void mmgan__conv2d_bwd_weight_t(mmgan_ctx *ctx, const mmgan__convgeom *q,
 /* ===================================================================== */
 /* 2.7 Elementwise vector kernels                                         */
 /* ===================================================================== */
-/* Written in the vector vocabulary of 2.1.  A tail shorter than MMGAN__VN
- * goes through a zero-padded vector, so every element gets the same
- * arithmetic wherever it sits in the array. */
-/* Apply expression F(v) to x[0..n) into y; one input. */
-#define MMGAN__MAP1(n, x, y, F) do { \
-    size_t i_ = 0, j_; \
-    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
-        mmgan__v v = MMGAN__VLOAD((x) + i_); MMGAN__VSTORE((y) + i_, F); } \
-    if (i_ < (n)) { \
-        float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; \
-        for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
-        v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
-        for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]; } \
-} while (0)
-
-/* Apply expression F(u, w) to x[0..n), y[0..n) into z; two inputs. */
-#define MMGAN__MAP2(n, x, y, z, F) do { \
-    size_t i_ = 0, j_; \
-    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
-        mmgan__v u = MMGAN__VLOAD((x) + i_), w = MMGAN__VLOAD((y) + i_); MMGAN__VSTORE((z) + i_, F); } \
-    if (i_ < (n)) { \
-        float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; \
-        for (j_ = 0; j_ < MMGAN__VN; j_++) { \
-            tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
-        u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
-        for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]; } \
-} while (0)
 
 /* Range reduction shared by exp and expm1: x = n ln2 + r, |r| <= ln2/2.
  * The magic constant 1.5 * 2^23 rounds x/ln2 to an integer held in the low
@@ -3303,6 +3314,8 @@ MMGAN_DEF mmgan_node mmgan_matmul(mmgan_graph *g, mmgan_node a, mmgan_node b, in
     return id;
 }
 
+static mmgan_node mmgan__conv_bias(mmgan_graph *g, mmgan_node conv, mmgan_node b);
+
 MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b)
 {
     mmgan_node in[2];
@@ -3317,7 +3330,9 @@ MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b)
                             mmgan__nshape(nb, s2, sizeof s2), mmgan__nshape(nx, s1, sizeof s1));
     }
     shape[1] = nb->shape[0];
-    return mmgan_add(g, x, mmgan_reshape(g, b, nx->ndim, shape));
+    b = mmgan_reshape(g, b, nx->ndim, shape);
+    if (b >= 0 && g->nodes[x].op == MMGAN__OP_CONV && g->nodes[x].nin == 2) return mmgan__conv_bias(g, x, b);
+    return mmgan_add(g, x, b);
 }
 
 MMGAN_DEF mmgan_node mmgan_linear(mmgan_graph *g, mmgan_node x, mmgan_node w, mmgan_node b)
@@ -3345,6 +3360,21 @@ static mmgan_node mmgan__conv_node(mmgan_graph *g, int op, mmgan_node x, mmgan_n
         int *ip = g->nodes[id].ip;
         ip[0] = stride; ip[1] = pad; ip[2] = kh; ip[3] = kw; ip[4] = oph; ip[5] = opw;
     }
+    return id;
+}
+
+/* conv2d(x, w) + b as one op: the bias is added as the product's rows are
+ * put in NCHW order, not in a pass of its own over the output (on the DCGAN
+ * critic that pass was 1% of a step).  The conv node without bias stays in
+ * the graph and is computed only if something else reads it; b is already
+ * shaped [1, C, 1, 1], so its gradient is the add's. */
+static mmgan_node mmgan__conv_bias(mmgan_graph *g, mmgan_node conv, mmgan_node b)
+{
+    mmgan__node c = g->nodes[conv];   /* a copy: pushing may move the nodes */
+    mmgan_node in[3], id;
+    in[0] = c.in[0]; in[1] = c.in[1]; in[2] = b;
+    id = mmgan__push(g, MMGAN__OP_CONV, 3, in, 4, c.shape);
+    if (id >= 0) memcpy(g->nodes[id].ip, c.ip, sizeof c.ip);
     return id;
 }
 
@@ -4022,8 +4052,13 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
     if (mmgan__conv_dense(&q)) {
         int n = nx->shape[0], ckk = q.c * q.kh * q.kw, o;
         if (nd->op == MMGAN__OP_CONV) {
-            o = nd->shape[1];   /* y [N, O] = x [N, CKK] w [O, CKK]^T */
+            o = nd->shape[1];   /* y [N, O] = x [N, CKK] w [O, CKK]^T (+ bias) */
             mmgan_gemm(r->ctx, 0, 1, n, o, ckk, 1.0f, x[0], ckk, x[1], ckk, 0.0f, y, o);
+            if (nd->nin > 2) {
+                int i, j;
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < o; j++) y[(size_t)i * o + j] += x[2][j];
+            }
         } else if (nd->op == MMGAN__OP_CONVT) {
             o = nx->shape[1];   /* y [N, CKK] = x [N, O] w [O, CKK] */
             mmgan_gemm(r->ctx, 0, 0, n, ckk, o, 1.0f, x[0], o, x[1], ckk, 0.0f, y, ckk);
@@ -4035,7 +4070,7 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
     }
     /* Which product each op uses was measured: see 2.6. */
     if (nd->op == MMGAN__OP_CONV)
-        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], y, r->scratch);
+        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch);
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], y, r->scratch);
     else if (mmgan__wgrad_transposed(&q, nd->shape[0]))
@@ -4063,7 +4098,8 @@ static mmgan_node mmgan__vjp_conv(mmgan_graph *g, mmgan_node id, int i, mmgan_no
     int s = nd.ip[0], p = nd.ip[1], kh = nd.ip[2], kw = nd.ip[3];
     mmgan_node x = nd.in[0], w = nd.in[1];
     switch (nd.op) {
-    case MMGAN__OP_CONV:
+    case MMGAN__OP_CONV:   /* with a bias, input 2 */
+        if (i == 2) return mmgan__unbroadcast(g, gy, nd.in[2]);
         return i == 0 ? mmgan__convt_to(g, gy, w, &nd, x) : mmgan_conv2d_wgrad(g, x, gy, kh, kw, s, p);
     case MMGAN__OP_CONVT:
         return i == 0 ? mmgan_conv2d(g, gy, w, s, p) : mmgan_conv2d_wgrad(g, gy, x, kh, kw, s, p);

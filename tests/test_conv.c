@@ -165,6 +165,56 @@ static void check_implicit(const shp *s)
     free(x); free(gy); free(cols); free(g); free(d1); free(d2); free(d3); free(ws);
 }
 
+/* bias_add on a conv2d becomes part of it: values, gradients and the
+ * gradients of a gradient norm (a penalty's double backward) must be those
+ * of conv2d followed by a separate add, bit for bit (the unfused conv is
+ * also read, so both run), and the output naive conv + b to rounding. */
+static void check_bias(const shp *q)
+{
+    int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int xs[4] = {q->n, q->c, q->h, q->w}, ws[4] = {q->o, q->c, q->kh, q->kw}, ys[4] = {q->n, q->o, ho, wo};
+    int bs4[4] = {1, 1, 1, 1}, k, same = 1, bo = q->o;
+    size_t nx = (size_t)q->n * q->c * q->h * q->w, nwt = (size_t)q->o * q->c * q->kh * q->kw;
+    size_t ny = (size_t)q->n * q->o * ho * wo, i, sz[5];
+    float *x = rnd(nx), *w = rnd(nwt), *b = rnd((size_t)q->o), *t = rnd(ny);
+    double *ref = (double *)malloc(ny * sizeof(double));
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_node X = mmgan_input(g, "x", 4, xs), W = mmgan_input(g, "w", 4, ws), B = mmgan_input(g, "b", 1, &bo);
+    mmgan_node T = mmgan_input(g, "t", 4, ys), c, y[2], wrt[3], gr[2][3], pg[2][2], tg[12];
+    mmgan_plan *p;
+    bs4[1] = q->o;
+    mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, W, w); mmgan_graph_feed(g, B, b); mmgan_graph_feed(g, T, t);
+    c = mmgan_conv2d(g, X, W, q->s, q->p);
+    y[0] = mmgan_bias_add(g, c, B);
+    y[1] = mmgan_add(g, c, mmgan_reshape(g, B, 4, bs4));
+    wrt[0] = X; wrt[1] = W; wrt[2] = B;
+    for (k = 0; k < 2; k++) {
+        mmgan_node l = mmgan_sum(g, mmgan_mul(g, mmgan_tanh(g, y[k]), T));
+        mmgan_grad(g, l, 3, wrt, gr[k]);
+        mmgan_grad(g, mmgan_sum(g, mmgan_square(g, gr[k][0])), 2, wrt + 1, pg[k]);
+        tg[6 * k] = y[k];
+        tg[6 * k + 1] = gr[k][0]; tg[6 * k + 2] = gr[k][1]; tg[6 * k + 3] = gr[k][2];
+        tg[6 * k + 4] = pg[k][0]; tg[6 * k + 5] = pg[k][1];
+    }
+    CHECK(g->nodes[y[0]].op == MMGAN__OP_CONV && g->nodes[y[0]].nin == 3, "bias_add on a conv2d is fused");
+    p = mmgan_plan_new(g, 12, tg);
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "conv + bias plan: %s", mmgan_ctx_error(ctx));
+    if (p) {
+        sz[0] = ny; sz[1] = nx; sz[2] = nwt; sz[3] = (size_t)q->o; sz[4] = nwt;
+        for (k = 0; k < 6; k++)
+            same &= memcmp(mmgan_plan_value(p, tg[k]), mmgan_plan_value(p, tg[6 + k]),
+                           (k == 5 ? (size_t)q->o : sz[k]) * sizeof(float)) == 0;
+        CHECK(same, "conv2d + bias differs from conv2d then add for x [%d,%d,%d,%d] k %dx%d s%d p%d",
+              q->n, q->c, q->h, q->w, q->kh, q->kw, q->s, q->p);
+        naive_conv(q, x, w, ref);
+        for (i = 0; i < ny; i++) ref[i] += b[i / ((size_t)ho * wo) % (size_t)q->o];
+        CHECK(max_rel(mmgan_plan_value(p, y[0]), ref, ny) < 1e-5, "conv2d + bias against the naive loop");
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    free(x); free(w); free(b); free(t); free(ref);
+}
+
 int main(void)
 {
     static const shp fixed[] = {
@@ -189,6 +239,7 @@ int main(void)
     for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) {
         check_shape(&fixed[i]);
         check_implicit(&fixed[i]);
+        check_bias(&fixed[i]);
     }
     for (i = 0; i < 60; i++) {
         shp q;
