@@ -368,7 +368,7 @@ MMGAN_DEF mmgan_node mmgan_matmul(mmgan_graph *g, mmgan_node a, mmgan_node b, in
 /* x [N, in] * w^T [in, out] + b [out] (PyTorch layout: w is [out, in]); b may be MMGAN_NONE. */
 MMGAN_DEF mmgan_node mmgan_linear(mmgan_graph *g, mmgan_node x, mmgan_node w, mmgan_node b);
 /* x + b with b [C] added along axis 1 (channels of NCHW, features of [N, F]).
- * On the output of mmgan_conv2d it becomes part of that convolution. */
+ * On the output of a convolution it becomes part of that op. */
 MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b);
 
 /* Convolutions (cross-correlation, as in PyTorch).  x [N, C, H, W], w [O, C, kh, kw]
@@ -2427,6 +2427,18 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * and span; what remains is mostly the traffic of a 4 MB column matrix. */
 #define MMGAN__PLANE_MAX 4096
 
+/* y = x + b over n floats (x == y allowed).  A float add rounds the same in
+ * a vector lane as alone, so the tail goes a float at a time: through
+ * MMGAN__MAP1's padded vector, the 49- and 14-float rows of the DCGAN's
+ * planes were slower than the separate add this replaces. */
+static void mmgan__add_bias(size_t n, const float *x, float b, float *y)
+{
+    size_t i = 0;
+    const mmgan__v vb = MMGAN__VSET(b);
+    for (; i + MMGAN__VN <= n; i += MMGAN__VN) MMGAN__VSTORE(y + i, MMGAN__VADD(MMGAN__VLOAD(x + i), vb));
+    for (; i < n; i++) y[i] = x[i] + b;
+}
+
 /* One plane [h][w] into the interior of a zero-bordered plane [h + 2 pad][w + 2 pad]. */
 static void mmgan__pad_plane(const mmgan__convgeom *q, const float *x, float *padded)
 {
@@ -2522,9 +2534,10 @@ static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols,
             }
 }
 
-/* x [C, H, W] = the columns folded back onto the image (im2col's adjoint).
- * Each value sums its terms in (i, j, oy) order either way. */
-static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld, float *x)
+/* x [C, H, W] = the columns folded back onto the image (im2col's adjoint),
+ * plus bias[c] unless bias is NULL.  Each value sums its terms in (i, j, oy)
+ * order either way, and the bias last. */
+static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld, const float *bias, float *x)
 {
     int c, i, j, oy, ox, s = q->stride;
     const int pw = q->w + 2 * q->pad, ph = q->h + 2 * q->pad;
@@ -2545,6 +2558,10 @@ static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld
             for (i = 0; i < q->h; i++)   /* what fell on the padding is dropped */
                 memcpy(x + ((size_t)c * q->h + i) * q->w, plane + (size_t)(i + q->pad) * pw + q->pad,
                        (size_t)q->w * sizeof(float));
+            if (bias) {   /* the channel's plane, contiguous and still in L1 */
+                float *d = x + (size_t)c * q->h * q->w;
+                mmgan__add_bias((size_t)q->h * q->w, d, bias[c], d);
+            }
         }
         return;
     }
@@ -2567,6 +2584,11 @@ static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld
                     else for (ox = lo; ox < hi; ox++) row[ox * s + off] += sv[ox];
                 }
             }
+    if (bias)
+        for (c = 0; c < q->c; c++) {
+            float *d = x + (size_t)c * q->h * q->w;
+            mmgan__add_bias((size_t)q->h * q->w, d, bias[c], d);
+        }
 }
 
 /* nb images [nb][ch][hw] <-> a matrix [ch][nb * hw]. */
@@ -2593,12 +2615,8 @@ static void mmgan__rows_to_batch(mmgan_ctx *ctx, const float *m, int nb, int ch,
         for (c = 0; c < ch; c++) {
             float *d = x + ((size_t)b * ch + c) * hw;
             const float *src = m + (size_t)c * nb * hw + (size_t)b * hw;
-            if (bias) {
-                const mmgan__v vb = MMGAN__VSET(bias[c]);
-                MMGAN__MAP1((size_t)hw, src, d, MMGAN__VADD(v, vb));
-            } else {
-                memcpy(d, src, (size_t)hw * sizeof(float));
-            }
+            if (bias) mmgan__add_bias((size_t)hw, src, bias[c], d);
+            else memcpy(d, src, (size_t)hw * sizeof(float));
         }
     }
 }
@@ -2679,10 +2697,10 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     }
 }
 
-/* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw]): the
- * geometry q is that of the forward conv from y's size to x's. */
+/* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw])
+ * (+ bias [C]): the geometry q is that of the forward conv from y's size to x's. */
 static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                                   const float *x, const float *w, float *y, float *ws)
+                                   const float *x, const float *w, const float *bias, float *y, float *ws)
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n);
     const size_t img = (size_t)q->c * q->h * q->w;
@@ -2699,7 +2717,8 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
         mmgan__batch_to_rows(ctx, x + (size_t)b0 * o * hw, nb, o, hw, in);
         mmgan__gemm_run_ex(ctx, kr, 1, 0, ckk, nb * hw, o, 1.0f, w, ckk, in, nb * hw, NULL, apk, 0.0f, cols, nb * hw);
         MMGAN__PAR_FOR(ctx->threads, (size_t)ckk * nb * hw >= MMGAN__PAR_MIN)
-        for (b = 0; b < nb; b++) mmgan__col2im(q, cols + (size_t)b * hw, (size_t)nb * hw, y + (size_t)(b0 + b) * img);
+        for (b = 0; b < nb; b++)
+            mmgan__col2im(q, cols + (size_t)b * hw, (size_t)nb * hw, bias, y + (size_t)(b0 + b) * img);
     }
 }
 
@@ -3331,7 +3350,8 @@ MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b)
     }
     shape[1] = nb->shape[0];
     b = mmgan_reshape(g, b, nx->ndim, shape);
-    if (b >= 0 && g->nodes[x].op == MMGAN__OP_CONV && g->nodes[x].nin == 2) return mmgan__conv_bias(g, x, b);
+    if (b >= 0 && (g->nodes[x].op == MMGAN__OP_CONV || g->nodes[x].op == MMGAN__OP_CONVT) && g->nodes[x].nin == 2)
+        return mmgan__conv_bias(g, x, b);
     return mmgan_add(g, x, b);
 }
 
@@ -3363,9 +3383,10 @@ static mmgan_node mmgan__conv_node(mmgan_graph *g, int op, mmgan_node x, mmgan_n
     return id;
 }
 
-/* conv2d(x, w) + b as one op: the bias is added as the product's rows are
- * put in NCHW order, not in a pass of its own over the output (on the DCGAN
- * critic that pass was 1% of a step).  The conv node without bias stays in
+/* conv2d(x, w) + b or conv_transpose2d(x, w) + b as one op: the bias is
+ * added as the output is written in NCHW order (conv2d's product rows, the
+ * transpose's folded planes), not in a pass of its own (on the DCGAN critic
+ * that pass was 1% of a step, 2% of MAGAN's).  The op without bias stays in
  * the graph and is computed only if something else reads it; b is already
  * shaped [1, C, 1, 1], so its gradient is the add's. */
 static mmgan_node mmgan__conv_bias(mmgan_graph *g, mmgan_node conv, mmgan_node b)
@@ -3373,7 +3394,7 @@ static mmgan_node mmgan__conv_bias(mmgan_graph *g, mmgan_node conv, mmgan_node b
     mmgan__node c = g->nodes[conv];   /* a copy: pushing may move the nodes */
     mmgan_node in[3], id;
     in[0] = c.in[0]; in[1] = c.in[1]; in[2] = b;
-    id = mmgan__push(g, MMGAN__OP_CONV, 3, in, 4, c.shape);
+    id = mmgan__push(g, c.op, 3, in, 4, c.shape);
     if (id >= 0) memcpy(g->nodes[id].ip, c.ip, sizeof c.ip);
     return id;
 }
@@ -4060,8 +4081,17 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
                     for (j = 0; j < o; j++) y[(size_t)i * o + j] += x[2][j];
             }
         } else if (nd->op == MMGAN__OP_CONVT) {
-            o = nx->shape[1];   /* y [N, CKK] = x [N, O] w [O, CKK] */
+            o = nx->shape[1];   /* y [N, CKK] = x [N, O] w [O, CKK] (+ bias per C) */
             mmgan_gemm(r->ctx, 0, 0, n, ckk, o, 1.0f, x[0], o, x[1], ckk, 0.0f, y, ckk);
+            if (nd->nin > 2) {
+                const size_t kk = (size_t)q.kh * q.kw;
+                int i, c;
+                for (i = 0; i < n; i++)
+                    for (c = 0; c < q.c; c++) {
+                        float *d = y + (size_t)i * ckk + (size_t)c * kk;
+                        mmgan__add_bias(kk, d, x[2][c], d);
+                    }
+            }
         } else {
             o = nd->shape[0];   /* dw [O, CKK] = gy [N, O]^T x [N, CKK] */
             mmgan_gemm(r->ctx, 1, 0, o, ckk, n, 1.0f, x[1], o, x[0], ckk, 0.0f, y, ckk);
@@ -4072,7 +4102,8 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
     if (nd->op == MMGAN__OP_CONV)
         mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch);
     else if (nd->op == MMGAN__OP_CONVT)
-        mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], y, r->scratch);
+        mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y,
+                               r->scratch);
     else if (mmgan__wgrad_transposed(&q, nd->shape[0]))
         mmgan__conv2d_bwd_weight_t(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
     else
@@ -4101,7 +4132,8 @@ static mmgan_node mmgan__vjp_conv(mmgan_graph *g, mmgan_node id, int i, mmgan_no
     case MMGAN__OP_CONV:   /* with a bias, input 2 */
         if (i == 2) return mmgan__unbroadcast(g, gy, nd.in[2]);
         return i == 0 ? mmgan__convt_to(g, gy, w, &nd, x) : mmgan_conv2d_wgrad(g, x, gy, kh, kw, s, p);
-    case MMGAN__OP_CONVT:
+    case MMGAN__OP_CONVT:   /* with a bias, input 2 */
+        if (i == 2) return mmgan__unbroadcast(g, gy, nd.in[2]);
         return i == 0 ? mmgan_conv2d(g, gy, w, s, p) : mmgan_conv2d_wgrad(g, gy, x, kh, kw, s, p);
     default:
         return i == 0 ? mmgan__convt_to(g, w, gy, &nd, x) : mmgan_conv2d(g, x, gy, s, p);

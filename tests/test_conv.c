@@ -165,26 +165,35 @@ static void check_implicit(const shp *s)
     free(x); free(gy); free(cols); free(g); free(d1); free(d2); free(d3); free(ws);
 }
 
-/* bias_add on a conv2d becomes part of it: values, gradients and the
- * gradients of a gradient norm (a penalty's double backward) must be those
- * of conv2d followed by a separate add, bit for bit (the unfused conv is
- * also read, so both run), and the output naive conv + b to rounding. */
-static void check_bias(const shp *q)
+/* bias_add on a conv2d or conv_transpose2d becomes part of it: values,
+ * gradients and the gradients of a gradient norm (a penalty's double
+ * backward) must be those of the op followed by a separate add, bit for bit
+ * (the op without bias is also read, so both run), and the output the naive
+ * loop + b to rounding.  transpose: conv_transpose2d from q's output size
+ * back to its input size. */
+static void check_bias(const shp *q, int transpose)
 {
     int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int oph = transpose ? (q->h + 2 * q->p - q->kh) % q->s : 0, opw = transpose ? (q->w + 2 * q->p - q->kw) % q->s : 0;
     int xs[4] = {q->n, q->c, q->h, q->w}, ws[4] = {q->o, q->c, q->kh, q->kw}, ys[4] = {q->n, q->o, ho, wo};
-    int bs4[4] = {1, 1, 1, 1}, k, same = 1, bo = q->o;
-    size_t nx = (size_t)q->n * q->c * q->h * q->w, nwt = (size_t)q->o * q->c * q->kh * q->kw;
-    size_t ny = (size_t)q->n * q->o * ho * wo, i, sz[5];
-    float *x = rnd(nx), *w = rnd(nwt), *b = rnd((size_t)q->o), *t = rnd(ny);
-    double *ref = (double *)malloc(ny * sizeof(double));
+    int *ins = transpose ? ys : xs, *outs = transpose ? xs : ys, bo = transpose ? q->c : q->o;
+    int bs4[4] = {1, 1, 1, 1}, k, same = 1;
+    size_t nin = (size_t)ins[0] * ins[1] * ins[2] * ins[3], nwt = (size_t)q->o * q->c * q->kh * q->kw;
+    size_t nout = (size_t)outs[0] * outs[1] * outs[2] * outs[3], plane = (size_t)outs[2] * outs[3], i, sz[6];
+    float *x = rnd(nin), *w = rnd(nwt), *b = rnd((size_t)bo), *t = rnd(nout);
+    double *ref = (double *)malloc(nout * sizeof(double));
     mmgan_graph *g = mmgan_graph_new(ctx);
-    mmgan_node X = mmgan_input(g, "x", 4, xs), W = mmgan_input(g, "w", 4, ws), B = mmgan_input(g, "b", 1, &bo);
-    mmgan_node T = mmgan_input(g, "t", 4, ys), c, y[2], wrt[3], gr[2][3], pg[2][2], tg[12];
+    mmgan_node X = mmgan_input(g, "x", 4, ins), W = mmgan_input(g, "w", 4, ws), B = mmgan_input(g, "b", 1, &bo);
+    mmgan_node T = mmgan_input(g, "t", 4, outs), c, y[2], wrt[3], gr[2][3], pg[2][2], tg[12];
     mmgan_plan *p;
-    bs4[1] = q->o;
+    bs4[1] = bo;
     mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, W, w); mmgan_graph_feed(g, B, b); mmgan_graph_feed(g, T, t);
-    c = mmgan_conv2d(g, X, W, q->s, q->p);
+    if (oph != opw) {   /* out_pad is one value for both axes: such a shape has no transpose to test */
+        mmgan_graph_free(g);
+        free(x); free(w); free(b); free(t); free(ref);
+        return;
+    }
+    c = transpose ? mmgan_conv_transpose2d(g, X, W, q->s, q->p, oph) : mmgan_conv2d(g, X, W, q->s, q->p);
     y[0] = mmgan_bias_add(g, c, B);
     y[1] = mmgan_add(g, c, mmgan_reshape(g, B, 4, bs4));
     wrt[0] = X; wrt[1] = W; wrt[2] = B;
@@ -196,19 +205,21 @@ static void check_bias(const shp *q)
         tg[6 * k + 1] = gr[k][0]; tg[6 * k + 2] = gr[k][1]; tg[6 * k + 3] = gr[k][2];
         tg[6 * k + 4] = pg[k][0]; tg[6 * k + 5] = pg[k][1];
     }
-    CHECK(g->nodes[y[0]].op == MMGAN__OP_CONV && g->nodes[y[0]].nin == 3, "bias_add on a conv2d is fused");
+    CHECK(y[0] >= 0 && g->nodes[y[0]].op == g->nodes[c].op && g->nodes[y[0]].nin == 3, "bias_add on a %s is fused",
+          transpose ? "conv_transpose2d" : "conv2d");
     p = mmgan_plan_new(g, 12, tg);
     CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "conv + bias plan: %s", mmgan_ctx_error(ctx));
     if (p) {
-        sz[0] = ny; sz[1] = nx; sz[2] = nwt; sz[3] = (size_t)q->o; sz[4] = nwt;
+        sz[0] = nout; sz[1] = nin; sz[2] = nwt; sz[3] = (size_t)bo; sz[4] = nwt; sz[5] = (size_t)bo;
         for (k = 0; k < 6; k++)
-            same &= memcmp(mmgan_plan_value(p, tg[k]), mmgan_plan_value(p, tg[6 + k]),
-                           (k == 5 ? (size_t)q->o : sz[k]) * sizeof(float)) == 0;
-        CHECK(same, "conv2d + bias differs from conv2d then add for x [%d,%d,%d,%d] k %dx%d s%d p%d",
-              q->n, q->c, q->h, q->w, q->kh, q->kw, q->s, q->p);
-        naive_conv(q, x, w, ref);
-        for (i = 0; i < ny; i++) ref[i] += b[i / ((size_t)ho * wo) % (size_t)q->o];
-        CHECK(max_rel(mmgan_plan_value(p, y[0]), ref, ny) < 1e-5, "conv2d + bias against the naive loop");
+            same &= memcmp(mmgan_plan_value(p, tg[k]), mmgan_plan_value(p, tg[6 + k]), sz[k] * sizeof(float)) == 0;
+        CHECK(same, "%s + bias differs from it then add for x [%d,%d,%d,%d] k %dx%d s%d p%d",
+              transpose ? "conv_transpose2d" : "conv2d", q->n, q->c, q->h, q->w, q->kh, q->kw, q->s, q->p);
+        if (transpose) naive_convt(q, oph, opw, x, w, ref);
+        else naive_conv(q, x, w, ref);
+        for (i = 0; i < nout; i++) ref[i] += b[i / plane % (size_t)bo];
+        CHECK(max_rel(mmgan_plan_value(p, y[0]), ref, nout) < 1e-5, "%s + bias against the naive loop",
+              transpose ? "conv_transpose2d" : "conv2d");
     }
     mmgan_plan_free(p);
     mmgan_graph_free(g);
@@ -231,6 +242,7 @@ int main(void)
         {5, 1, 4, 4, 2, 1, 1, 1, 0},
         {2, 2, 3, 3, 2, 5, 5, 1, 2},            /* pad larger than half the kernel */
         {23, 64, 14, 14, 4, 4, 4, 2, 1},        /* 50k columns per image: chunks of 20 and 3 images */
+        {2, 2, 70, 66, 3, 3, 3, 2, 1},          /* padded plane over MMGAN__PLANE_MAX: the bounds-tested loops */
     };
     int i;
     test_suite = "test_conv";
@@ -239,7 +251,8 @@ int main(void)
     for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) {
         check_shape(&fixed[i]);
         check_implicit(&fixed[i]);
-        check_bias(&fixed[i]);
+        check_bias(&fixed[i], 0);
+        check_bias(&fixed[i], 1);
     }
     for (i = 0; i < 60; i++) {
         shp q;
