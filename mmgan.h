@@ -1166,34 +1166,6 @@ MMGAN__INLINE int32_t mmgan__ihalf(int32_t i) { return i >= 0 ? i / 2 : -((1 - i
 #define MMGAN__VIREST(i) ((i) - mmgan__ihalf(i))
 #endif
 
-/* Elementwise loops in that vocabulary (2.6, 2.7).  A tail shorter than
- * MMGAN__VN goes through a zero-padded vector, so every element gets the
- * same arithmetic wherever it sits in the array. */
-/* Apply expression F(v) to x[0..n) into y; one input. */
-#define MMGAN__MAP1(n, x, y, F) do { \
-    size_t i_ = 0, j_; \
-    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
-        mmgan__v v = MMGAN__VLOAD((x) + i_); MMGAN__VSTORE((y) + i_, F); } \
-    if (i_ < (n)) { \
-        float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; \
-        for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
-        v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
-        for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]; } \
-} while (0)
-
-/* Apply expression F(u, w) to x[0..n), y[0..n) into z; two inputs. */
-#define MMGAN__MAP2(n, x, y, z, F) do { \
-    size_t i_ = 0, j_; \
-    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
-        mmgan__v u = MMGAN__VLOAD((x) + i_), w = MMGAN__VLOAD((y) + i_); MMGAN__VSTORE((z) + i_, F); } \
-    if (i_ < (n)) { \
-        float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; \
-        for (j_ = 0; j_ < MMGAN__VN; j_++) { \
-            tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
-        u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
-        for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]; } \
-} while (0)
-
 /* ===================================================================== */
 /* 2.2 Memory                                                             */
 /* ===================================================================== */
@@ -2790,6 +2762,33 @@ static void mmgan__conv2d_bwd_weight_t(mmgan_ctx *ctx, const mmgan__convgeom *q,
 /* ===================================================================== */
 /* 2.7 Elementwise vector kernels                                         */
 /* ===================================================================== */
+/* Written in the vector vocabulary of 2.1.  A tail shorter than MMGAN__VN
+ * goes through a zero-padded vector, so every element gets the same
+ * arithmetic wherever it sits in the array. */
+/* Apply expression F(v) to x[0..n) into y; one input. */
+#define MMGAN__MAP1(n, x, y, F) do { \
+    size_t i_ = 0, j_; \
+    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
+        mmgan__v v = MMGAN__VLOAD((x) + i_); MMGAN__VSTORE((y) + i_, F); } \
+    if (i_ < (n)) { \
+        float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; \
+        for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
+        v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
+        for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]; } \
+} while (0)
+
+/* Apply expression F(u, w) to x[0..n), y[0..n) into z; two inputs. */
+#define MMGAN__MAP2(n, x, y, z, F) do { \
+    size_t i_ = 0, j_; \
+    for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
+        mmgan__v u = MMGAN__VLOAD((x) + i_), w = MMGAN__VLOAD((y) + i_); MMGAN__VSTORE((z) + i_, F); } \
+    if (i_ < (n)) { \
+        float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; \
+        for (j_ = 0; j_ < MMGAN__VN; j_++) { \
+            tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
+        u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
+        for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]; } \
+} while (0)
 
 /* Range reduction shared by exp and expm1: x = n ln2 + r, |r| <= ln2/2.
  * The magic constant 1.5 * 2^23 rounds x/ln2 to an integer held in the low
