@@ -479,7 +479,9 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
 /* ===================================================================== */
 /* A plan computes a set of target nodes.  It is made once: the nodes the
  * targets need, in topological order, with buffers shared between values
- * whose lifetimes do not overlap.  Running a plan allocates nothing. */
+ * whose lifetimes do not overlap (an elementwise op may write over its
+ * input).  Running a plan allocates nothing; only targets are readable
+ * after a run. */
 typedef struct mmgan_plan mmgan_plan;
 
 /* Plans the computation of targets[0..n) (NULL and a message on failure). */
@@ -3812,6 +3814,9 @@ typedef mmgan_node (*mmgan__vjp_fn)(mmgan_graph *g, mmgan_node id, int i, mmgan_
                               output that is piecewise constant (derivative 0) */
 #define MMGAN__F_VIEW 4    /* the output is the input's values unchanged: a plan
                               lets it share the input's buffer */
+#define MMGAN__F_INPLACE 8 /* elementwise, each value read before its own is
+                              written: a plan may write the output over the
+                              input when nothing reads the input later */
 
 typedef struct mmgan__opdef {
     int op;
@@ -4607,7 +4612,7 @@ static MMGAN__OPTABLE_CONST mmgan__opdef mmgan__ops[MMGAN__OP_COUNT] = {
     {MMGAN__OP_SUB, "sub", mmgan__fw_binary, mmgan__vjp_sub, 0},
     {MMGAN__OP_MUL, "mul", mmgan__fw_binary, mmgan__vjp_mul, 0},
     {MMGAN__OP_DIV, "div", mmgan__fw_binary, mmgan__vjp_div, 0},
-    {MMGAN__OP_AFFINE, "affine", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_AFFINE, "affine", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
     {MMGAN__OP_SUM_TO, "sum_to", mmgan__fw_sum_to, mmgan__vjp_sum_to, 0},
     {MMGAN__OP_BROADCAST, "broadcast_to", mmgan__fw_broadcast, mmgan__vjp_broadcast, 0},
     {MMGAN__OP_MATMUL, "matmul", mmgan__fw_matmul, mmgan__vjp_matmul, 0},
@@ -4619,20 +4624,20 @@ static MMGAN__OPTABLE_CONST mmgan__opdef mmgan__ops[MMGAN__OP_COUNT] = {
     {MMGAN__OP_SLICE, "slice", mmgan__fw_slice, mmgan__vjp_slice, 0},
     {MMGAN__OP_PAD_BATCH, "pad_batch", mmgan__fw_pad_batch, mmgan__vjp_pad_batch, 0},
     {MMGAN__OP_DETACH, "detach", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD | MMGAN__F_VIEW},
-    {MMGAN__OP_RELU, "relu", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_LEAKY, "leaky_relu", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_SIGMOID, "sigmoid", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_TANH, "tanh", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_SOFTPLUS, "softplus", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_LOGSIG, "log_sigmoid", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_EXP, "exp", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_LOG, "log", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_SQRT, "sqrt", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_ABS, "abs", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_SQUARE, "square", mmgan__fw_unary, mmgan__vjp_unary, 0},
-    {MMGAN__OP_MAXIMUM, "maximum", mmgan__fw_unary, mmgan__vjp_unary, 0},
+    {MMGAN__OP_RELU, "relu", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_LEAKY, "leaky_relu", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_SIGMOID, "sigmoid", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_TANH, "tanh", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_SOFTPLUS, "softplus", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_LOGSIG, "log_sigmoid", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_EXP, "exp", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_LOG, "log", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_SQRT, "sqrt", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_ABS, "abs", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_SQUARE, "square", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
+    {MMGAN__OP_MAXIMUM, "maximum", mmgan__fw_unary, mmgan__vjp_unary, MMGAN__F_INPLACE},
     {MMGAN__OP_STEP_MUL, "step_mul", mmgan__fw_step_mul, mmgan__vjp_step_mul, 0},
-    {MMGAN__OP_SIGN, "sign", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD},
+    {MMGAN__OP_SIGN, "sign", mmgan__fw_unary, NULL, MMGAN__F_NOGRAD | MMGAN__F_INPLACE},
     {MMGAN__OP_MAXABS, "max_abs_per_sample", mmgan__fw_maxabs, mmgan__vjp_maxabs, 0},
     {MMGAN__OP_MAXABS_MASK, "max_abs_mask", mmgan__fw_maxabs_mask, NULL, MMGAN__F_NOGRAD},
     {MMGAN__OP_SOFTMAX, "softmax_per_sample", mmgan__fw_softmax, mmgan__vjp_softmax, 0},
@@ -4733,7 +4738,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     mmgan_ctx *ctx;
     mmgan_plan *p;
     int *stack = NULL, *last = NULL, *stage = NULL, *root = NULL, *first = NULL, *end = NULL, *placed = NULL;
-    int *byorder, sp = 0, i, k, s, t, n = 0, nplaced;
+    int *bufend = NULL, *byorder, sp = 0, i, k, s, t, n = 0, nplaced;
     size_t top = 0, scratch = 0;
     if (!g) return NULL;
     ctx = g->ctx;
@@ -4777,8 +4782,9 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     first = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    bufend = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !stage || !stack || !last || !root || !first ||
-        !end || !placed) goto fail;
+        !end || !placed || !bufend) goto fail;
     byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
     memset(p->view, 0, (size_t)g->n);
@@ -4817,6 +4823,16 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
      * the values are placed largest first, each at the lowest offset free
      * over its whole lifetime (greedy by size: near the peak of the live
      * sizes, where first-fit on a free list fragments badly). */
+    /* bufend: the last position that reads a value or a later view of it. */
+    for (k = 0; k < p->n; k++) {
+        int id = p->order[k];
+        bufend[id] = p->keep[id] ? p->n : last[id] > k ? last[id] : k;
+    }
+    for (k = p->n - 1; k >= 0; k--) {
+        const mmgan__node *nd = &g->nodes[p->order[k]];
+        if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && bufend[p->order[k]] > bufend[nd->in[0]])
+            bufend[nd->in[0]] = bufend[p->order[k]];
+    }
     for (k = 0; k < p->n; k++) {
         int id = p->order[k], r;
         const mmgan__node *nd = &g->nodes[id];
@@ -4828,6 +4844,13 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
         if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && root[nd->in[0]] >= 0) {
             root[id] = root[nd->in[0]];
             p->view[id] = 1;
+        } else if ((mmgan__ops[nd->op].flags & MMGAN__F_INPLACE) && root[nd->in[0]] >= 0 &&
+                   bufend[root[nd->in[0]]] == k) {
+            /* the input's buffer dies here: the output takes it over (the
+             * critic's leaky relu and the generator's relu on batch norm's
+             * output: less memory, and no fresh lines to write) */
+            root[id] = root[nd->in[0]];
+            bufend[root[id]] = bufend[id];
         }
         r = root[id];
         if (r == id) first[id] = k;
@@ -4862,7 +4885,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     }
     for (k = 0; k < p->n; k++) {
         int id = p->order[k];
-        if (p->view[id]) p->off[id] = p->off[root[id]];
+        if (root[id] >= 0 && root[id] != id) p->off[id] = p->off[root[id]];   /* views, outputs written in place */
     }
     p->arena_floats = top;
     p->scratch_floats = (scratch + 15) & ~(size_t)15;
@@ -4870,10 +4893,12 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     if (!p->arena || !mmgan__plan_pair_bn(p)) goto fail;
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
     mmgan_free(ctx, root); mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed);
+    mmgan_free(ctx, bufend);
     return p;
 fail:
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
     mmgan_free(ctx, root); mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed);
+    mmgan_free(ctx, bufend);
     mmgan_plan_free(p);
     mmgan__fail(ctx, MMGAN_ERR_NOMEM, "plan_new: out of memory");
     return NULL;

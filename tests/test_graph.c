@@ -776,6 +776,57 @@ static void test_bn_grad_sharing(void)
     }
 }
 
+/* An elementwise op writes its output over its input when nothing reads the
+ * input later: a chain scale -> relu -> tanh then needs one buffer, not two;
+ * an input that is read later, or kept, or a view of which is read later,
+ * must keep its values. */
+static void test_inplace(void)
+{
+    float xv[1000], ref = 0, ref2 = 0;
+    int i, n = 1000;
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_node x = mmgan_input(g, "x", 1, S(1000)), a, b, c, t, t2, t3, keep[2], v;
+    mmgan_plan *p1, *p2, *p3;
+    for (i = 0; i < n; i++) {
+        xv[i] = (float)i * 0.01f - 5.0f;
+        ref += tanhf(2.0f * xv[i] > 0 ? 2.0f * xv[i] : 0.0f);
+        ref2 += 2.0f * xv[i];
+    }
+    mmgan_graph_feed(g, x, xv);
+    a = mmgan_scale(g, x, 2.0f);
+    v = mmgan_reshape(g, a, 2, S(10, 100));   /* before the relu: only the view's reader comes after */
+    b = mmgan_relu(g, a);
+    c = mmgan_tanh(g, b);
+    t = mmgan_sum(g, c);
+    t2 = mmgan_add(g, t, mmgan_sum(g, a));                      /* a read after relu */
+    t3 = mmgan_add(g, t, mmgan_sum(g, v));                      /* a view of a read after relu */
+    p1 = mmgan_plan_new(g, 1, &t);
+    keep[0] = t; keep[1] = a;
+    p2 = mmgan_plan_new(g, 2, keep);
+    CHECK(p1 && p2 && mmgan_plan_run(p1) == MMGAN_OK && mmgan_plan_run(p2) == MMGAN_OK, "in-place plans: %s",
+          mmgan_ctx_error(ctx));
+    if (p1 && p2) {
+        CHECK(mmgan_plan_bytes(p1) < mmgan_plan_bytes(p2) && mmgan_plan_bytes(p1) < 2 * (size_t)n * sizeof(float),
+              "scale -> relu -> tanh in one buffer: %zu bytes (%zu with the scale kept)", mmgan_plan_bytes(p1),
+              mmgan_plan_bytes(p2));
+        CHECK(fabsf(mmgan_plan_value(p1, t)[0] - ref) < 1e-3f * fabsf(ref), "in-place chain value %g, want %g",
+              mmgan_plan_value(p1, t)[0], ref);
+        CHECK(mmgan_plan_value(p2, a)[999] == 2.0f * xv[999], "a kept target is not overwritten");
+    }
+    mmgan_plan_free(p1); mmgan_plan_free(p2);
+    p1 = mmgan_plan_new(g, 1, &t2);
+    p3 = mmgan_plan_new(g, 1, &t3);
+    CHECK(p1 && p3 && mmgan_plan_run(p1) == MMGAN_OK && mmgan_plan_run(p3) == MMGAN_OK, "plans: %s", mmgan_ctx_error(ctx));
+    if (p1 && p3) {
+        CHECK(fabsf(mmgan_plan_value(p1, t2)[0] - (ref + ref2)) < 1e-3f * fabsf(ref + ref2),
+              "input read later kept: %g, want %g", mmgan_plan_value(p1, t2)[0], ref + ref2);
+        CHECK(fabsf(mmgan_plan_value(p3, t3)[0] - (ref + ref2)) < 1e-3f * fabsf(ref + ref2),
+              "input whose view is read later kept: %g, want %g", mmgan_plan_value(p3, t3)[0], ref + ref2);
+    }
+    mmgan_plan_free(p1); mmgan_plan_free(p3);
+    mmgan_graph_free(g);
+}
+
 static void test_build_errors(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -863,6 +914,7 @@ int main(void)
     test_plan_memory();
     test_threads_identical();
     test_bn_grad_sharing();
+    test_inplace();
     test_build_errors();
     test_initializers();
     mmgan_ctx_free(ctx);
