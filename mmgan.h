@@ -1995,34 +1995,29 @@ static void mmgan__pack_a(const mmgan__gemm_args *g, int i0, int mc, int p0, int
     for (q = q0; q < q1; q++) {
         float *dst = g->ap + (size_t)q * mr * kc;
         int r0 = q * mr, rows = MMGAN__MIN(mr, mc - r0);
-        if (!g->ta && g->bg) {   /* A in NCHW order (mmgan__bgather): a run per image */
-            const int hw = g->bg->q->ho * g->bg->q->wo;
-            const size_t img = (size_t)g->m * hw, lda = (size_t)g->lda;
+        if (!g->ta) {
+            /* Contiguous stores, mr sequential read streams: scattered
+             * stores would cost a cache line each.  A in NCHW order
+             * (mmgan__bgather) goes in runs of one image each, a plain A in
+             * one run. */
+            const int hw = g->bg ? g->bg->q->ho * g->bg->q->wo : 0;
+            const size_t lda = (size_t)g->lda;
             int pe, p1;
             for (p = 0; p < kc; p = pe) {
-                const int b = (p0 + p) / hw, pos = (p0 + p) % hw;
-                const float *src = g->a + (size_t)b * img + (size_t)(i0 + r0) * lda + pos;
+                const float *src = g->a + (size_t)(i0 + r0) * lda;
                 float *d = dst + (size_t)p * mr;
-                pe = MMGAN__MIN(kc, p + hw - pos);
+                if (hw) {
+                    const int pos = (p0 + p) % hw;
+                    src += (size_t)((p0 + p) / hw) * g->m * hw + pos;
+                    pe = MMGAN__MIN(kc, p + hw - pos);
+                } else {
+                    src += p0 + p;
+                    pe = kc;
+                }
                 p1 = rows == mr ? mmgan__tr_panel(mr, pe - p, src, lda, d) : 0;
                 for (d += (size_t)p1 * mr; p1 < pe - p; p1++, d += mr) {
                     for (i = 0; i < rows; i++) d[i] = src[i * lda + p1];
                     for (; i < mr; i++) d[i] = 0.0f;
-                }
-            }
-        } else if (!g->ta) {
-            /* Contiguous stores, mr sequential read streams: scattered
-             * stores would cost a cache line each. */
-            const float *src = g->a + (size_t)(i0 + r0) * g->lda + p0;
-            const size_t lda = (size_t)g->lda;
-            if (rows == mr) {
-                p = mmgan__tr_panel(mr, kc, src, lda, dst);
-                for (dst += (size_t)p * mr; p < kc; p++, dst += mr)
-                    for (i = 0; i < mr; i++) dst[i] = src[i * lda + p];
-            } else {
-                for (p = 0; p < kc; p++, dst += mr) {
-                    for (i = 0; i < rows; i++) dst[i] = src[i * lda + p];
-                    for (; i < mr; i++) dst[i] = 0.0f;
                 }
             }
         } else {
@@ -4738,7 +4733,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     mmgan_ctx *ctx;
     mmgan_plan *p;
     int *stack = NULL, *last = NULL, *stage = NULL, *root = NULL, *first = NULL, *end = NULL, *placed = NULL;
-    int *bufend = NULL, *byorder, sp = 0, i, k, s, t, n = 0, nplaced;
+    int *byorder, sp = 0, i, k, s, t, n = 0, nplaced;
     size_t top = 0, scratch = 0;
     if (!g) return NULL;
     ctx = g->ctx;
@@ -4782,9 +4777,8 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     first = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    bufend = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !stage || !stack || !last || !root || !first ||
-        !end || !placed || !bufend) goto fail;
+        !end || !placed) goto fail;
     byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
     memset(p->view, 0, (size_t)g->n);
@@ -4805,7 +4799,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
      * order within a stage, and a stage reads only its own and earlier ones. */
     for (i = 0; i < g->n; i++) {
         p->off[i] = MMGAN__NOBUF;
-        last[i] = root[i] = end[i] = -1;
+        last[i] = root[i] = -1;
     }
     for (s = 0; s < nstages; s++) {
         p->begin[s] = p->n;
@@ -4822,19 +4816,21 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
      * lives from its position to its last reader (targets: to the end), and
      * the values are placed largest first, each at the lowest offset free
      * over its whole lifetime (greedy by size: near the peak of the live
-     * sizes, where first-fit on a free list fragments badly). */
-    /* bufend: the last position that reads a value or a later view of it. */
+     * sizes, where first-fit on a free list fragments badly).  end: the last
+     * position that reads a value or a later view of it (views first, from
+     * the last back, so that whether an op may write over its input is
+     * known when the op is reached); for a buffer, at its root. */
     for (k = 0; k < p->n; k++) {
         int id = p->order[k];
-        bufend[id] = p->keep[id] ? p->n : last[id] > k ? last[id] : k;
+        end[id] = p->keep[id] ? p->n : last[id] > k ? last[id] : k;
     }
     for (k = p->n - 1; k >= 0; k--) {
         const mmgan__node *nd = &g->nodes[p->order[k]];
-        if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && bufend[p->order[k]] > bufend[nd->in[0]])
-            bufend[nd->in[0]] = bufend[p->order[k]];
+        if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && end[p->order[k]] > end[nd->in[0]])
+            end[nd->in[0]] = end[p->order[k]];
     }
     for (k = 0; k < p->n; k++) {
-        int id = p->order[k], r;
+        int id = p->order[k];
         const mmgan__node *nd = &g->nodes[id];
         size_t ws;
         if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
@@ -4845,17 +4841,14 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
             root[id] = root[nd->in[0]];
             p->view[id] = 1;
         } else if ((mmgan__ops[nd->op].flags & MMGAN__F_INPLACE) && root[nd->in[0]] >= 0 &&
-                   bufend[root[nd->in[0]]] == k) {
+                   end[root[nd->in[0]]] == k) {
             /* the input's buffer dies here: the output takes it over (the
              * critic's leaky relu and the generator's relu on batch norm's
              * output: less memory, and no fresh lines to write) */
             root[id] = root[nd->in[0]];
-            bufend[root[id]] = bufend[id];
+            end[root[id]] = end[id];
         }
-        r = root[id];
-        if (r == id) first[id] = k;
-        t = p->keep[id] ? p->n : last[id] > k ? last[id] : k;
-        if (t > end[r]) end[r] = t;
+        if (root[id] == id) first[id] = k;
     }
     for (k = 0, t = 0; k < p->n; k++)
         if (root[p->order[k]] == p->order[k]) byorder[t++] = p->order[k];
@@ -4893,12 +4886,10 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     if (!p->arena || !mmgan__plan_pair_bn(p)) goto fail;
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
     mmgan_free(ctx, root); mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed);
-    mmgan_free(ctx, bufend);
     return p;
 fail:
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last);
     mmgan_free(ctx, root); mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed);
-    mmgan_free(ctx, bufend);
     mmgan_plan_free(p);
     mmgan__fail(ctx, MMGAN_ERR_NOMEM, "plan_new: out of memory");
     return NULL;
