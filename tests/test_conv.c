@@ -165,6 +165,86 @@ static void check_implicit(const shp *s)
     free(x); free(gy); free(cols); free(g); free(d1); free(d2); free(d3); free(ws);
 }
 
+#if defined(MMGAN__AVX512)
+/* The row-register unfolding and folding (rows of up to 32 floats) against
+ * the plane-based and bounds-tested loops, bit for bit, with a bias: strides
+ * 1-4, pads up to past the window, window widths up to 16, and rows both
+ * sides of 16 and of 32 (over 32: the general loops for both). */
+static void check_rows(void)
+{
+    int t, bad_i = 0, bad_c = 0, fit = 0;
+    for (t = 0; t < 400; t++) {
+        mmgan__convgeom q;
+        size_t ncol, nimg, i;
+        float *x, *cols, *a, *b, *bias;
+        q.c = 1 + (int)mmgan_rng_below(&rng, 3);
+        q.kh = 1 + (int)mmgan_rng_below(&rng, 5);
+        q.kw = 1 + (int)mmgan_rng_below(&rng, t % 4 ? 5 : 17);
+        q.stride = 1 + (int)mmgan_rng_below(&rng, 4);
+        q.pad = (int)mmgan_rng_below(&rng, 4);
+        q.h = q.kh + (int)mmgan_rng_below(&rng, 6);
+        q.w = MMGAN__MAX(q.kw, 1 + (int)mmgan_rng_below(&rng, 40));
+        if (q.w + 2 * q.pad < q.kw || q.h + 2 * q.pad < q.kh) continue;
+        q.ho = out_size(q.h, q.kh, q.stride, q.pad);
+        q.wo = out_size(q.w, q.kw, q.stride, q.pad);
+        fit += MMGAN__ROWS_FIT(&q);
+        ncol = (size_t)q.c * q.kh * q.kw * (q.ho * q.wo + 3);   /* rows ld = HoWo + 3 apart */
+        nimg = (size_t)q.c * q.h * q.w;
+        x = rnd(nimg); cols = rnd(ncol); bias = rnd((size_t)q.c);
+        a = (float *)malloc(ncol * sizeof(float)); b = (float *)malloc(ncol * sizeof(float));
+        memcpy(a, cols, ncol * sizeof(float)); memcpy(b, cols, ncol * sizeof(float));
+        mmgan__im2col(&q, x, a, (size_t)q.ho * q.wo + 3);
+        mmgan__im2col_any(&q, x, b, (size_t)q.ho * q.wo + 3);
+        bad_i += memcmp(a, b, ncol * sizeof(float)) != 0;   /* also: nothing written between rows */
+        free(a); free(b);
+        a = (float *)malloc(nimg * sizeof(float)); b = (float *)malloc(nimg * sizeof(float));
+        for (i = 0; i < 2; i++) {
+            mmgan__col2im(&q, cols, (size_t)q.ho * q.wo + 3, i ? bias : NULL, a);
+            mmgan__col2im_any(&q, cols, (size_t)q.ho * q.wo + 3, i ? bias : NULL, b);
+            bad_c += memcmp(a, b, nimg * sizeof(float)) != 0;
+        }
+        free(a); free(b); free(x); free(cols); free(bias);
+    }
+    CHECK(fit > 200, "only %d of the geometries took the row-register paths", fit);
+    CHECK(bad_i == 0, "row-register im2col differs from the general one in %d geometries", bad_i);
+    CHECK(bad_c == 0, "row-register col2im differs from the general one in %d geometries", bad_c);
+}
+#endif
+
+/* The chunks of images a conv's products take may follow the thread count
+ * (and do, for the forward and data-gradient products): the outputs must
+ * not.  The DCGAN critic's second layer at batch 64, forward, transposed and
+ * weight gradient, with 1 and 2 threads, bit for bit. */
+static void check_threads(void)
+{
+    int xs[4] = {64, 64, 14, 14}, ws[4] = {128, 64, 4, 4}, ys[4] = {64, 128, 7, 7}, t, k, same = 1;
+    size_t nx = (size_t)64 * 64 * 14 * 14, nw = (size_t)128 * 64 * 16, ny = (size_t)64 * 128 * 49;
+    float *x = rnd(nx), *w = rnd(nw), *gy = rnd(ny), *out[2];
+    size_t sz[3];
+    sz[0] = ny; sz[1] = nx; sz[2] = nw;
+    for (t = 0; t < 2; t++) {
+        mmgan_graph *g = mmgan_graph_new(ctx);
+        mmgan_node X = mmgan_input(g, "x", 4, xs), Wn = mmgan_input(g, "w", 4, ws), GY = mmgan_input(g, "gy", 4, ys), r[3];
+        mmgan_plan *p;
+        size_t off = 0;
+        mmgan_ctx_set_threads(ctx, t + 1);
+        mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, Wn, w); mmgan_graph_feed(g, GY, gy);
+        r[0] = mmgan_conv2d(g, X, Wn, 2, 1);
+        r[1] = mmgan_conv_transpose2d(g, GY, Wn, 2, 1, 0);
+        r[2] = mmgan_conv2d_wgrad(g, X, GY, 4, 4, 2, 1);
+        p = mmgan_plan_new(g, 3, r);
+        CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "threads %d: %s", t + 1, mmgan_ctx_error(ctx));
+        out[t] = (float *)calloc(nx + ny + nw, sizeof(float));
+        for (k = 0; k < 3 && p; off += sz[k], k++) memcpy(out[t] + off, mmgan_plan_value(p, r[k]), sz[k] * sizeof(float));
+        mmgan_plan_free(p);
+        mmgan_graph_free(g);
+    }
+    same = memcmp(out[0], out[1], (nx + ny + nw) * sizeof(float)) == 0;
+    CHECK(same, "conv2d, conv_transpose2d or conv2d_wgrad differ between 1 and 2 threads");
+    mmgan_ctx_set_threads(ctx, 1);
+    free(out[0]); free(out[1]); free(x); free(w); free(gy);
+}
+
 /* bias_add on a conv2d or conv_transpose2d becomes part of it: values,
  * gradients and the gradients of a gradient norm (a penalty's double
  * backward) must be those of the op followed by a separate add, bit for bit
@@ -254,6 +334,10 @@ int main(void)
         check_bias(&fixed[i], 0);
         check_bias(&fixed[i], 1);
     }
+#if defined(MMGAN__AVX512)
+    check_rows();
+#endif
+    check_threads();
     for (i = 0; i < 60; i++) {
         shp q;
         q.n = 1 + (int)mmgan_rng_below(&rng, 3);
