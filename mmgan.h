@@ -2439,9 +2439,10 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
 #define MMGAN__PLANE_MAX 4096
 
 /* y = x + b over n floats (x == y allowed).  A float add rounds the same in
- * a vector lane as alone, so the tail goes a float at a time: through
- * MMGAN__MAP1's padded vector, the 49- and 14-float rows of the DCGAN's
- * planes were slower than the separate add this replaces. */
+ * a vector lane as alone, so the tail goes a float at a time: through a
+ * zero-padded vector (MMGAN__MAP1's tail off AVX-512), the 49- and 14-float
+ * rows of the DCGAN's planes were slower than the separate add this
+ * replaces. */
 static void mmgan__add_bias(size_t n, const float *x, float b, float *y)
 {
     size_t i = 0;
@@ -2910,28 +2911,44 @@ static void mmgan__conv2d_bwd_weight_t(mmgan_ctx *ctx, const mmgan__convgeom *q,
  * arithmetic wherever it sits in the array. */
 /* Apply expression F(v) to x[0..n) into y; one input. */
 #define MMGAN__MAP1(n, x, y, F) do { \
-    size_t i_ = 0, j_; \
+    size_t i_ = 0; \
     for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
         mmgan__v v = MMGAN__VLOAD((x) + i_); MMGAN__VSTORE((y) + i_, F); } \
-    if (i_ < (n)) { \
-        float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; \
-        for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
-        v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
-        for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]; } \
+    if (i_ < (n)) { MMGAN__TAIL1(n, x, y, F); } \
 } while (0)
 
 /* Apply expression F(u, w) to x[0..n), y[0..n) into z; two inputs. */
 #define MMGAN__MAP2(n, x, y, z, F) do { \
-    size_t i_ = 0, j_; \
+    size_t i_ = 0; \
     for (; i_ + MMGAN__VN <= (n); i_ += MMGAN__VN) { \
         mmgan__v u = MMGAN__VLOAD((x) + i_), w = MMGAN__VLOAD((y) + i_); MMGAN__VSTORE((z) + i_, F); } \
-    if (i_ < (n)) { \
-        float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; \
-        for (j_ = 0; j_ < MMGAN__VN; j_++) { \
-            tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
-        u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
-        for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]; } \
+    if (i_ < (n)) { MMGAN__TAIL2(n, x, y, z, F); } \
 } while (0)
+
+/* The tails from i_: AVX-512 loads them masked (the lanes past n read as
+ * zero, as in the padded vector, and are not stored): batch norm's 49-float
+ * planes spent a quarter of their time in the padded copies. */
+#if defined(MMGAN__AVX512)
+#define MMGAN__TAIL1(n, x, y, F) \
+    const __mmask16 m_ = mmgan__mask16((int)((n) - i_)); \
+    mmgan__v v = _mm512_maskz_loadu_ps(m_, (x) + i_); _mm512_mask_storeu_ps((y) + i_, m_, F)
+#define MMGAN__TAIL2(n, x, y, z, F) \
+    const __mmask16 m_ = mmgan__mask16((int)((n) - i_)); \
+    mmgan__v u = _mm512_maskz_loadu_ps(m_, (x) + i_), w = _mm512_maskz_loadu_ps(m_, (y) + i_); \
+    _mm512_mask_storeu_ps((z) + i_, m_, F)
+#else
+#define MMGAN__TAIL1(n, x, y, F) \
+    float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; size_t j_; \
+    for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
+    v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
+    for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]
+#define MMGAN__TAIL2(n, x, y, z, F) \
+    float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; size_t j_; \
+    for (j_ = 0; j_ < MMGAN__VN; j_++) { \
+        tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
+    u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
+    for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]
+#endif
 
 /* Range reduction shared by exp and expm1: x = n ln2 + r, |r| <= ln2/2.
  * The magic constant 1.5 * 2^23 rounds x/ln2 to an integer held in the low
@@ -4598,34 +4615,55 @@ static void mmgan__bn_plane(size_t n, const float *x, const float *g, double out
     out[3] = MMGAN__TREE8(s3);
 }
 
-/* Channel ch of x [N, C, HW]: mean, variance and, with gy, sum(gy) and
- * sum(gy (x - mean)), all in double in a fixed order. */
-static void mmgan__bn_channel(const mmgan__node *nx, const float *x, const float *gy, int ch, float eps,
-                              mmgan__bn_stats *s)
+/* Channels [c0, c1) of x [N, C, HW]: mean, variance and, with gy, sum(gy)
+ * and sum(gy (x - mean)), all in double in a fixed order.  The channels of
+ * a block are read image by image, in memory order: taken one at a time,
+ * their planes lay a whole image apart, too far for the hardware prefetcher
+ * (batch norm on the DCGAN's layers ran 1.6-2x slower, prefetching by hand).
+ * Each channel still adds its planes in image order. */
+#define MMGAN__BN_BLOCK 64
+static void mmgan__bn_block(const mmgan__node *nx, const float *x, const float *gy, int c0, int c1, float eps,
+                            mmgan__bn_stats *s)
 {
-    int n = nx->shape[0], c = nx->shape[1], b;
+    int n = nx->shape[0], c = nx->shape[1], b, ch;
     size_t hw = nx->numel / ((size_t)n * c);
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (b = 0; b < n; b++) {
-        const float *px = x + ((size_t)b * c + ch) * hw;
-        double t[4];
-        if (b + MMGAN__AHEAD < n) {
-            mmgan__prefetch(px + (size_t)MMGAN__AHEAD * c * hw, hw);
-            if (gy) mmgan__prefetch(gy + ((size_t)(b + MMGAN__AHEAD) * c + ch) * hw, hw);
+    double acc[MMGAN__BN_BLOCK][4];
+    memset(acc, 0, sizeof acc);
+    for (b = 0; b < n; b++)
+        for (ch = c0; ch < c1; ch++) {
+            size_t o = ((size_t)b * c + ch) * hw;
+            double t[4], *a = acc[ch - c0];
+            mmgan__bn_plane(hw, x + o, gy ? gy + o : NULL, t);
+            a[0] += t[0];
+            a[1] += t[1];
+            a[2] += t[2];
+            a[3] += t[3];
         }
-        mmgan__bn_plane(hw, px, gy ? gy + ((size_t)b * c + ch) * hw : NULL, t);
-        s0 += t[0];
-        s1 += t[1];
-        s2 += t[2];
-        s3 += t[3];
+    for (ch = c0; ch < c1; ch++) {
+        const double *a = acc[ch - c0];
+        mmgan__bn_stats *t = &s[ch - c0];
+        t->cnt = (double)n * hw;
+        t->mean = a[0] / t->cnt;
+        t->var = a[1] / t->cnt - t->mean * t->mean;   /* float data in double: no cancellation worth a second pass */
+        if (t->var < 0) t->var = 0;
+        t->invstd = 1.0 / sqrt(t->var + eps);
+        t->sg = a[2];
+        t->sgx = a[3] - t->mean * a[2];
     }
-    s->cnt = (double)n * hw;
-    s->mean = s0 / s->cnt;
-    s->var = s1 / s->cnt - s->mean * s->mean;   /* float data in double: no cancellation worth a second pass */
-    if (s->var < 0) s->var = 0;
-    s->invstd = 1.0 / sqrt(s->var + eps);
-    s->sg = s2;
-    s->sgx = s3 - s->mean * s2;
+}
+
+/* Channels per block: about 1 MB of each input, so that the pass after the
+ * sums finds the block in L2, and at least one block per thread.  Any
+ * blocking gives the same results. */
+static int mmgan__bn_blk(const mmgan__node *nx, int threads)
+{
+    int n = nx->shape[0], c = nx->shape[1];
+    size_t per = nx->numel / (size_t)c, blk = ((size_t)1 << 18) / (per ? per : 1);
+    size_t even = ((size_t)c + threads - 1) / threads;
+    if (blk > even) blk = even;
+    if (blk > MMGAN__BN_BLOCK) blk = MMGAN__BN_BLOCK;
+    (void)n;
+    return blk < 1 ? 1 : (int)blk;
 }
 
 /* batch_norm_dx and _dgamma of one batch norm read the same x, gamma and gy
@@ -4633,39 +4671,40 @@ static void mmgan__bn_channel(const mmgan__node *nx, const float *x, const float
  * run keeps each channel's for the second, which then skips its pass over
  * x and gy (a third of batch norm's backward time). */
 static void mmgan__bn_grad_stats(const mmgan__run *r, const mmgan__node *nx, const float *x, const float *gy,
-                                 int ch, float eps, mmgan__bn_stats *s)
+                                 int c0, int c1, float eps, mmgan__bn_stats *s)
 {
     if (r->bn && !r->bn_fill) {
-        *s = r->bn[ch];
+        memcpy(s, r->bn + c0, (size_t)(c1 - c0) * sizeof *s);
         return;
     }
-    mmgan__bn_channel(nx, x, gy, ch, eps, s);
-    if (r->bn) r->bn[ch] = *s;
+    mmgan__bn_block(nx, x, gy, c0, c1, eps, s);
+    if (r->bn) memcpy(r->bn + c0, s, (size_t)(c1 - c0) * sizeof *s);
 }
 
 static void mmgan__fw_bn(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
-    int n = nd->shape[0], c = nd->shape[1], ch;
+    int n = nd->shape[0], c = nd->shape[1], blk = mmgan__bn_blk(nd, r->ctx->threads), kb;
     size_t hw = nd->numel / ((size_t)n * c);
-    (void)r;   /* read only by the OpenMP clause */
     MMGAN__PAR_FOR(r->ctx->threads, nd->numel >= MMGAN__PAR_MIN)
-    for (ch = 0; ch < c; ch++) {
-        mmgan__bn_stats s;
-        mmgan__v va, vm, vb;
-        int b;
-        mmgan__bn_channel(nd, x[0], NULL, ch, nd->fp[0], &s);
-        va = MMGAN__VSET((float)(x[1][ch] * s.invstd));
-        vm = MMGAN__VSET((float)s.mean);
-        vb = MMGAN__VSET(x[2][ch]);
-        for (b = 0; b < n; b++) {
-            size_t o = ((size_t)b * c + ch) * hw;
-            MMGAN__MAP1(hw, x[0] + o, y + o, MMGAN__VFMA(MMGAN__VSUB(v, vm), va, vb));
-        }
-        if (nd->par[0]) {   /* running statistics, with the unbiased variance */
-            float m = nd->fp[1], *rm = nd->par[0]->value->data, *rv = nd->par[1]->value->data;
-            rm[ch] = (1.0f - m) * rm[ch] + m * (float)s.mean;
-            rv[ch] = (1.0f - m) * rv[ch] + m * (float)(s.var * s.cnt / (s.cnt - 1));
-        }
+    for (kb = 0; kb < (c + blk - 1) / blk; kb++) {
+        mmgan__bn_stats s[MMGAN__BN_BLOCK];
+        const int c0 = kb * blk, c1 = MMGAN__MIN(c, c0 + blk);
+        int b, ch;
+        mmgan__bn_block(nd, x[0], NULL, c0, c1, nd->fp[0], s);
+        for (b = 0; b < n; b++)
+            for (ch = c0; ch < c1; ch++) {
+                const size_t o = ((size_t)b * c + ch) * hw;
+                const mmgan__v va = MMGAN__VSET((float)(x[1][ch] * s[ch - c0].invstd));
+                const mmgan__v vm = MMGAN__VSET((float)s[ch - c0].mean), vb = MMGAN__VSET(x[2][ch]);
+                MMGAN__MAP1(hw, x[0] + o, y + o, MMGAN__VFMA(MMGAN__VSUB(v, vm), va, vb));
+            }
+        if (nd->par[0])   /* running statistics, with the unbiased variance */
+            for (ch = c0; ch < c1; ch++) {
+                float m = nd->fp[1], *rm = nd->par[0]->value->data, *rv = nd->par[1]->value->data;
+                const mmgan__bn_stats *t = &s[ch - c0];
+                rm[ch] = (1.0f - m) * rm[ch] + m * (float)t->mean;
+                rv[ch] = (1.0f - m) * rv[ch] + m * (float)(t->var * t->cnt / (t->cnt - 1));
+            }
     }
 }
 
@@ -4687,38 +4726,45 @@ static mmgan_node mmgan__vjp_bn(mmgan_graph *g, mmgan_node id, int i, mmgan_node
 
 static void mmgan__fw_bn_dx(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
-    int n = nd->shape[0], c = nd->shape[1], ch;
+    int n = nd->shape[0], c = nd->shape[1], blk = mmgan__bn_blk(nd, r->ctx->threads), kb;
     size_t hw = nd->numel / ((size_t)n * c);
-    (void)r;   /* read only by the OpenMP clause */
     MMGAN__PAR_FOR(r->ctx->threads, nd->numel >= MMGAN__PAR_MIN)
-    for (ch = 0; ch < c; ch++) {
+    for (kb = 0; kb < (c + blk - 1) / blk; kb++) {
         /* dx = a gy + b (x - mean) + d */
-        mmgan__bn_stats s;
-        mmgan__v va, vb, vd, vm;
-        double a;
-        int b;
-        mmgan__bn_grad_stats(r, nd, x[0], x[2], ch, nd->fp[0], &s);
-        a = x[1][ch] * s.invstd;
-        va = MMGAN__VSET((float)a);
-        vb = MMGAN__VSET((float)(-a * s.invstd * s.invstd * s.sgx / s.cnt));
-        vd = MMGAN__VSET((float)(-a * s.sg / s.cnt));
-        vm = MMGAN__VSET((float)s.mean);
-        for (b = 0; b < n; b++) {
-            size_t o = ((size_t)b * c + ch) * hw;
-            MMGAN__MAP2(hw, x[0] + o, x[2] + o, y + o, MMGAN__VFMA(w, va, MMGAN__VFMA(MMGAN__VSUB(u, vm), vb, vd)));
+        mmgan__bn_stats s[MMGAN__BN_BLOCK];
+        float k[MMGAN__BN_BLOCK][4];
+        const int c0 = kb * blk, c1 = MMGAN__MIN(c, c0 + blk);
+        int b, ch;
+        mmgan__bn_grad_stats(r, nd, x[0], x[2], c0, c1, nd->fp[0], s);
+        for (ch = c0; ch < c1; ch++) {
+            const mmgan__bn_stats *t = &s[ch - c0];
+            double a = x[1][ch] * t->invstd;
+            k[ch - c0][0] = (float)a;
+            k[ch - c0][1] = (float)(-a * t->invstd * t->invstd * t->sgx / t->cnt);
+            k[ch - c0][2] = (float)(-a * t->sg / t->cnt);
+            k[ch - c0][3] = (float)t->mean;
         }
+        for (b = 0; b < n; b++)
+            for (ch = c0; ch < c1; ch++) {
+                const size_t o = ((size_t)b * c + ch) * hw;
+                const mmgan__v va = MMGAN__VSET(k[ch - c0][0]), vb = MMGAN__VSET(k[ch - c0][1]);
+                const mmgan__v vd = MMGAN__VSET(k[ch - c0][2]), vm = MMGAN__VSET(k[ch - c0][3]);
+                MMGAN__MAP2(hw, x[0] + o, x[2] + o, y + o, MMGAN__VFMA(w, va, MMGAN__VFMA(MMGAN__VSUB(u, vm), vb, vd)));
+            }
     }
 }
 
 static void mmgan__fw_bn_dgamma(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     const mmgan__node *nx = &r->g->nodes[nd->in[0]];
-    int ch;
+    int c = nd->shape[0], blk = mmgan__bn_blk(nx, r->ctx->threads), kb;
     MMGAN__PAR_FOR(r->ctx->threads, nx->numel >= MMGAN__PAR_MIN)
-    for (ch = 0; ch < nd->shape[0]; ch++) {
-        mmgan__bn_stats s;
-        mmgan__bn_grad_stats(r, nx, x[0], x[2], ch, nd->fp[0], &s);
-        y[ch] = (float)(s.sgx * s.invstd);
+    for (kb = 0; kb < (c + blk - 1) / blk; kb++) {
+        mmgan__bn_stats s[MMGAN__BN_BLOCK];
+        const int c0 = kb * blk, c1 = MMGAN__MIN(c, c0 + blk);
+        int ch;
+        mmgan__bn_grad_stats(r, nx, x[0], x[2], c0, c1, nd->fp[0], s);
+        for (ch = c0; ch < c1; ch++) y[ch] = (float)(s[ch - c0].sgx * s[ch - c0].invstd);
     }
 }
 
