@@ -670,8 +670,9 @@ static void test_plan_memory(void)
 
 /* The elementwise, broadcasting and per-channel reductions share their work
  * among threads above a size; results must not depend on the thread count.
- * A batch-norm layer at the size of the DCGAN generator's, its gradients and
- * an Adam step, with 1 and 2 threads, compared bit for bit. */
+ * A batch-norm layer at the size of the DCGAN generator's, its gradients
+ * (beta's, a per-channel sum) and an Adam step, with 1 and 2 threads,
+ * compared bit for bit. */
 static void test_threads_identical(void)
 {
     float *out[2], *xv = (float *)malloc(sizeof(float) * 64 * 32 * 14 * 14);
@@ -682,7 +683,7 @@ static void test_threads_identical(void)
         mmgan_param *ga = mmgan_param_new(ctx, "bn.weight", 1, S(32)), *be = mmgan_param_new(ctx, "bn.bias", 1, S(32));
         mmgan_param *rm = mmgan_param_new(ctx, "bn.running_mean", 1, S(32)), *rv = mmgan_param_new(ctx, "bn.running_var", 1, S(32));
         mmgan_param *ps[1];
-        mmgan_node x = mmgan_input(g, "x", 4, S(64, 32, 14, 14)), y, wrt[2], gr[3], tg[4];
+        mmgan_node x = mmgan_input(g, "x", 4, S(64, 32, 14, 14)), y, wrt[3], gr[4], tg[4];
         mmgan_plan *p;
         mmgan_opt_spec spec = mmgan_opt_default(MMGAN_OPT_ADAM);
         mmgan_optimizer *o;
@@ -693,15 +694,15 @@ static void test_threads_identical(void)
         mmgan_param_init(rm, MMGAN_INIT_ZEROS, 0, NULL);
         mmgan_param_init(rv, MMGAN_INIT_CONST, 1, NULL);
         mmgan_graph_feed(g, x, xv);
-        wrt[0] = x; wrt[1] = mmgan_parameter(g, ga);
-        y = mmgan_leaky_relu(g, mmgan_batch_norm(g, x, wrt[1], mmgan_parameter(g, be), rm, rv, 0.1f, 1e-5f, 1), 0.2f);
+        wrt[0] = x; wrt[1] = mmgan_parameter(g, ga); wrt[2] = mmgan_parameter(g, be);
+        y = mmgan_leaky_relu(g, mmgan_batch_norm(g, x, wrt[1], wrt[2], rm, rv, 0.1f, 1e-5f, 1), 0.2f);
         y = mmgan_mul(g, y, mmgan_tanh(g, x));
-        mmgan_grad(g, mmgan_sum(g, mmgan_square(g, y)), 2, wrt, gr);
-        gr[2] = y;
-        tg[0] = gr[0]; tg[1] = gr[1]; tg[2] = gr[2];
-        p = mmgan_plan_new(g, 3, tg);
+        mmgan_grad(g, mmgan_sum(g, mmgan_square(g, y)), 3, wrt, gr);
+        gr[3] = y;   /* gr[2], beta's gradient: a per-channel sum_to */
+        tg[0] = gr[0]; tg[1] = gr[1]; tg[2] = gr[3]; tg[3] = gr[2];
+        p = mmgan_plan_new(g, 4, tg);
         CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "threads %d: %s", t + 1, mmgan_ctx_error(ctx));
-        out[t] = (float *)malloc(sizeof(float) * (2 * (size_t)n + 32 + (size_t)n));
+        out[t] = (float *)malloc(sizeof(float) * (2 * (size_t)n + 64 + (size_t)n));
         if (p) {
             /* An Adam step on x's gradient as if x were a parameter of 401408 values. */
             mmgan_param *big = mmgan_param_new(ctx, "big", 1, S(n));
@@ -712,9 +713,10 @@ static void test_threads_identical(void)
             mmgan_opt_step(o, gl);
             mmgan_opt_step(o, gl);
             memcpy(out[t], mmgan_plan_value(p, gr[0]), sizeof(float) * (size_t)n);
-            memcpy(out[t] + n, mmgan_plan_value(p, gr[2]), sizeof(float) * (size_t)n);
+            memcpy(out[t] + n, mmgan_plan_value(p, gr[3]), sizeof(float) * (size_t)n);
             memcpy(out[t] + 2 * (size_t)n, mmgan_plan_value(p, gr[1]), sizeof(float) * 32);
             memcpy(out[t] + 2 * (size_t)n + 32, mmgan_param_tensor(big)->data, sizeof(float) * (size_t)n);
+            memcpy(out[t] + 3 * (size_t)n + 32, mmgan_plan_value(p, gr[2]), sizeof(float) * 32);
             mmgan_opt_free(o);
             mmgan_param_free(big);
         }
@@ -722,7 +724,7 @@ static void test_threads_identical(void)
         mmgan_graph_free(g);
         mmgan_param_free(ga); mmgan_param_free(be); mmgan_param_free(rm); mmgan_param_free(rv);
     }
-    for (i = 0; i < 3 * n + 32; i++) same &= memcmp(&out[0][i], &out[1][i], sizeof(float)) == 0;
+    for (i = 0; i < 3 * n + 64; i++) same &= memcmp(&out[0][i], &out[1][i], sizeof(float)) == 0;
     CHECK(same, "batch norm, its gradients and Adam differ between 1 and 2 threads");
     mmgan_ctx_set_threads(ctx, 1);
     free(out[0]); free(out[1]); free(xv);
@@ -824,6 +826,47 @@ static void test_inplace(void)
               "input whose view is read later kept: %g, want %g", mmgan_plan_value(p3, t3)[0], ref + ref2);
     }
     mmgan_plan_free(p1); mmgan_plan_free(p3);
+    /* A binary op: relu's gradient (x > 0) gy written over gy, computed
+     * (2 relu(a)) and read by nothing after; d/dx sum(relu(2x)^2) = 8x for
+     * x > 0.  a, the other input, is read again by nothing either. */
+    {
+        mmgan_node wrt = x, gx, r2 = mmgan_sum(g, mmgan_square(g, b));
+        CHECK(mmgan_grad(g, r2, 1, &wrt, &gx) == MMGAN_OK, "grad: %s", mmgan_ctx_error(ctx));
+        p1 = mmgan_plan_new(g, 1, &gx);
+        CHECK(p1 && mmgan_plan_run(p1) == MMGAN_OK, "plan: %s", mmgan_ctx_error(ctx));
+        if (p1) {
+            const float *d = mmgan_plan_value(p1, gx);
+            int bad = 0;
+            for (i = 0; i < n; i++) bad += d[i] != (xv[i] > 0 ? 8.0f * xv[i] : 0.0f);
+            CHECK(bad == 0, "relu's gradient written over its incoming gradient: %d values wrong", bad);
+        }
+        mmgan_plan_free(p1);
+    }
+    /* step_mul (a > 0) gy, a = 2x and gy = 3x: over gy when a is read
+     * after it and gy is not; over neither when both are read after it. */
+    {
+        mmgan_node gy = mmgan_scale(g, x, 3.0f), sm = mmgan__step_mul(g, a, gy, 0.0f, 0.0f);
+        mmgan_node s1 = mmgan_add(g, mmgan_sum(g, sm), mmgan_sum(g, a)), s2 = mmgan_add(g, s1, mmgan_sum(g, gy));
+        float r1 = 0, r2 = 0;
+        for (i = 0; i < n; i++) {
+            r1 += (xv[i] > 0 ? 3.0f * xv[i] : 0.0f) + 2.0f * xv[i];
+            r2 += 3.0f * xv[i];
+        }
+        r2 += r1;
+        p1 = mmgan_plan_new(g, 1, &s1);
+        p2 = mmgan_plan_new(g, 1, &s2);
+        CHECK(p1 && p2 && mmgan_plan_run(p1) == MMGAN_OK && mmgan_plan_run(p2) == MMGAN_OK, "plans: %s",
+              mmgan_ctx_error(ctx));
+        if (p1 && p2) {
+            CHECK(mmgan_plan_bytes(p1) < 3 * (size_t)n * sizeof(float), "step_mul over gy: %zu bytes for 2 inputs",
+                  mmgan_plan_bytes(p1));
+            CHECK(fabsf(mmgan_plan_value(p1, s1)[0] - r1) < 1e-3f * fabsf(r1), "step_mul over gy, a kept: %g, want %g",
+                  mmgan_plan_value(p1, s1)[0], r1);
+            CHECK(fabsf(mmgan_plan_value(p2, s2)[0] - r2) < 1e-3f * fabsf(r2), "a and gy read after step_mul kept: %g, want %g",
+                  mmgan_plan_value(p2, s2)[0], r2);
+        }
+        mmgan_plan_free(p1); mmgan_plan_free(p2);
+    }
     mmgan_graph_free(g);
 }
 
