@@ -2381,9 +2381,13 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * product (64x16 and 128x16 results) is 1.2-1.6x faster than the transposed
  * one, before counting the latter's im2col (Xeon, one thread).
  * Chunks and batch entries are visited in order and the GEMM is
- * thread-count free, so results do not depend on threads either. */
-/* Floats of column matrix per GEMM: about 4 MB, which keeps the GEMMs wide
- * and the scratch bounded. */
+ * thread-count free, so results do not depend on threads either: the
+ * forward and data-gradient products size their chunks by the thread count
+ * (mmgan__conv_chunk_nt), which only changes which images share a product,
+ * while the weight gradient, whose sums run across chunks, keeps one size. */
+/* Floats of column matrix per GEMM: about 4 MB (half for the forward and
+ * data-gradient products on one thread), which keeps the GEMMs wide and the
+ * scratch bounded. */
 #define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 /* Below this many floats moved, the image loops stay on one thread. */
 #define MMGAN__PAR_MIN (1 << 18)
@@ -2435,7 +2439,8 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * unfolded through that plane: every window then lies inside it, with no
  * bounds to test.  On the MNIST DCGAN layers (batch 64, one thread) im2col
  * and col2im ran 1.3-1.7x faster that way than with a padding test per row
- * and span; what remains is mostly the traffic of a 4 MB column matrix. */
+ * and span.  (On AVX-512, rows of up to 32 floats, all of the DCGAN's, go
+ * through registers instead: mmgan__im2col_rows below.) */
 #define MMGAN__PLANE_MAX 4096
 
 /* y = x + b over n floats (x == y allowed).  A float add rounds the same in
@@ -2462,8 +2467,9 @@ static void mmgan__pad_plane(const mmgan__convgeom *q, const float *x, float *pa
 
 /* d[k] = r[2k] and its adjoint r[2k] += d[k], k < n: the rows of a stride-2
  * window.  AVX-512 does a row of up to 16 in a few masked instructions (no
- * lane outside the row is read or written): im2col and col2im of the DCGAN's
- * 4x4 stride-2 layers ran a float at a time before. */
+ * lane outside the row is read or written), for images too wide for the
+ * row-register paths: the DCGAN's 4x4 stride-2 layers ran 1.15-2.9x faster
+ * that way than a float at a time, before those paths. */
 MMGAN__INLINE void mmgan__take_evens(float *d, const float *r, int n)
 {
     int k;
@@ -2514,10 +2520,13 @@ static __mmask16 mmgan__win_take(const mmgan__convgeom *q, int j, __m512i *idx)
 {
     int t[16], ox;
     unsigned m = 0;
-    for (ox = 0; ox < 16; ox++) {
-        int ix = ox * q->stride + j - q->pad;
-        t[ox] = ix >= 0 && ix < q->w ? ix : 0;
-        if (ox < q->wo && ix >= 0 && ix < q->w) m |= 1u << ox;
+    for (ox = 0; ox < 16; ox++) t[ox] = 0;
+    for (ox = 0; ox < q->wo; ox++) {
+        long ix = (long)ox * q->stride + j - q->pad;
+        if (ix >= 0 && ix < q->w) {
+            t[ox] = (int)ix;
+            m |= 1u << ox;
+        }
     }
     *idx = _mm512_loadu_si512((const void *)t);
     return (__mmask16)m;
@@ -2586,10 +2595,12 @@ static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size
                 const float *sv;
                 if (t < 0 || t % q->stride || t / q->stride >= q->ho) continue;
                 sv = cols + (size_t)(c * q->kh + i) * q->kw * ld + (size_t)(t / q->stride) * q->wo;
-                for (j = 0; j < q->kw; j++, sv += ld) {
-                    const __m512 v = _mm512_maskz_loadu_ps(mo, sv);
-                    a0 = _mm512_add_ps(a0, _mm512_maskz_permutexvar_ps(m[0][j], idx[0][j], v));
-                    if (m1) a1 = _mm512_add_ps(a1, _mm512_maskz_permutexvar_ps(m[1][j], idx[1][j], v));
+                for (j = 0; j < q->kw; j++) {
+                    /* lanes without a term are left alone, not given +0: a
+                     * -0 (under flush-to-zero) stays -0 as in the loops */
+                    const __m512 v = _mm512_maskz_loadu_ps(mo, sv + (size_t)j * ld);
+                    a0 = _mm512_mask_add_ps(a0, m[0][j], a0, _mm512_permutexvar_ps(idx[0][j], v));
+                    if (m1) a1 = _mm512_mask_add_ps(a1, m[1][j], a1, _mm512_permutexvar_ps(idx[1][j], v));
                 }
             }
             if (bias) {
@@ -2823,7 +2834,7 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     float *apk = NULL;
     int b0;
-    if (chunk < n) {
+    if (mmgan__conv_chunk_nt(q, n, 1) < n) {   /* as on one thread: the same path, the same bits */
         apk = ws + (size_t)(ckk + o) * chunk * hw;
         mmgan__gemm_prepack_a(kr, 0, o, ckk, w, ckk, apk);
     }
@@ -2846,7 +2857,7 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     float *apk = NULL;
     int b0, b;
-    if (chunk < n) {
+    if (mmgan__conv_chunk_nt(q, n, 1) < n) {   /* as on one thread: the same path, the same bits */
         apk = ws + (size_t)(ckk + o) * chunk * hw;
         mmgan__gemm_prepack_a(kr, 1, ckk, o, w, ckk, apk);
     }
@@ -2907,8 +2918,8 @@ static void mmgan__conv2d_bwd_weight_t(mmgan_ctx *ctx, const mmgan__convgeom *q,
 /* 2.7 Elementwise vector kernels                                         */
 /* ===================================================================== */
 /* Written in the vector vocabulary of 2.1.  A tail shorter than MMGAN__VN
- * goes through a zero-padded vector, so every element gets the same
- * arithmetic wherever it sits in the array. */
+ * is computed as a zero-padded vector (masked loads and stores on AVX-512),
+ * so every element gets the same arithmetic wherever it sits in the array. */
 /* Apply expression F(v) to x[0..n) into y; one input. */
 #define MMGAN__MAP1(n, x, y, F) do { \
     size_t i_ = 0; \
@@ -4118,9 +4129,9 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
     }
     for (i = 0; i < nd->numel; i++) acc[i] = 0.0;
     if (so[1] && xs[1] > 1) {
-        /* Per channel (bias gradients, batch norm's sums): threads own
-         * channels, and each sum takes its terms in an order fixed by the
-         * shapes alone, whatever the thread count. */
+        /* Per channel (bias gradients): threads own blocks of channels,
+         * and each sum takes its terms in an order fixed by the shapes
+         * alone, whatever the thread count or the blocks. */
         const size_t plane = (size_t)xs[2] * xs[3], per = (size_t)xs[0] * plane;
         const int blk = (int)MMGAN__MAX(1, MMGAN__MIN(((size_t)1 << 18) / per, ((size_t)xs[1] + r->ctx->threads - 1) / r->ctx->threads));
         int kb;
@@ -4559,8 +4570,8 @@ static mmgan_node mmgan__vjp_softmax(mmgan_graph *g, mmgan_node id, int i, mmgan
  * batch_norm_dx (x, gamma, gy):    dx = gamma / sqrt(var + eps) (gy - mean(gy) - xhat mean(gy xhat))
  * batch_norm_dgamma (x, gamma, gy): dgamma = sum(gy xhat)
  * per channel over the batch and the pixels (biased variance).  Each pass
- * recomputes the statistics rather than store them: a channel of the DCGAN
- * is 50 KB, read again from L2.  The higher derivatives go through the
+ * recomputes the statistics rather than store them: a block of channels
+ * (about 1 MB of each input) is read again from L2.  The higher derivatives go through the
  * composite of mmgan__bn_composite: few graphs need them, and there they
  * are exact to any order. */
 static mmgan_status mmgan__grad_ex(mmgan_graph *g, mmgan_node y, mmgan_node seed, int floor,
@@ -4642,17 +4653,17 @@ static void mmgan__bn_block(const mmgan__node *nx, const float *x, const float *
     }
 }
 
-/* Channels per block: about 1 MB of each input, so that the pass after the
- * sums finds the block in L2, and at least one block per thread.  Any
- * blocking gives the same results. */
+/* Channels per block: about 1 MB of each input (x, and gy for the
+ * gradients: 2 MB, the Xeon's L2), so that the pass after the sums finds
+ * the block in L2, and at least one block per thread.  Any blocking gives
+ * the same results. */
 static int mmgan__bn_blk(const mmgan__node *nx, int threads)
 {
-    int n = nx->shape[0], c = nx->shape[1];
+    int c = nx->shape[1];
     size_t per = nx->numel / (size_t)c, blk = ((size_t)1 << 18) / (per ? per : 1);
     size_t even = ((size_t)c + threads - 1) / threads;
     if (blk > even) blk = even;
     if (blk > MMGAN__BN_BLOCK) blk = MMGAN__BN_BLOCK;
-    (void)n;
     return blk < 1 ? 1 : (int)blk;
 }
 
@@ -5000,7 +5011,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
      * over its whole lifetime (greedy by size: near the peak of the live
      * sizes, where first-fit on a free list fragments badly).  end: the last
      * position that reads a value or a later view of it (views first, from
-     * the last back, so that whether an op may write over its input is
+     * the last back, so that whether an op may write over an input is
      * known when the op is reached); for a buffer, at its root. */
     for (k = 0; k < p->n; k++) {
         int id = p->order[k];

@@ -213,12 +213,16 @@ static void check_rows(void)
 
 /* The chunks of images a conv's products take may follow the thread count
  * (and do, for the forward and data-gradient products): the outputs must
- * not.  The DCGAN critic's second layer at batch 64, forward, transposed and
- * weight gradient, with 1 and 2 threads, bit for bit. */
-static void check_threads(void)
+ * not.  Forward, transposed and weight gradient with 1 and 2 threads, bit
+ * for bit: the DCGAN critic's second layer at batch 64, and one output
+ * channel with 8192 terms per output, in one chunk on two threads and two
+ * on one (a matrix-vector product there would sum in another order). */
+static void check_threads(const shp *q)
 {
-    int xs[4] = {64, 64, 14, 14}, ws[4] = {128, 64, 4, 4}, ys[4] = {64, 128, 7, 7}, t, k, same = 1;
-    size_t nx = (size_t)64 * 64 * 14 * 14, nw = (size_t)128 * 64 * 16, ny = (size_t)64 * 128 * 49;
+    int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int xs[4] = {q->n, q->c, q->h, q->w}, ws[4] = {q->o, q->c, q->kh, q->kw}, ys[4] = {q->n, q->o, ho, wo}, t, k;
+    size_t nx = (size_t)q->n * q->c * q->h * q->w, nw = (size_t)q->o * q->c * q->kh * q->kw;
+    size_t ny = (size_t)q->n * q->o * ho * wo;
     float *x = rnd(nx), *w = rnd(nw), *gy = rnd(ny), *out[2];
     size_t sz[3];
     sz[0] = ny; sz[1] = nx; sz[2] = nw;
@@ -229,9 +233,9 @@ static void check_threads(void)
         size_t off = 0;
         mmgan_ctx_set_threads(ctx, t + 1);
         mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, Wn, w); mmgan_graph_feed(g, GY, gy);
-        r[0] = mmgan_conv2d(g, X, Wn, 2, 1);
-        r[1] = mmgan_conv_transpose2d(g, GY, Wn, 2, 1, 0);
-        r[2] = mmgan_conv2d_wgrad(g, X, GY, 4, 4, 2, 1);
+        r[0] = mmgan_conv2d(g, X, Wn, q->s, q->p);
+        r[1] = mmgan_conv_transpose2d(g, GY, Wn, q->s, q->p, 0);
+        r[2] = mmgan_conv2d_wgrad(g, X, GY, q->kh, q->kw, q->s, q->p);
         p = mmgan_plan_new(g, 3, r);
         CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "threads %d: %s", t + 1, mmgan_ctx_error(ctx));
         out[t] = (float *)calloc(nx + ny + nw, sizeof(float));
@@ -239,8 +243,9 @@ static void check_threads(void)
         mmgan_plan_free(p);
         mmgan_graph_free(g);
     }
-    same = memcmp(out[0], out[1], (nx + ny + nw) * sizeof(float)) == 0;
-    CHECK(same, "conv2d, conv_transpose2d or conv2d_wgrad differ between 1 and 2 threads");
+    CHECK(memcmp(out[0], out[1], (nx + ny + nw) * sizeof(float)) == 0,
+          "x [%d,%d,%d,%d] w [%d,%d,%d,%d]: conv2d, conv_transpose2d or conv2d_wgrad differ between 1 and 2 threads",
+          q->n, q->c, q->h, q->w, q->o, q->c, q->kh, q->kw);
     mmgan_ctx_set_threads(ctx, 1);
     free(out[0]); free(out[1]); free(x); free(w); free(gy);
 }
@@ -337,7 +342,15 @@ int main(void)
 #if defined(MMGAN__AVX512)
     check_rows();
 #endif
-    check_threads();
+    {
+        static const shp thr[] = {{64, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1}};
+        mmgan__convgeom g1;
+        g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
+        CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) < 12 && mmgan__conv_chunk_nt(&g1, 12, 2) == 12,
+              "the one-channel case no longer splits differently by threads");
+        check_threads(&thr[0]);
+        check_threads(&thr[1]);
+    }
     for (i = 0; i < 60; i++) {
         shp q;
         q.n = 1 + (int)mmgan_rng_below(&rng, 3);
