@@ -1634,6 +1634,15 @@ static void mmgan__ukr_ref(int k, const float *a, const float *b, ptrdiff_t bs, 
  * use only the vectors that hold columns of C, one per row instead of three,
  * and masked stores instead of a stack tile (64x256x784 1.15x faster).
  * Whole tiles take it with every mask set: as fast as unmasked stores. */
+/* The k loops unrolled by four (and the tile of C prefetched whole, every
+ * line of its rows): the DCGAN step 1.2% faster, single products up to 1.1x
+ * (64x12544x128, 64x784x256; paired, same process), 1024^3 1.5%, one shape
+ * 2% slower (128x3136x1024). */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
+#  define MMGAN__UNROLL4 _Pragma("GCC unroll 4")
+#else
+#  define MMGAN__UNROLL4
+#endif
 /* The first n lanes of a vector (none for n <= 0, all for n >= 16). */
 MMGAN__INLINE __mmask16 mmgan__mask16(int n)
 {
@@ -1648,10 +1657,12 @@ MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptr
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     int p;
 #define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps(); \
-    if (i < rows) { _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + 47), _MM_HINT_T0); }
+    if (i < rows) { _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0); \
+        _mm_prefetch((const char *)(c + i * ldc + 32), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + 47), _MM_HINT_T0); }
     MMGAN__ROWS8(MMGAN__D)
 #undef MMGAN__D
     if (nv == 1) {
+        MMGAN__UNROLL4
         for (p = 0; p < k; p++, a += 8, b += bs) {
             __m512 b0 = _mm512_loadu_ps(b);
 #define MMGAN__F(i) c##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, c##i##0);
@@ -1659,6 +1670,7 @@ MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptr
 #undef MMGAN__F
         }
     } else if (nv == 2) {
+        MMGAN__UNROLL4
         for (p = 0; p < k; p++, a += 8, b += bs) {
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); \
@@ -1667,6 +1679,7 @@ MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptr
 #undef MMGAN__F
         }
     } else {
+        MMGAN__UNROLL4
         for (p = 0; p < k; p++, a += 8, b += bs) {
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
 #define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); \
