@@ -2190,7 +2190,7 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
 }
 
 /* Up to this many rows of C, B is read in place rather than packed. */
-#define MMGAN__GEMM_DIRECT_B_M 128
+#define MMGAN__GEMM_DIRECT_B_M 256
 
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #ifndef MMGAN_GEMM_MT_MIN
@@ -2333,7 +2333,10 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
      * of A; with few rows it is not, and untransposed rows of B are already
      * contiguous.  With k < 64 the copy is cheap and packing measured faster.
      * On one thread reading B in place measured 6-15% faster (Xeon, AVX-512,
-     * power-of-two strides included: 64x256x784 +13%).  On two it still was
+     * power-of-two strides included: 64x256x784 +13%), and 3% for 256 rows
+     * (256x245x2048, the generator's conv products; the DCGAN step 1.2%
+     * faster than packing above 128 rows, MAGAN's 1.1%; 512 rows gained
+     * nothing more).  On two it still was
      * for 64 rows (64x784x256 +12-16%, 64x12544x128 +3-7%, MAGAN's step at 2
      * threads 4%), but packing was 2-5% faster for 128 (128x980x1024).  Either
      * way the sums are the same, in the same order. */

@@ -109,7 +109,8 @@ static void test_random_shapes(const mmgan__gemm_kernel *kr)
 {
     int it, bad = 0;
     for (it = 0; it < 60; it++) {
-        int m = 1 + (int)mmgan_rng_below(&rng, 150), n = 1 + (int)mmgan_rng_below(&rng, 150);
+        /* every fourth up to 300 rows: B read in place up to 256, packed above */
+        int m = 1 + (int)mmgan_rng_below(&rng, it % 4 ? 150 : 300), n = 1 + (int)mmgan_rng_below(&rng, 150);
         int k = 1 + (int)mmgan_rng_below(&rng, 300), t = (int)mmgan_rng_below(&rng, 4);
         int pad = (int)mmgan_rng_below(&rng, 3) * 5;
         float beta = (it % 3 == 0) ? 0.0f : 0.75f;
@@ -128,7 +129,7 @@ static void test_blocks(const mmgan__gemm_kernel *kr)
 }
 
 /* Bit-identical C for 1 and 2 threads.  With tb == 0, B is read in place
- * for m <= 128 on one thread and m <= 64 on two: 100 rows compare the
+ * for m <= 256 on one thread and m <= 64 on two: 100 rows compare the
  * in-place and packed paths, 60 rows in-place on both. */
 static void test_threads(int tb, int m, int n, int k)
 {
