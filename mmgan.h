@@ -4130,6 +4130,20 @@ static mmgan_node mmgan__vjp_div(mmgan_graph *g, mmgan_node id, int i, mmgan_nod
 }
 
 /* --- sum_to and broadcast_to: each is the other's adjoint -------------- */
+/* Channels per block for the per-channel passes over [N, C, ...] (sums,
+ * batch norm), which read a block image by image, in memory order: about
+ * 1 MB of each input (per: floats of a channel over the batch), so that a
+ * pass after the sums finds the block in L2 (2 MB on the Xeon, with batch
+ * norm's gradient reading x and gy), at least one block per thread, at most
+ * cap channels.  Any blocking gives the same results. */
+static int mmgan__chan_blk(int c, size_t per, int threads, int cap)
+{
+    size_t blk = ((size_t)1 << 18) / (per ? per : 1), even = ((size_t)c + threads - 1) / threads;
+    if (blk > even) blk = even;
+    if (blk > (size_t)cap) blk = (size_t)cap;
+    return blk < 1 ? 1 : (int)blk;
+}
+
 static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     const mmgan__node *nx = &r->g->nodes[nd->in[0]];
@@ -4149,7 +4163,7 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
          * and each sum takes its terms in an order fixed by the shapes
          * alone, whatever the thread count or the blocks. */
         const size_t plane = (size_t)xs[2] * xs[3], per = (size_t)xs[0] * plane;
-        const int blk = (int)MMGAN__MAX(1, MMGAN__MIN(((size_t)1 << 18) / per, ((size_t)xs[1] + r->ctx->threads - 1) / r->ctx->threads));
+        const int blk = mmgan__chan_blk(xs[1], per, r->ctx->threads, xs[1]);
         int kb;
         /* Blocks of channels read image by image, in memory order, as
          * batch norm's sums are (the DCGAN step's bias gradients 1.3x
@@ -4669,18 +4683,9 @@ static void mmgan__bn_block(const mmgan__node *nx, const float *x, const float *
     }
 }
 
-/* Channels per block: about 1 MB of each input (x, and gy for the
- * gradients: 2 MB, the Xeon's L2), so that the pass after the sums finds
- * the block in L2, and at least one block per thread.  Any blocking gives
- * the same results. */
 static int mmgan__bn_blk(const mmgan__node *nx, int threads)
 {
-    int c = nx->shape[1];
-    size_t per = nx->numel / (size_t)c, blk = ((size_t)1 << 18) / (per ? per : 1);
-    size_t even = ((size_t)c + threads - 1) / threads;
-    if (blk > even) blk = even;
-    if (blk > MMGAN__BN_BLOCK) blk = MMGAN__BN_BLOCK;
-    return blk < 1 ? 1 : (int)blk;
+    return mmgan__chan_blk(nx->shape[1], nx->numel / (size_t)nx->shape[1], threads, MMGAN__BN_BLOCK);
 }
 
 /* batch_norm_dx and _dgamma of one batch norm read the same x, gamma and gy
