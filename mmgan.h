@@ -1637,7 +1637,7 @@ static void mmgan__ukr_ref(int k, const float *a, const float *b, ptrdiff_t bs, 
 /* The k loops unrolled by four (and the tile of C prefetched whole, every
  * line of its rows): the DCGAN step 1.2% faster, single products up to 1.1x
  * (64x12544x128, 64x784x256; paired, same process), 1024^3 1.5%, one shape
- * 2% slower (128x3136x1024). */
+ * 2-5% slower (128x3136x1024, B read in place). */
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
 #  define MMGAN__UNROLL4 _Pragma("GCC unroll 4")
 #else
@@ -2524,10 +2524,11 @@ MMGAN__INLINE void mmgan__add_evens(float *r, const float *d, int n)
 /* Image rows of up to 32 floats held in two vectors, windows of up to 16
  * columns: one permute per window column picks a row of the column matrix
  * out of an image row (im2col), and one per window entry places a row of it
- * into an image row summed in registers (col2im).  With 7- and 14-float rows
- * (the DCGAN's 4x4 stride-2 layers) the float-strided moves they replace
- * waited on each other through memory: a masked store, then an overlapping
- * load of the next window column. */
+ * into an image row summed in registers (col2im), each image row stored
+ * once.  On the DCGAN's 4x4 stride-2 layers (7- and 14-float rows) the step
+ * ran 4.4% faster than through the padded planes, once the chunks were
+ * small enough for the column matrix to stay in L2; before that its traffic
+ * hid the difference. */
 #define MMGAN__ROWS_FIT(q) ((q)->w <= 32 && (q)->wo <= 16 && (q)->kw <= 16)
 
 /* Window column j: lane ox of a matrix row reads image column s ox + j - pad
@@ -2953,8 +2954,10 @@ static void mmgan__conv2d_bwd_weight_t(mmgan_ctx *ctx, const mmgan__convgeom *q,
 } while (0)
 
 /* The tails from i_: AVX-512 loads them masked (the lanes past n read as
- * zero, as in the padded vector, and are not stored): batch norm's 49-float
- * planes spent a quarter of their time in the padded copies. */
+ * zero, as in the padded vector, and are not stored), one masked load and
+ * store instead of two element-by-element copies through the stack (batch
+ * norm's 49-float planes have a tail each; its speed-up, 10.8 -> 6.5 ms in
+ * the DCGAN step, was measured with the block order below, not apart). */
 #if defined(MMGAN__AVX512)
 #define MMGAN__TAIL1(n, x, y, F) \
     const __mmask16 m_ = mmgan__mask16((int)((n) - i_)); \
@@ -4160,14 +4163,13 @@ static void mmgan__fw_sum_to(const mmgan__run *r, const mmgan__node *nd, float *
     for (i = 0; i < nd->numel; i++) acc[i] = 0.0;
     if (so[1] && xs[1] > 1) {
         /* Per channel (bias gradients): threads own blocks of channels,
-         * and each sum takes its terms in an order fixed by the shapes
-         * alone, whatever the thread count or the blocks. */
+         * read image by image in memory order as batch norm's sums are (the
+         * DCGAN step's bias gradients 1.3x faster), and each sum takes its
+         * terms in an order fixed by the shapes alone, whatever the thread
+         * count or the blocks. */
         const size_t plane = (size_t)xs[2] * xs[3], per = (size_t)xs[0] * plane;
         const int blk = mmgan__chan_blk(xs[1], per, r->ctx->threads, xs[1]);
         int kb;
-        /* Blocks of channels read image by image, in memory order, as
-         * batch norm's sums are (the DCGAN step's bias gradients 1.3x
-         * faster); each sum still takes the images in order. */
         MMGAN__PAR_FOR(r->ctx->threads, nx->numel >= MMGAN__PAR_MIN)
         for (kb = 0; kb < (xs[1] + blk - 1) / blk; kb++) {
             const int c0 = kb * blk, c1 = MMGAN__MIN(xs[1], c0 + blk);
@@ -4601,9 +4603,9 @@ static mmgan_node mmgan__vjp_softmax(mmgan_graph *g, mmgan_node id, int i, mmgan
  * batch_norm_dgamma (x, gamma, gy): dgamma = sum(gy xhat)
  * per channel over the batch and the pixels (biased variance).  Each pass
  * recomputes the statistics rather than store them: a block of channels
- * (about 1 MB of each input) is read again from L2.  The higher derivatives go through the
- * composite of mmgan__bn_composite: few graphs need them, and there they
- * are exact to any order. */
+ * (about 1 MB of each input) is read again from L2.  The higher derivatives
+ * go through the composite of mmgan__bn_composite: few graphs need them,
+ * and there they are exact to any order. */
 static mmgan_status mmgan__grad_ex(mmgan_graph *g, mmgan_node y, mmgan_node seed, int floor,
                                    int n, const mmgan_node *wrt, mmgan_node *out);
 
@@ -4650,8 +4652,9 @@ static void mmgan__bn_plane(size_t n, const float *x, const float *g, double out
  * and sum(gy (x - mean)), all in double in a fixed order.  The channels of
  * a block are read image by image, in memory order: taken one at a time,
  * their planes lay a whole image apart, too far for the hardware prefetcher
- * (batch norm on the DCGAN's layers ran 1.25-2.2x slower, prefetching by hand).
- * Each channel still adds its planes in image order. */
+ * (batch norm on the DCGAN's layers ran 1.25-2.2x slower that way, with the
+ * planes prefetched by hand).  Each channel still adds its planes in image
+ * order. */
 #define MMGAN__BN_BLOCK 64
 static void mmgan__bn_block(const mmgan__node *nx, const float *x, const float *gy, int c0, int c1, float eps,
                             mmgan__bn_stats *s)
