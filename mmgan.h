@@ -2440,6 +2440,16 @@ static int mmgan__conv_chunk_nt(const mmgan__convgeom *q, int n, int threads)
     return mmgan__conv_chunk_of(q, n, threads > 1 ? MMGAN__CONV_CHUNK_FLOATS : MMGAN__CONV_CHUNK_FLOATS / 2);
 }
 
+/* Whether the forward and data-gradient products pack the weights once for
+ * their chunks: whenever one thread would take more than one chunk, whatever
+ * the thread count, so that every count takes the same product path (with
+ * one output channel an unpacked single chunk would be a matrix-vector
+ * product, summed in another order). */
+static int mmgan__conv_packs_w(const mmgan__convgeom *q, int n)
+{
+    return mmgan__conv_chunk_nt(q, n, 1) < n;
+}
+
 /* The output columns ox whose input column ox*stride - pad + j lies inside
  * the image: [*lo, *hi).  Outside them the window reads padding. */
 static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
@@ -2808,13 +2818,12 @@ static void mmgan__im2col_chunk(mmgan_ctx *ctx, const mmgan__convgeom *q, const 
 static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o, int how)
 {
     size_t nb = (size_t)mmgan__conv_chunk(q, n), hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw;
-    int nb1 = mmgan__conv_chunk_nt(q, n, 1);   /* the smallest chunk, the one with most chunks */
     size_t f = 16;
     if (how != MMGAN__WS_GATHER) f += nb * hw * ((size_t)o + ckk);
     if (how == MMGAN__WS_COLS_T) f += ckk * (size_t)o;
     if (how == MMGAN__WS_GATHER && q->pad)
         f += nb * q->c * (size_t)(q->h + 2 * q->pad) * (size_t)(q->w + 2 * q->pad);
-    if (how == MMGAN__WS_COLS && nb1 < n)   /* the weights packed once for all chunks */
+    if (how == MMGAN__WS_COLS && mmgan__conv_packs_w(q, n))   /* the weights packed once for all chunks */
         f += MMGAN__MAX(mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, (int)ckk),
                         mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], (int)ckk, o));
     return f;
@@ -2851,7 +2860,7 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     float *apk = NULL;
     int b0;
-    if (mmgan__conv_chunk_nt(q, n, 1) < n) {   /* as on one thread: the same path, the same bits */
+    if (mmgan__conv_packs_w(q, n)) {
         apk = ws + (size_t)(ckk + o) * chunk * hw;
         mmgan__gemm_prepack_a(kr, 0, o, ckk, w, ckk, apk);
     }
@@ -2874,7 +2883,7 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     float *apk = NULL;
     int b0, b;
-    if (mmgan__conv_chunk_nt(q, n, 1) < n) {   /* as on one thread: the same path, the same bits */
+    if (mmgan__conv_packs_w(q, n)) {
         apk = ws + (size_t)(ckk + o) * chunk * hw;
         mmgan__gemm_prepack_a(kr, 1, ckk, o, w, ckk, apk);
     }
