@@ -139,7 +139,7 @@ static void check_implicit(const shp *s)
     d1 = (float *)malloc(nw * 4); d2 = (float *)malloc(nw * 4); d3 = (float *)malloc(nw * 4);
     ws = (float *)malloc(MMGAN__MAX(mmgan__conv_ws(&q, n, o, MMGAN__WS_COLS_T), mmgan__conv_ws(&q, n, o, MMGAN__WS_GATHER)) * 4);
     /* the explicit reference, in one chunk: GY [O, n HoWo] * cols^T */
-    mmgan__im2col_chunk(ctx, &q, x, n, cols);
+    mmgan__im2col_chunk(ctx, &q, x, n, cols, img);
     mmgan__batch_to_rows(ctx, gy, n, o, hw, g);
     mmgan_gemm(ctx, 0, 1, o, ckk, n * hw, 1.0f, g, n * hw, cols, n * hw, 0.0f, d1, ckk);
     mmgan__conv2d_bwd_weight_implicit(ctx, &q, n, o, x, gy, d2, ws);
@@ -334,6 +334,10 @@ int main(void)
     ctx = mmgan_ctx_new(NULL);
     mmgan_rng_seed(&rng, 11, 1);
     for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) {
+        /* one thread makes the column matrix in channel groups, more whole */
+        mmgan_ctx_set_threads(ctx, 2);
+        check_shape(&fixed[i]);
+        mmgan_ctx_set_threads(ctx, 1);
         check_shape(&fixed[i]);
         check_implicit(&fixed[i]);
         check_bias(&fixed[i], 0);
@@ -343,13 +347,18 @@ int main(void)
     check_rows();
 #endif
     {
-        static const shp thr[] = {{64, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1}};
+        /* the critic's layer (made in channel groups on one thread), one
+         * output channel in chunks, one output channel in one chunk (a
+         * matrix-vector product, which must not be split into groups on one
+         * thread only), groups of 28 channels of 3x3 windows (252 rows, not
+         * a whole number of micro-kernel tiles) */
+        static const shp thr[] = {{64, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1},
+                                  {2, 64, 4, 4, 1, 4, 4, 1, 1}, {8, 64, 9, 9, 16, 3, 3, 1, 1}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) < 12 && mmgan__conv_chunk_nt(&g1, 12, 2) == 12,
               "the one-channel case no longer splits differently by threads");
-        check_threads(&thr[0]);
-        check_threads(&thr[1]);
+        for (i = 0; i < (int)(sizeof thr / sizeof thr[0]); i++) check_threads(&thr[i]);
     }
     for (i = 0; i < 60; i++) {
         shp q;
