@@ -327,6 +327,10 @@ int main(void)
         {5, 1, 4, 4, 2, 1, 1, 1, 0},
         {2, 2, 3, 3, 2, 5, 5, 1, 2},            /* pad larger than half the kernel */
         {23, 64, 14, 14, 4, 4, 4, 2, 1},        /* 50k columns per image: chunks of 20 and 3 images */
+        {23, 1, 28, 28, 6, 4, 4, 2, 1},         /* a 16-value window in chunks of 20 and 3 images */
+        {3, 1, 12, 12, 27, 4, 4, 2, 1},         /* ... 27 channels: rows by 16, 8 and 3 */
+        {2, 1, 10, 10, 20, 3, 3, 1, 1},         /* ... 9 values, rows by 16 and 4 */
+        {2, 2, 9, 9, 17, 2, 2, 1, 0},           /* ... 2 channels of 2x2 */
         {2, 2, 70, 66, 3, 3, 3, 2, 1},          /* padded plane over MMGAN__PLANE_MAX: the bounds-tested loops */
     };
     int i;
@@ -351,9 +355,10 @@ int main(void)
          * output channel in chunks, one output channel in one chunk (a
          * matrix-vector product, which must not be split into groups on one
          * thread only), groups of 28 channels of 3x3 windows (252 rows, not
-         * a whole number of micro-kernel tiles) */
+         * a whole number of micro-kernel tiles), the critic's first layer */
         static const shp thr[] = {{64, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1},
-                                  {2, 64, 4, 4, 1, 4, 4, 1, 1}, {8, 64, 9, 9, 16, 3, 3, 1, 1}};
+                                  {2, 64, 4, 4, 1, 4, 4, 1, 1}, {8, 64, 9, 9, 16, 3, 3, 1, 1},
+                                  {64, 1, 28, 28, 64, 4, 4, 2, 1}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) < 12 && mmgan__conv_chunk_nt(&g1, 12, 2) == 12,
