@@ -2127,6 +2127,73 @@ static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int
     }
 }
 
+/* One tile of C from packed A and B (or B in place, row stride bs). */
+static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap, const float *bp, ptrdiff_t bs,
+                             float *cp, float beta, int rows, int cols)
+{
+    const mmgan__gemm_kernel *kr = g->kr;
+    const int mr = kr->mr, nr = kr->nr;
+    float tile[MMGAN__MAX_TILE];
+    if (rows == mr && cols == nr) {
+        kr->ukr(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta);
+    } else if (kr->edge) {
+        kr->edge(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta, rows, cols);
+    } else {
+        int i, j;
+        kr->ukr(kc, ap, bp, bs, tile, nr, g->alpha, 0.0f);
+        for (i = 0; i < rows; i++)
+            for (j = 0; j < cols; j++)
+                cp[(size_t)i * g->ldc + j] = beta == 0.0f ? tile[i * nr + j]
+                                             : tile[i * nr + j] + beta * cp[(size_t)i * g->ldc + j];
+    }
+}
+
+#ifdef MMGAN__OMP
+/* Floats of workspace each thread of mmgan__gemm_thread_cols uses: its own
+ * packed A block and a partial last B panel. */
+static size_t mmgan__gemm_cols_ws(const mmgan__gemm_kernel *kr)
+{
+    return ((size_t)kr->mc * kr->kc + (size_t)kr->nr * kr->kc + 15) & ~(size_t)15;
+}
+
+/* A product with B read in place and at most one block of rows, on
+ * threads: each thread takes a run of B's column panels for the whole of k
+ * and packs A itself, so no thread waits on another.  The shared packing
+ * took two barriers per k block: 64x256x256 and 64x256x784 on two threads
+ * ran 1.4-1.6x slower (0.84-0.89x OpenBLAS), 64x784x784 and 64x12544x128
+ * 1.03-1.06x (in one process).  Tiles and their k order are those of
+ * mmgan__gemm_thread: the same bits. */
+static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, float *ws)
+{
+    const mmgan__gemm_kernel *kr = g->kr;
+    const int mr = kr->mr, nr = kr->nr, npm = (g->m + mr - 1) / mr;
+    const int npn = (g->n + nr - 1) / nr;
+    mmgan__gemm_args my = *g;
+    int pc, q0, q1, jr, ir;
+    mmgan__range(npn, tid, nt, &q0, &q1);
+    my.ap = ws + (size_t)tid * mmgan__gemm_cols_ws(kr);
+    my.bp = my.ap + (size_t)kr->mc * kr->kc;   /* the partial last panel */
+    if (q0 >= q1) return;
+    for (pc = 0; pc < g->k; pc += kr->kc) {
+        const int kc = MMGAN__MIN(kr->kc, g->k - pc);
+        const float beta = pc == 0 ? g->beta : 1.0f;
+        const float *abase = my.ap;
+        if (g->apk) abase = g->apk + (size_t)pc * ((g->m + mr - 1) / mr * mr);
+        else mmgan__pack_a(&my, 0, g->m, pc, kc, 0, npm);
+        if (g->n % nr && q1 == npn) mmgan__pack_b(&my, pc, kc, (npn - 1) * nr, g->n - (npn - 1) * nr, 0, 1);
+        for (jr = q0; jr < q1; jr++) {
+            const int cols = MMGAN__MIN(nr, g->n - jr * nr);
+            const float *bp = cols == nr ? g->b + (size_t)pc * g->ldb + (size_t)jr * nr : my.bp;
+            const ptrdiff_t bs = cols == nr ? g->ldb : nr;
+            for (ir = 0; ir < npm; ir++)
+                mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
+                                 g->c + (size_t)ir * mr * g->ldc + (size_t)jr * nr, beta,
+                                 MMGAN__MIN(mr, g->m - ir * mr), cols);
+        }
+    }
+}
+#endif
+
 /* One thread's share of the whole product.  Every tile of C is computed by
  * one micro-kernel call per KC slice, in slice order, whichever thread makes
  * the call: that is why results do not depend on the thread count. */
@@ -2135,7 +2202,6 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
     const mmgan__gemm_kernel *kr = g->kr;
     const int mr = kr->mr, nr = kr->nr;
     int jc, pc, ic, q0, q1, t;
-    float tile[MMGAN__MAX_TILE];
     for (jc = 0; jc < g->n; jc += kr->nc) {
         int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr;
         for (pc = 0; pc < g->k; pc += kr->kc) {
@@ -2163,25 +2229,14 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                 for (t = q0; t < q1; t++) {
                     int jr = t / npm, ir = t % npm;
                     int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
-                    const float *ap = abase + (size_t)ir * mr * kc, *bp = g->bp + (size_t)jr * nr * kc;
-                    float *cp = g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr;
+                    const float *bp = g->bp + (size_t)jr * nr * kc;
                     ptrdiff_t bs = nr;
                     if (g->direct_b && cols == nr) {
                         bp = g->b + (size_t)pc * g->ldb + jc + jr * nr;
                         bs = g->ldb;
                     }
-                    if (rows == mr && cols == nr) {
-                        kr->ukr(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta);
-                    } else if (kr->edge) {
-                        kr->edge(kc, ap, bp, bs, cp, g->ldc, g->alpha, beta, rows, cols);
-                    } else {
-                        int i, j;
-                        kr->ukr(kc, ap, bp, bs, tile, nr, g->alpha, 0.0f);
-                        for (i = 0; i < rows; i++)
-                            for (j = 0; j < cols; j++)
-                                cp[(size_t)i * g->ldc + j] = beta == 0.0f ? tile[i * nr + j]
-                                                             : tile[i * nr + j] + beta * cp[(size_t)i * g->ldc + j];
-                    }
+                    mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
+                                     g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
                 }
                 MMGAN__OMP_BARRIER();
             }
@@ -2348,6 +2403,12 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     MMGAN_ASSERT((size_t)(g.bp - g.ap) + (size_t)kr->kc * kr->nc <= ctx->gemm_ws_floats);
 
 #ifdef MMGAN__OMP
+    if (nt > 1 && g.direct_b && m <= kr->mc &&
+        (size_t)nt * mmgan__gemm_cols_ws(kr) <= ctx->gemm_ws_floats) {
+        MMGAN__PRAGMA(omp parallel num_threads(nt))
+        mmgan__gemm_thread_cols(&g, omp_get_thread_num(), omp_get_num_threads(), ctx->gemm_ws);
+        return MMGAN_OK;
+    }
     if (nt > 1) {
         MMGAN__PRAGMA(omp parallel num_threads(nt))
         mmgan__gemm_thread(&g, omp_get_thread_num(), omp_get_num_threads());

@@ -195,6 +195,12 @@ int main(void)
     test_threads(1, 517, 1031, 700);
     test_threads(0, 100, 3001, 300);
     test_threads(0, 60, 2999, 300);
+    /* B in place on two threads: each thread its own columns (a GAN
+     * layer's shape; one panel for two threads; a short last panel) */
+    test_threads(0, 64, 256, 784);
+    test_threads(0, 64, 48, 2000);
+    test_threads(0, 37, 100, 2000);
+    test_threads(0, 64, 5000, 128);   /* wider than a B block (nc) */
     test_errors();
     mmgan_ctx_free(ctx);
     return test_summary();
