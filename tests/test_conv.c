@@ -355,10 +355,12 @@ int main(void)
          * output channel in chunks, one output channel in one chunk (a
          * matrix-vector product, which must not be split into groups on one
          * thread only), groups of 28 channels of 3x3 windows (252 rows, not
-         * a whole number of micro-kernel tiles), the critic's first layer */
+         * a whole number of micro-kernel tiles), the critic's first layer,
+         * 256 output channels (each of two threads its own rows of the
+         * gathered weight gradient) */
         static const shp thr[] = {{64, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1},
                                   {2, 64, 4, 4, 1, 4, 4, 1, 1}, {8, 64, 9, 9, 16, 3, 3, 1, 1},
-                                  {64, 1, 28, 28, 64, 4, 4, 2, 1}};
+                                  {64, 1, 28, 28, 64, 4, 4, 2, 1}, {16, 32, 8, 8, 256, 4, 4, 2, 1}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) < 12 && mmgan__conv_chunk_nt(&g1, 12, 2) == 12,

@@ -201,6 +201,11 @@ int main(void)
     test_threads(0, 64, 48, 2000);
     test_threads(0, 37, 100, 2000);
     test_threads(0, 64, 5000, 128);   /* wider than a B block (nc) */
+    /* packed B, each thread its own rows and A: uneven row panels, two
+     * row blocks a thread, more than one B block */
+    test_threads(0, 300, 700, 600);
+    test_threads(0, 1030, 200, 300);
+    test_threads(1, 260, 4500, 70);
     test_errors();
     mmgan_ctx_free(ctx);
     return test_summary();
