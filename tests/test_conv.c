@@ -338,9 +338,10 @@ int main(void)
     ctx = mmgan_ctx_new(NULL);
     mmgan_rng_seed(&rng, 11, 1);
     for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++) {
-        /* one thread makes the column matrix in channel groups, more whole */
+        /* one thread makes the column matrix in channel groups, more whole
+         * (builds without OpenMP have one thread: once is enough) */
         mmgan_ctx_set_threads(ctx, 2);
-        check_shape(&fixed[i]);
+        if (mmgan_ctx_threads(ctx) > 1) check_shape(&fixed[i]);
         mmgan_ctx_set_threads(ctx, 1);
         check_shape(&fixed[i]);
         check_implicit(&fixed[i]);
