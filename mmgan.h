@@ -2046,6 +2046,14 @@ static void mmgan__pack_a(const mmgan__gemm_args *g, int i0, int mc, int p0, int
     }
 }
 
+/* Where window entry e = (c, i, j) lies from the window's corner in zero-padded
+ * images [c][h + 2 pad][w + 2 pad]. */
+static long mmgan__win_off(const mmgan__convgeom *q, int e)
+{
+    const int kk = q->kh * q->kw, pw = q->w + 2 * q->pad;
+    return (long)(e / kk) * (q->h + 2 * q->pad) * pw + (long)(e % kk / q->kw) * pw + e % q->kw;
+}
+
 /* Implicit im2col: panels of B read from the images.  A pixel (image, oy,
  * ox) per row and a window entry (c, i, j) per column make an element; the
  * columns are decoded once per panel, the rows once per row. */
@@ -2053,7 +2061,7 @@ static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int 
 {
     const mmgan__convgeom *cq = g->bg->q;
     const float *x = g->bg->x;
-    const int nr = g->kr->nr, hw = cq->ho * cq->wo, kk = cq->kh * cq->kw, s = cq->stride;
+    const int nr = g->kr->nr, hw = cq->ho * cq->wo, s = cq->stride;
     const int pw = cq->w + 2 * cq->pad, plane = (cq->h + 2 * cq->pad) * pw;
     const size_t img = (size_t)cq->c * plane;
     int q, jj, p, quads;
@@ -2063,10 +2071,7 @@ static void mmgan__pack_b_gather(const mmgan__gemm_args *g, int p0, int kc, int 
         float *dst = g->bp + (size_t)q * nr * kc;
         int c0 = j0 + q * nr, cols = MMGAN__MIN(nr, nc - q * nr);
         int b = p0 / hw, oy = p0 % hw / cq->wo, ox = p0 % cq->wo;   /* row p0's pixel, then counted on */
-        for (jj = 0; jj < cols; jj++) {
-            int c = (c0 + jj) / kk, r = (c0 + jj) % kk;
-            off[jj] = (long)c * plane + (long)(r / cq->kw) * pw + r % cq->kw;
-        }
+        for (jj = 0; jj < cols; jj++) off[jj] = mmgan__win_off(cq, c0 + jj);
         /* Window rows of 4 (4x4 kernels) are 4 floats side by side in the
          * image: copied 16 bytes at a time, 3x fewer moves than a float at a time. */
         quads = cols % 4 == 0;
@@ -3200,14 +3205,11 @@ static void mmgan__conv2d_bwd_weight_dot(mmgan_ctx *ctx, const mmgan__convgeom *
                                          const float *x, const float *gy, float *dw, float *ws)
 {
     const int ckk = q->c * q->kh * q->kw, hw = q->ho * q->wo, chunk = mmgan__conv_chunk(q, n), bo = (o + 15) / 16;
-    const int pw = q->w + 2 * q->pad, plane = (q->h + 2 * q->pad) * pw, kk = q->kh * q->kw;
+    const int pw = q->w + 2 * q->pad, plane = (q->h + 2 * q->pad) * pw;
     const size_t img = (size_t)q->c * q->h * q->w, pimg = (size_t)q->c * plane;
     float *win = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), *xp = win + (size_t)chunk * hw * 16;
     int offs[16], b0, t, jj;
-    for (jj = 0; jj < 16; jj++) {   /* where window entry (c, i, j) lies from the window's corner */
-        const int e = MMGAN__MIN(jj, ckk - 1);
-        offs[jj] = e / kk * plane + e % kk / q->kw * pw + e % q->kw;
-    }
+    for (jj = 0; jj < 16; jj++) offs[jj] = (int)mmgan__win_off(q, MMGAN__MIN(jj, ckk - 1));   /* past ckk: unused */
     for (b0 = 0; b0 < n; b0 += chunk) {
         const int nb = MMGAN__MIN(chunk, n - b0);
         const __m512i vo = _mm512_loadu_si512((const void *)offs);
