@@ -1874,8 +1874,13 @@ static const mmgan__gemm_kernel mmgan__gemm_kernels[] = {
 #define MMGAN__NKERNELS ((int)(sizeof mmgan__gemm_kernels / sizeof mmgan__gemm_kernels[0]))
 
 /* Packed A blocks the workspace holds: one per thread that packs its own
- * rows (mmgan__gemm_thread_rows), up to this many threads. */
+ * rows (mmgan__gemm_thread_rows), up to this many threads; one without
+ * OpenMP. */
+#ifdef MMGAN__OMP
 #define MMGAN__GEMM_A_BLOCKS 4
+#else
+#define MMGAN__GEMM_A_BLOCKS 1
+#endif
 static size_t mmgan__gemm_ws_floats(void)
 {
     size_t most = 0;
@@ -2135,6 +2140,15 @@ static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int
     }
 }
 
+/* Where the block of an A packed whole (mmgan__gemm_prepack_a) for the k
+ * block from pc and the rows from ic (a multiple of the micro-kernel's)
+ * starts: k blocks one after the other, each holding every row rounded up
+ * to the micro-kernel's, rows in order. */
+static size_t mmgan__apk_off(const mmgan__gemm_kernel *kr, int m, int pc, int ic, int kc)
+{
+    return (size_t)pc * (size_t)((m + kr->mr - 1) / kr->mr * kr->mr) + (size_t)ic * kc;
+}
+
 /* One tile of C from packed A and B (or B in place, row stride bs). */
 static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap, const float *bp, ptrdiff_t bs,
                              float *cp, float beta, int rows, int cols)
@@ -2186,7 +2200,7 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
         const int kc = MMGAN__MIN(kr->kc, g->k - pc);
         const float beta = pc == 0 ? g->beta : 1.0f;
         const float *abase = my.ap;
-        if (g->apk) abase = g->apk + (size_t)pc * ((g->m + mr - 1) / mr * mr);
+        if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, 0, kc);
         else mmgan__pack_a(&my, 0, g->m, pc, kc, 0, npm);
         if (g->n % nr && q1 == npn) mmgan__pack_b(&my, pc, kc, (npn - 1) * nr, g->n - (npn - 1) * nr, 0, 1);
         for (jr = q0; jr < q1; jr++) {
@@ -2207,20 +2221,22 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
  * panels and packs its own A; the threads pack each B block together and
  * meet twice per k block, not twice per row block as in mmgan__gemm_thread.
  * The same tiles, each summed over the k blocks in order: the same bits.
- * ap: the thread's own A block.  On two threads (in one process):
+ * Thread 0 packs its A where mmgan__gemm_thread does, the others after
+ * the B block (MMGAN__GEMM_A_BLOCKS).  On two threads (in one process):
  * 2048x490x256 (the generator's transposed conv) 1.05-1.07x, 256^3
  * 1.04-1.06x, 1024^3 1.02x, 2048^3 1.03x; with 64 rows a thread
  * (128x3136x1024) 0.82-0.86x, each thread then reading all of B for few
  * rows: MMGAN__GEMM_ROWS_MIN rows a thread at least. */
 #define MMGAN__GEMM_ROWS_MIN 128
-static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt, float *ap)
+static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt)
 {
     const mmgan__gemm_kernel *kr = g->kr;
-    const int mr = kr->mr, nr = kr->nr, npm_all = (g->m + mr - 1) / mr;
+    const int mr = kr->mr, nr = kr->nr;
     mmgan__gemm_args my = *g;
-    int jc, pc, ic, p0, p1, q0, q1, jr, ir;
-    mmgan__range(npm_all, tid, nt, &p0, &p1);
-    my.ap = ap;
+    int jc, pc, ic, p0, p1, r1, q0, q1, jr, ir;
+    mmgan__range((g->m + mr - 1) / mr, tid, nt, &p0, &p1);
+    r1 = MMGAN__MIN(p1 * mr, g->m);   /* this thread's rows: [p0 mr, r1) */
+    if (tid) my.ap = g->bp + (size_t)kr->kc * kr->nc + (size_t)(tid - 1) * kr->mc * kr->kc;
     for (jc = 0; jc < g->n; jc += kr->nc) {
         const int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr;
         for (pc = 0; pc < g->k; pc += kr->kc) {
@@ -2230,10 +2246,10 @@ static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt, 
             mmgan__range(npn, tid, nt, &q0, &q1);
             mmgan__pack_b(g, pc, kc, jc, nc, q0, q1);
             MMGAN__OMP_BARRIER();
-            for (ic = p0 * mr; ic < MMGAN__MIN(p1 * mr, g->m); ic += kr->mc) {
-                const int mc = MMGAN__MIN(kr->mc, MMGAN__MIN(p1 * mr, g->m) - ic), npm = (mc + mr - 1) / mr;
+            for (ic = p0 * mr; ic < r1; ic += kr->mc) {
+                const int mc = MMGAN__MIN(kr->mc, r1 - ic), npm = (mc + mr - 1) / mr;
                 const float *abase = my.ap;
-                if (g->apk) abase = g->apk + (size_t)pc * ((g->m + mr - 1) / mr * mr) + (size_t)ic * kc;
+                if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, ic, kc);
                 else mmgan__pack_a(&my, ic, mc, pc, kc, 0, npm);
                 for (jr = 0; jr < npn; jr++)
                     for (ir = 0; ir < npm; ir++)
@@ -2269,7 +2285,7 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                 int mc = MMGAN__MIN(kr->mc, g->m - ic), npm = (mc + mr - 1) / mr;
                 const float *abase = g->ap;
                 if (g->apk) {
-                    abase = g->apk + (size_t)pc * ((g->m + mr - 1) / mr * mr) + (size_t)ic * kc;
+                    abase = g->apk + mmgan__apk_off(kr, g->m, pc, ic, kc);
                 } else {
                     mmgan__range(npm, tid, nt, &q0, &q1);
                     mmgan__pack_a(g, ic, mc, pc, kc, q0, q1);
@@ -2317,7 +2333,6 @@ static void mmgan__gemm_prepack_a(const mmgan__gemm_kernel *kr, int ta, int m, i
                                   float *dst)
 {
     mmgan__gemm_args g;
-    const size_t mpad = mmgan__gemm_apk_floats(kr, m, 1);
     int pc, ic;
     memset(&g, 0, sizeof g);
     g.kr = kr; g.ta = ta; g.a = a; g.lda = lda;
@@ -2325,7 +2340,7 @@ static void mmgan__gemm_prepack_a(const mmgan__gemm_kernel *kr, int ta, int m, i
         int kc = MMGAN__MIN(kr->kc, k - pc);
         for (ic = 0; ic < m; ic += kr->mc) {
             int mc = MMGAN__MIN(kr->mc, m - ic);
-            g.ap = dst + (size_t)pc * mpad + (size_t)ic * kc;
+            g.ap = dst + mmgan__apk_off(kr, m, pc, ic, kc);
             mmgan__pack_a(&g, ic, mc, pc, kc, 0, (mc + kr->mr - 1) / kr->mr);
         }
     }
@@ -2463,11 +2478,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     }
     if (nt > 1 && !g.direct_b && nt <= MMGAN__GEMM_A_BLOCKS && m >= MMGAN__GEMM_ROWS_MIN * nt) {
         MMGAN__PRAGMA(omp parallel num_threads(nt))
-        {
-            const int tid = omp_get_thread_num();
-            mmgan__gemm_thread_rows(&g, tid, omp_get_num_threads(),
-                                    tid ? g.bp + (size_t)kr->kc * kr->nc + (size_t)(tid - 1) * kr->mc * kr->kc : g.ap);
-        }
+        mmgan__gemm_thread_rows(&g, omp_get_thread_num(), omp_get_num_threads());
         return MMGAN_OK;
     }
     if (nt > 1) {
@@ -3056,9 +3067,8 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
             mmgan__convgeom qg = *q;
             qg.c = MMGAN__MIN(g, q->c - c0);
             mmgan__im2col_chunk(ctx, &qg, x + (size_t)b0 * img + (size_t)c0 * q->h * q->w, nb, cols, img);
-            /* packed A's k blocks lie one after the other, each of every row */
             mmgan__gemm_run_ex(ctx, kr, 0, 0, o, nb * hw, qg.c * kk, 1.0f, w + (size_t)c0 * kk, ckk, cols, nb * hw,
-                               NULL, apk ? apk + (size_t)c0 * kk * mmgan__gemm_apk_floats(kr, o, 1) : NULL,
+                               NULL, apk ? apk + mmgan__apk_off(kr, o, c0 * kk, 0, 0) : NULL,
                                c0 ? 1.0f : 0.0f, out, nb * hw);
         }
         mmgan__rows_to_batch(ctx, out, nb, o, hw, bias, y + (size_t)b0 * o * hw);
@@ -3209,10 +3219,11 @@ static void mmgan__conv2d_bwd_weight_dot(mmgan_ctx *ctx, const mmgan__convgeom *
     const size_t img = (size_t)q->c * q->h * q->w, pimg = (size_t)q->c * plane;
     float *win = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), *xp = win + (size_t)chunk * hw * 16;
     int offs[16], b0, t, jj;
+    __m512i vo;
     for (jj = 0; jj < 16; jj++) offs[jj] = (int)mmgan__win_off(q, MMGAN__MIN(jj, ckk - 1));   /* past ckk: unused */
+    vo = _mm512_loadu_si512((const void *)offs);
     for (b0 = 0; b0 < n; b0 += chunk) {
         const int nb = MMGAN__MIN(chunk, n - b0);
-        const __m512i vo = _mm512_loadu_si512((const void *)offs);
         int b;
         mmgan__pad_images(ctx, q, x + (size_t)b0 * img, nb, xp);
         for (b = 0; b < nb; b++) {
