@@ -27,12 +27,29 @@ result() { # name status(0 ok)
 }
 has() { command -v "$1" >/dev/null 2>&1; }
 
+# Compiles at once: each suite compiles the whole header (4-5 s at -O2), and
+# the builds were most of `make test`'s time.  The suites still run one at a
+# time (their thread tests want the cores).
+JOBS=${JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}
+# bg_limit: waits for the jobs started so far once JOBS of them run.
+started_jobs=0
+bg_limit() {
+    started_jobs=$((started_jobs + 1))
+    if [ "$started_jobs" -ge "$JOBS" ]; then wait; started_jobs=0; fi
+}
+
 # run_suites LABEL RUNNER COMPILER FLAGS...: build the suites and run them.
 run_suites() {
     label=$1; runner=$2; cc=$3; shift 3
     dir="$OUT/$label"; mkdir -p "$dir"
     for s in $SUITES; do
-        if ! $cc $WFLAGS -O2 "$@" "tests/$s.c" -o "$dir/$s" -lm >"$dir/$s.build.log" 2>&1; then
+        rm -f "$dir/$s.build.rc"
+        ( $cc $WFLAGS -O2 "$@" "tests/$s.c" -o "$dir/$s" -lm >"$dir/$s.build.log" 2>&1; echo $? >"$dir/$s.build.rc" ) &
+        bg_limit
+    done
+    wait; started_jobs=0
+    for s in $SUITES; do
+        if [ "$(cat "$dir/$s.build.rc" 2>/dev/null)" != 0 ]; then
             note "FAIL $label: $s does not build:"; sed -n 1,20p "$dir/$s.build.log"
             failed=$((failed + 1)); continue
         fi
@@ -52,9 +69,17 @@ build_checks() {
     printf '#define MMGAN_MALLOC(u,s) malloc(s)\n#define MMGAN_IMPLEMENTATION\n#include "../../mmgan.h"\n' >"$tu/partial.c"
     for cc in gcc clang; do
         has $cc || { skipped=$((skipped + 1)); note "skip: $cc not installed"; continue; }
+        i=0; rm -f "$tu"/rc*
         for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO"; do
-            $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/impl.o" >"$tu/log" 2>&1
-            st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$cc -std=c99 -Werror $defs" $st
+            i=$((i + 1))
+            ( $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/impl$i.o" >"$tu/log$i" 2>&1; echo $? >"$tu/rc$i" ) &
+            bg_limit
+        done
+        wait; started_jobs=0
+        i=0
+        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO"; do
+            i=$((i + 1)); st=$(cat "$tu/rc$i" 2>/dev/null || echo 1)
+            [ "$st" -ne 0 ] && cat "$tu/log$i"; result "$cc -std=c99 -Werror $defs" "$st"
         done
         # Header in one file, implementation in another: links, no duplicates.
         $cc $WFLAGS -c "$tu/user.c" -o "$tu/user.o" && $cc $WFLAGS "$tu/impl.c" "$tu/user.o" -o "$tu/two" -lm
@@ -67,14 +92,29 @@ build_checks() {
     # The examples build warning-free as they are.
     for ex in examples/*.c; do
         [ -f "$ex" ] || continue
-        $CC $WFLAGS -O2 "$ex" -o "$tu/example" -lm >"$tu/log" 2>&1
-        st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$ex builds" $st
+        b=$(basename "$ex" .c); rm -f "$tu/$b.rc"
+        ( $CC $WFLAGS -O2 "$ex" -o "$tu/$b" -lm >"$tu/$b.log" 2>&1; echo $? >"$tu/$b.rc" ) &
+        bg_limit
+    done
+    wait; started_jobs=0
+    for ex in examples/*.c; do
+        [ -f "$ex" ] || continue
+        b=$(basename "$ex" .c); st=$(cat "$tu/$b.rc" 2>/dev/null || echo 1)
+        [ "$st" -ne 0 ] && cat "$tu/$b.log"; result "$ex builds" "$st"
     done
     for cxx in g++ clang++; do
         has $cxx || { skipped=$((skipped + 1)); note "skip: $cxx not installed"; continue; }
+        i=0; rm -f "$tu"/rc*
         for defs in "" "-march=native" "-O2 -march=native -fopenmp" "-DMMGAN_STATIC"; do
-            $cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $defs -x c++ -c "$tu/impl.c" -o "$tu/impl.o" >"$tu/log" 2>&1
-            st=$?; [ $st -ne 0 ] && cat "$tu/log"; result "$cxx -std=c++11 $defs" $st
+            i=$((i + 1))
+            ( $cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $defs -x c++ -c "$tu/impl.c" -o "$tu/impl$i.o" >"$tu/log$i" 2>&1; echo $? >"$tu/rc$i" ) &
+            bg_limit
+        done
+        wait; started_jobs=0
+        i=0
+        for defs in "" "-march=native" "-O2 -march=native -fopenmp" "-DMMGAN_STATIC"; do
+            i=$((i + 1)); st=$(cat "$tu/rc$i" 2>/dev/null || echo 1)
+            [ "$st" -ne 0 ] && cat "$tu/log$i"; result "$cxx -std=c++11 $defs" "$st"
         done
     done
 }
@@ -98,9 +138,17 @@ unit)
     run_suites native env "$CC" -march=native $native_omp
     SUITES=$ALL_SUITES
     tools_ok=1
-    for src in tools/mnist_eval.c tools/mnist_classifier.c tools/energy_curves.c examples/magan_mnist.c examples/gan_mnist.c; do
+    TOOLS="tools/mnist_eval.c tools/mnist_classifier.c tools/energy_curves.c examples/magan_mnist.c examples/gan_mnist.c"
+    for src in $TOOLS; do
+        b=$(basename "$src" .c); rm -f "$tdir/$b.build.rc"
+        ( $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm >"$tdir/$b.build.log" 2>&1
+          echo $? >"$tdir/$b.build.rc" ) &
+        bg_limit
+    done
+    wait; started_jobs=0
+    for src in $TOOLS; do
         b=$(basename "$src" .c)
-        if ! $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm >"$tdir/$b.build.log" 2>&1; then
+        if [ "$(cat "$tdir/$b.build.rc" 2>/dev/null)" != 0 ]; then
             note "FAIL tools: $src does not build:"; sed -n 1,20p "$tdir/$b.build.log"; failed=$((failed + 1)); tools_ok=0
         fi
     done
@@ -142,7 +190,7 @@ cross)
         mkdir -p "$OUT/$triple"
         rm -f "$OUT/$triple/cross.count"
         (
-            passed=0; failed=0
+            passed=0; failed=0; JOBS=1   # the four targets already fill the cores
             run_suites "$triple" "$qemu" "$triple-gcc" -static "$@"
             note "$triple: $passed passed, $failed failed"
             echo "$passed $failed" >"$OUT/$triple/cross.count"

@@ -352,20 +352,27 @@ int main(void)
     check_rows();
 #endif
     {
-        /* the critic's layer (made in channel groups on one thread), one
+        /* the critic's layer (made in channel groups on one thread; 24
+         * images are chunks of 10, 10 and 4 on one thread, 20 and 4 on two,
+         * as its batch of 64 is 6 x 10 + 4 and 3 x 20 + 4, at a third of
+         * the cost under qemu), one
          * output channel in chunks, one output channel in one chunk (a
          * matrix-vector product, which must not be split into groups on one
          * thread only), groups of 28 channels of 3x3 windows (252 rows, not
          * a whole number of micro-kernel tiles), the critic's first layer,
          * 256 output channels (each of two threads its own rows of the
          * gathered weight gradient) */
-        static const shp thr[] = {{64, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1},
+        static const shp thr[] = {{24, 64, 14, 14, 128, 4, 4, 2, 1}, {12, 512, 4, 4, 1, 4, 4, 1, 1},
                                   {2, 64, 4, 4, 1, 4, 4, 1, 1}, {8, 64, 9, 9, 16, 3, 3, 1, 1},
                                   {64, 1, 28, 28, 64, 4, 4, 2, 1}, {16, 32, 8, 8, 256, 4, 4, 2, 1}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) < 12 && mmgan__conv_chunk_nt(&g1, 12, 2) == 12,
               "the one-channel case no longer splits differently by threads");
+        g1.c = 64; g1.h = g1.w = 14; g1.stride = 2; g1.ho = g1.wo = 7;
+        CHECK(2 * mmgan__conv_chunk_nt(&g1, 24, 1) < 24 && mmgan__conv_chunk_nt(&g1, 24, 2) < 24 &&
+                  mmgan__conv_chunk(&g1, 24) < 24,
+              "the critic's layer of 24 images is no longer several chunks on one and on two threads");
         for (i = 0; i < (int)(sizeof thr / sizeof thr[0]); i++) check_threads(&thr[i]);
     }
     for (i = 0; i < 60; i++) {
