@@ -1887,7 +1887,8 @@ static size_t mmgan__gemm_ws_floats(void)
     int i;
     for (i = 0; i < MMGAN__NKERNELS; i++) {
         const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[i];
-        size_t need = (size_t)kr->mc * kr->kc * MMGAN__GEMM_A_BLOCKS + (size_t)kr->kc * kr->nc + 2 * MMGAN__ALIGN;
+        size_t need = (size_t)kr->mc * kr->kc * MMGAN__GEMM_A_BLOCKS + (size_t)kr->kc * kr->nc +
+                      (size_t)kr->kc * kr->nr + 3 * MMGAN__ALIGN;
         if (need > most) most = need;
     }
     return most;
@@ -1928,6 +1929,8 @@ typedef struct mmgan__gemm_args {
     const float *a, *b;
     int lda, ldb, ldc;
     int direct_b;     /* micro-kernels read full-width B panels in place */
+    int head;         /* columns before b and c, packed as a panel of their own (mmgan__gemm_head) */
+    float *hp;        /* where that panel is packed */
     const mmgan__bgather *bg;   /* non-NULL: B is gathered from images */
     const float *apk;           /* non-NULL: A packed whole beforehand (mmgan__gemm_prepack_a) */
     float *c, *ap, *bp;
@@ -2170,12 +2173,31 @@ static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap,
     }
 }
 
+/* Packs the head columns of B's k block from pc into g->hp (see
+ * mmgan__gemm_head). */
+static void mmgan__pack_head(const mmgan__gemm_args *g, int pc, int kc)
+{
+    mmgan__gemm_args h = *g;
+    h.b = g->b - g->head;
+    h.bp = g->hp;
+    mmgan__pack_b(&h, pc, kc, 0, g->head, 0, 1);
+}
+
+/* The head's tile in row panel ir of a block of rows from ic. */
+static void mmgan__head_tile(const mmgan__gemm_args *g, int kc, const float *abase, int ic, int ir, int mc,
+                             float beta)
+{
+    const int mr = g->kr->mr;
+    mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, g->hp, g->kr->nr,
+                     g->c - g->head + (size_t)(ic + ir * mr) * g->ldc, beta, MMGAN__MIN(mr, mc - ir * mr), g->head);
+}
+
 #ifdef MMGAN__OMP
 /* Floats of workspace each thread of mmgan__gemm_thread_cols uses: its own
- * packed A block and a partial last B panel. */
+ * packed A block, a partial last B panel and the head panel. */
 static size_t mmgan__gemm_cols_ws(const mmgan__gemm_kernel *kr)
 {
-    return ((size_t)kr->mc * kr->kc + (size_t)kr->nr * kr->kc + 15) & ~(size_t)15;
+    return ((size_t)kr->mc * kr->kc + 2 * (size_t)kr->nr * kr->kc + 15) & ~(size_t)15;
 }
 
 /* A product with B read in place and at most one block of rows, on
@@ -2195,6 +2217,7 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
     mmgan__range(npn, tid, nt, &q0, &q1);
     my.ap = ws + (size_t)tid * mmgan__gemm_cols_ws(kr);
     my.bp = my.ap + (size_t)kr->mc * kr->kc;   /* the partial last panel */
+    my.hp = my.bp + (size_t)kr->nr * kr->kc;
     if (q0 >= q1) return;
     for (pc = 0; pc < g->k; pc += kr->kc) {
         const int kc = MMGAN__MIN(kr->kc, g->k - pc);
@@ -2203,6 +2226,10 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
         if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, 0, kc);
         else mmgan__pack_a(&my, 0, g->m, pc, kc, 0, npm);
         if (g->n % nr && q1 == npn) mmgan__pack_b(&my, pc, kc, (npn - 1) * nr, g->n - (npn - 1) * nr, 0, 1);
+        if (g->head && q0 == 0) {   /* the head goes with the first panel */
+            mmgan__pack_head(&my, pc, kc);
+            for (ir = 0; ir < npm; ir++) mmgan__head_tile(&my, kc, abase, 0, ir, g->m, beta);
+        }
         for (jr = q0; jr < q1; jr++) {
             const int cols = MMGAN__MIN(nr, g->n - jr * nr);
             const float *bp = cols == nr ? g->b + (size_t)pc * g->ldb + (size_t)jr * nr : my.bp;
@@ -2271,12 +2298,13 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
     const int mr = kr->mr, nr = kr->nr;
     int jc, pc, ic, q0, q1, t;
     for (jc = 0; jc < g->n; jc += kr->nc) {
-        int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr;
+        int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr, head = jc == 0 && g->head;
         for (pc = 0; pc < g->k; pc += kr->kc) {
             int kc = MMGAN__MIN(kr->kc, g->k - pc);
             float beta = pc == 0 ? g->beta : 1.0f;
-            if (g->direct_b) { /* only a partial last panel needs packing */
+            if (g->direct_b) { /* only a partial last panel (and the head) need packing */
                 if (nc % nr && tid == 0) mmgan__pack_b(g, pc, kc, jc, nc, npn - 1, npn);
+                if (head && tid == 0) mmgan__pack_head(g, pc, kc);
             } else {
                 mmgan__range(npn, tid, nt, &q0, &q1);
                 mmgan__pack_b(g, pc, kc, jc, nc, q0, q1);
@@ -2292,10 +2320,15 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                 }
                 MMGAN__OMP_BARRIER();
                 /* Tiles in column-panel-major order: consecutive tiles of a
-                 * thread share the B panel that sits in L1. */
-                mmgan__range(npm * npn, tid, nt, &q0, &q1);
+                 * thread share the B panel that sits in L1.  The head is the
+                 * last panel. */
+                mmgan__range(npm * (npn + head), tid, nt, &q0, &q1);
                 for (t = q0; t < q1; t++) {
                     int jr = t / npm, ir = t % npm;
+                    if (jr == npn) {
+                        mmgan__head_tile(g, kc, abase, ic, ir, mc, beta);
+                        continue;
+                    }
                     int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
                     const float *bp = g->bp + (size_t)jr * nr * kc;
                     ptrdiff_t bs = nr;
@@ -2407,6 +2440,29 @@ static int mmgan__gemv(int ta, int tb, int m, int n, int k, float alpha, const f
     return 1;
 }
 
+/* Columns of B read in place to take apart as a head, so that the in-place
+ * panels start on a cache line.  A malloc'd B (glibc: 16 bytes into a line)
+ * with rows a whole number of lines apart has every 16-float load of every
+ * row split over two lines, which costs where the rows are long: with the
+ * head 128x3136x1024 1.21-1.23x, 64x3136x1024 1.20x, 64x4096x64 1.15x,
+ * 64x12544x128 1.09x, 64x2000x256 1.05x, 128x1600x512 1.02x; from 1536
+ * columns down it was 0.99-1.00x, and 0.85-0.91x with 256 (one more vector
+ * column of tiles, more packed).  The head is as wide as a panel allows (12
+ * columns, to the line only, made one more tile per row).  Only with an
+ * edge kernel, which sums a column as the whole tile does: where B lies
+ * does not change a bit of C. */
+#define MMGAN__LINE_FLOATS 16
+static int mmgan__gemm_head(const mmgan__gemm_kernel *kr, int direct_b, const float *b, int ldb, int n)
+{
+    int head;
+    if (!direct_b || !kr->edge || ldb % MMGAN__LINE_FLOATS || (uintptr_t)b % sizeof(float)) return 0;
+    head = (int)((uintptr_t)b / sizeof(float) % MMGAN__LINE_FLOATS);
+    if (head == 0) return 0;
+    head = MMGAN__LINE_FLOATS - head;
+    while (head + MMGAN__LINE_FLOATS <= kr->nr) head += MMGAN__LINE_FLOATS;
+    return n <= 32 * kr->nr ? 0 : head;
+}
+
 static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
                                        int m, int n, int k, float alpha, const float *a, int lda,
                                        const float *b, int ldb, const mmgan__bgather *bg,
@@ -2467,7 +2523,10 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     g.apk = apk;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
-    MMGAN_ASSERT((size_t)(g.bp - g.ap) + (size_t)kr->kc * kr->nc <= ctx->gemm_ws_floats);
+    g.hp = g.bp + (size_t)kr->kc * kr->nc + (size_t)(MMGAN__GEMM_A_BLOCKS - 1) * kr->mc * kr->kc;
+    MMGAN_ASSERT((size_t)(g.hp - g.ap) + (size_t)kr->kc * kr->nr <= ctx->gemm_ws_floats);
+    g.head = mmgan__gemm_head(kr, g.direct_b, b, ldb, n);
+    g.b += g.head; g.c += g.head; g.n -= g.head;
 
 #ifdef MMGAN__OMP
     if (nt > 1 && g.direct_b && m <= kr->mc &&

@@ -153,6 +153,71 @@ static void test_threads(int tb, int m, int n, int k)
     free(a); free(b); free(c1); free(c2);
 }
 
+/* B read in place from every float offset within a cache line: C must not
+ * depend on where B lies, bit for bit (B's rows a whole number of lines
+ * apart start off a line; in long rows the columns before the first line
+ * go through a panel of their own), and must match the oracle.  The shapes:
+ * B in place on one thread, and with 2 threads each thread its own columns;
+ * rows short and long. */
+static void test_b_offsets(void)
+{
+    static const int shapes[][4] = {{9, 1700, 64, 1}, {37, 1601, 70, 1}, {130, 1600, 64, 1}, {64, 200, 100, 1},
+                                    {64, 1700, 64, 2}, {50, 2000, 90, 2}, {64, 70, 2000, 2}};
+    int si, off, bad = 0, runs = 0;
+    for (si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
+        const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+        const int ldb = (n + 15) / 16 * 16, ldc = n + 3;
+        size_t bsz = (size_t)k * ldb + 16, i;
+        float *braw = (float *)malloc((bsz + 16) * sizeof(float)), *a = (float *)malloc((size_t)m * k * sizeof(float));
+        float *c0 = (float *)malloc((size_t)m * ldc * sizeof(float)), *c1 = (float *)malloc((size_t)m * ldc * sizeof(float));
+        float *b0 = braw + (16 - (size_t)((uintptr_t)braw / sizeof(float) % 16)) % 16;   /* on a line */
+        double worst = 0;
+        mmgan_ctx_set_threads(ctx, shapes[si][3]);
+        mmgan_rng_fill_uniform(&rng, a, (size_t)m * k, -1.0f, 1.0f);
+        mmgan_rng_fill_uniform(&rng, b0, (size_t)k * ldb, -1.0f, 1.0f);
+        mmgan_rng_fill_uniform(&rng, c0, (size_t)m * ldc, -1.0f, 1.0f);
+        memcpy(c1, c0, (size_t)m * ldc * sizeof(float));
+        CHECK(mmgan_gemm(ctx, 0, 0, m, n, k, 1.25f, a, k, b0, ldb, 0.5f, c0, ldc) == MMGAN_OK, "aligned B");
+        for (i = 0; i < (size_t)m * n; i++) {   /* the aligned product against the oracle */
+            int r = (int)(i / n), j = (int)(i % n), p;
+            double want = 0.5 * c1[(size_t)r * ldc + j], mag = fabs(want);
+            for (p = 0; p < k; p++) {
+                want += 1.25 * a[(size_t)r * k + p] * b0[(size_t)p * ldb + j];
+                mag += fabs(1.25 * a[(size_t)r * k + p] * b0[(size_t)p * ldb + j]);
+            }
+            if (fabs(c0[(size_t)r * ldc + j] - want) > (k + 2) * (double)FLT_EPSILON * mag) worst = 1;
+        }
+        CHECK(worst == 0, "%dx%dx%d: the aligned product disagrees with the oracle", m, n, k);
+        for (off = 1; off < 16; off++) {
+            float *b = b0 + off;
+            float *c = (float *)malloc((size_t)m * ldc * sizeof(float));
+            memmove(b, b - 1, ((size_t)k * ldb) * sizeof(float));   /* B one float further on */
+            memcpy(c, c1, (size_t)m * ldc * sizeof(float));
+            runs++;
+            if (mmgan_gemm(ctx, 0, 0, m, n, k, 1.25f, a, k, b, ldb, 0.5f, c, ldc) != MMGAN_OK ||
+                memcmp(c, c0, (size_t)m * ldc * sizeof(float)) != 0) {
+                bad++;
+                fprintf(stderr, "  %dx%dx%d, %d threads: B %d floats into a line gives other bits\n", m, n, k,
+                        shapes[si][3], off);
+            }
+            free(c);
+        }
+        free(braw); free(a); free(c0); free(c1);
+    }
+    mmgan_ctx_set_threads(ctx, 1);
+    CHECK(bad == 0, "%d of %d products with B off a cache line differ from B on one", bad, runs);
+    {   /* and the head is taken where the kernel allows it: 4 floats in, 12
+         * to the line, and whole lines more up to a panel's width */
+        const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+        float *b = (float *)malloc(64 * sizeof(float));
+        float *b4 = b + (16 - (size_t)((uintptr_t)b / sizeof(float) % 16)) % 16 + 4;
+        int h = mmgan__gemm_head(kr, 1, b4, 2000, 2000), want = 12;
+        while (want + 16 <= kr->nr) want += 16;
+        CHECK(kr->edge ? h == want : h == 0, "%s: a head of %d columns for B 4 floats into a line", kr->name, h);
+        free(b);
+    }
+}
+
 static void test_errors(void)
 {
     float x[16] = {0};
@@ -206,6 +271,7 @@ int main(void)
     test_threads(0, 300, 700, 600);
     test_threads(0, 1030, 200, 300);
     test_threads(1, 260, 4500, 70);
+    test_b_offsets();
     test_errors();
     mmgan_ctx_free(ctx);
     return test_summary();
