@@ -158,11 +158,11 @@ static void test_threads(int tb, int m, int n, int k)
  * apart start off a line; in long rows the columns before the first line
  * go through a panel of their own), and must match the oracle.  The shapes:
  * B in place on one thread, and with 2 threads each thread its own columns;
- * rows short and long. */
+ * rows short and long, and wider than a B block (AVX-512: 4080 columns). */
 static void test_b_offsets(void)
 {
     static const int shapes[][4] = {{9, 1700, 64, 1}, {37, 1601, 70, 1}, {24, 1600, 64, 1}, {64, 200, 100, 1},
-                                    {40, 1700, 64, 2}, {64, 70, 1000, 2}};
+                                    {5, 4200, 64, 1}, {40, 1700, 64, 2}, {64, 70, 1000, 2}};
     int si, off, bad = 0, runs = 0;
     for (si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
         const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
