@@ -31,25 +31,44 @@ has() { command -v "$1" >/dev/null 2>&1; }
 # the builds were most of `make test`'s time.  The suites still run one at a
 # time (their thread tests want the cores).
 JOBS=${JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}
-# bg_limit: waits for the jobs started so far once JOBS of them run.
 started_jobs=0
-bg_limit() {
+bg_pending=""
+# bg TAG LABEL CMD...: runs CMD in the background, JOBS at a time, its output
+# in TAG.log and its exit status in TAG.rc; LABEL is what bg_results reports.
+bg() {
+    bg_tag=$1; bg_label=$2; shift 2
+    rm -f "$bg_tag.rc"
+    ( "$@" >"$bg_tag.log" 2>&1; echo $? >"$bg_tag.rc" ) &
+    bg_pending="$bg_pending$bg_tag|$bg_label
+"
     started_jobs=$((started_jobs + 1))
     if [ "$started_jobs" -ge "$JOBS" ]; then wait; started_jobs=0; fi
+}
+# bg_wait: waits for every job started; bg_status TAG: its exit status.
+bg_wait() { wait; started_jobs=0; bg_pending=""; }
+bg_status() { cat "$1.rc" 2>/dev/null || echo 1; }
+# bg_results: waits, then one build-check result per job in the order they
+# started (a failure shows its output).
+bg_results() {
+    wait; started_jobs=0
+    while IFS='|' read -r bg_tag bg_label; do
+        [ -n "$bg_tag" ] || continue
+        st=$(bg_status "$bg_tag")
+        [ "$st" -ne 0 ] && cat "$bg_tag.log"; result "$bg_label" "$st"
+    done <<EOF
+$bg_pending
+EOF
+    bg_pending=""
 }
 
 # run_suites LABEL RUNNER COMPILER FLAGS...: build the suites and run them.
 run_suites() {
     label=$1; runner=$2; cc=$3; shift 3
     dir="$OUT/$label"; mkdir -p "$dir"
+    for s in $SUITES; do bg "$dir/$s.build" "$s" $cc $WFLAGS -O2 "$@" "tests/$s.c" -o "$dir/$s" -lm; done
+    bg_wait
     for s in $SUITES; do
-        rm -f "$dir/$s.build.rc"
-        ( $cc $WFLAGS -O2 "$@" "tests/$s.c" -o "$dir/$s" -lm >"$dir/$s.build.log" 2>&1; echo $? >"$dir/$s.build.rc" ) &
-        bg_limit
-    done
-    wait; started_jobs=0
-    for s in $SUITES; do
-        if [ "$(cat "$dir/$s.build.rc" 2>/dev/null)" != 0 ]; then
+        if [ "$(bg_status "$dir/$s.build")" != 0 ]; then
             note "FAIL $label: $s does not build:"; sed -n 1,20p "$dir/$s.build.log"
             failed=$((failed + 1)); continue
         fi
@@ -69,18 +88,12 @@ build_checks() {
     printf '#define MMGAN_MALLOC(u,s) malloc(s)\n#define MMGAN_IMPLEMENTATION\n#include "../../mmgan.h"\n' >"$tu/partial.c"
     for cc in gcc clang; do
         has $cc || { skipped=$((skipped + 1)); note "skip: $cc not installed"; continue; }
-        i=0; rm -f "$tu"/rc*
-        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO"; do
-            i=$((i + 1))
-            ( $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/impl$i.o" >"$tu/log$i" 2>&1; echo $? >"$tu/rc$i" ) &
-            bg_limit
-        done
-        wait; started_jobs=0
         i=0
         for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO"; do
-            i=$((i + 1)); st=$(cat "$tu/rc$i" 2>/dev/null || echo 1)
-            [ "$st" -ne 0 ] && cat "$tu/log$i"; result "$cc -std=c99 -Werror $defs" "$st"
+            i=$((i + 1))
+            bg "$tu/$cc$i" "$cc -std=c99 -Werror $defs" $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/$cc$i.o"
         done
+        bg_results
         # Header in one file, implementation in another: links, no duplicates.
         $cc $WFLAGS -c "$tu/user.c" -o "$tu/user.o" && $cc $WFLAGS "$tu/impl.c" "$tu/user.o" -o "$tu/two" -lm
         result "$cc two translation units link" $?
@@ -92,30 +105,18 @@ build_checks() {
     # The examples build warning-free as they are.
     for ex in examples/*.c; do
         [ -f "$ex" ] || continue
-        b=$(basename "$ex" .c); rm -f "$tu/$b.rc"
-        ( $CC $WFLAGS -O2 "$ex" -o "$tu/$b" -lm >"$tu/$b.log" 2>&1; echo $? >"$tu/$b.rc" ) &
-        bg_limit
+        b=$(basename "$ex" .c)
+        bg "$tu/$b" "$ex builds" $CC $WFLAGS -O2 "$ex" -o "$tu/$b" -lm
     done
-    wait; started_jobs=0
-    for ex in examples/*.c; do
-        [ -f "$ex" ] || continue
-        b=$(basename "$ex" .c); st=$(cat "$tu/$b.rc" 2>/dev/null || echo 1)
-        [ "$st" -ne 0 ] && cat "$tu/$b.log"; result "$ex builds" "$st"
-    done
+    bg_results
     for cxx in g++ clang++; do
         has $cxx || { skipped=$((skipped + 1)); note "skip: $cxx not installed"; continue; }
-        i=0; rm -f "$tu"/rc*
-        for defs in "" "-march=native" "-O2 -march=native -fopenmp" "-DMMGAN_STATIC"; do
-            i=$((i + 1))
-            ( $cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $defs -x c++ -c "$tu/impl.c" -o "$tu/impl$i.o" >"$tu/log$i" 2>&1; echo $? >"$tu/rc$i" ) &
-            bg_limit
-        done
-        wait; started_jobs=0
         i=0
         for defs in "" "-march=native" "-O2 -march=native -fopenmp" "-DMMGAN_STATIC"; do
-            i=$((i + 1)); st=$(cat "$tu/rc$i" 2>/dev/null || echo 1)
-            [ "$st" -ne 0 ] && cat "$tu/log$i"; result "$cxx -std=c++11 $defs" "$st"
+            i=$((i + 1))
+            bg "$tu/$cxx$i" "$cxx -std=c++11 $defs" $cxx -std=c++11 -Wall -Wextra -Wpedantic -Werror $defs -x c++ -c "$tu/impl.c" -o "$tu/$cxx$i.o"
         done
+        bg_results
     done
 }
 
@@ -140,15 +141,13 @@ unit)
     tools_ok=1
     TOOLS="tools/mnist_eval.c tools/mnist_classifier.c tools/energy_curves.c examples/magan_mnist.c examples/gan_mnist.c"
     for src in $TOOLS; do
-        b=$(basename "$src" .c); rm -f "$tdir/$b.build.rc"
-        ( $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm >"$tdir/$b.build.log" 2>&1
-          echo $? >"$tdir/$b.build.rc" ) &
-        bg_limit
+        b=$(basename "$src" .c)
+        bg "$tdir/$b.build" "$src" $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm
     done
-    wait; started_jobs=0
+    bg_wait
     for src in $TOOLS; do
         b=$(basename "$src" .c)
-        if [ "$(cat "$tdir/$b.build.rc" 2>/dev/null)" != 0 ]; then
+        if [ "$(bg_status "$tdir/$b.build")" != 0 ]; then
             note "FAIL tools: $src does not build:"; sed -n 1,20p "$tdir/$b.build.log"; failed=$((failed + 1)); tools_ok=0
         fi
     done
