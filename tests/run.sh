@@ -30,7 +30,10 @@ has() { command -v "$1" >/dev/null 2>&1; }
 # Compiles at once: each suite compiles the whole header (4-5 s at -O2), and
 # the builds were most of `make test`'s time.  The suites still run one at a
 # time (their thread tests want the cores).
-JOBS=${JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}
+# At most 4 at a time (each gcc takes about 160 MB; a container may see
+# more cores than it may use).
+JOBS=${JOBS:-$( (nproc || getconf _NPROCESSORS_ONLN) 2>/dev/null || echo 1)}
+[ "$JOBS" -gt 4 ] 2>/dev/null && JOBS=4
 started_jobs=0
 bg_pending=""
 # bg TAG LABEL CMD...: runs CMD in the background, JOBS at a time, its output
