@@ -1881,6 +1881,10 @@ static const mmgan__gemm_kernel mmgan__gemm_kernels[] = {
 #else
 #define MMGAN__GEMM_A_BLOCKS 1
 #endif
+/* The context's packing workspace, in this order: packed A block 0 (mc x kc,
+ * rounded to 16 floats), the packed B block (kc x nc), A blocks 1 to
+ * MMGAN__GEMM_A_BLOCKS - 1, the head panel (kc x nr; mmgan__gemm_head).
+ * mmgan__gemm_ws_after_b finds what follows the B block. */
 static size_t mmgan__gemm_ws_floats(void)
 {
     size_t most = 0;
@@ -2173,6 +2177,13 @@ static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap,
     }
 }
 
+/* A block i >= 1 of the workspace, or with i = MMGAN__GEMM_A_BLOCKS the
+ * head panel: after the B block at g->bp. */
+static float *mmgan__gemm_ws_after_b(const mmgan__gemm_args *g, int i)
+{
+    return g->bp + (size_t)g->kr->kc * g->kr->nc + (size_t)(i - 1) * g->kr->mc * g->kr->kc;
+}
+
 /* Packs the head columns of B's k block from pc into g->hp (see
  * mmgan__gemm_head). */
 static void mmgan__pack_head(const mmgan__gemm_args *g, int pc, int kc)
@@ -2263,7 +2274,7 @@ static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt)
     int jc, pc, ic, p0, p1, r1, q0, q1, jr, ir;
     mmgan__range((g->m + mr - 1) / mr, tid, nt, &p0, &p1);
     r1 = MMGAN__MIN(p1 * mr, g->m);   /* this thread's rows: [p0 mr, r1) */
-    if (tid) my.ap = g->bp + (size_t)kr->kc * kr->nc + (size_t)(tid - 1) * kr->mc * kr->kc;
+    if (tid) my.ap = mmgan__gemm_ws_after_b(g, tid);
     for (jc = 0; jc < g->n; jc += kr->nc) {
         const int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr;
         for (pc = 0; pc < g->k; pc += kr->kc) {
@@ -2523,7 +2534,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     g.apk = apk;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
-    g.hp = g.bp + (size_t)kr->kc * kr->nc + (size_t)(MMGAN__GEMM_A_BLOCKS - 1) * kr->mc * kr->kc;
+    g.hp = mmgan__gemm_ws_after_b(&g, MMGAN__GEMM_A_BLOCKS);
     MMGAN_ASSERT((size_t)(g.hp - g.ap) + (size_t)kr->kc * kr->nr <= ctx->gemm_ws_floats);
     g.head = mmgan__gemm_head(kr, g.direct_b, b, ldb, n);
     g.b += g.head; g.c += g.head; g.n -= g.head;

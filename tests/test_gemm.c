@@ -17,36 +17,20 @@ static double at(const float *x, int ld, int trans, int i, int p)
     return trans ? x[(size_t)p * ld + i] : x[(size_t)i * ld + p];
 }
 
-/* Runs one product through kernel kr and checks it against the oracle;
- * returns 1 on agreement. */
-static int check_case(const mmgan__gemm_kernel *kr, int ta, int tb, int m, int n, int k,
-                      float alpha, float beta, int pad)
+/* C (C0 before the product, ldc wide) against the naive double oracle for
+ * alpha op(A) op(B) + beta C0, and the padding between rows untouched;
+ * returns 1 on agreement (what is named reports the first difference). */
+static int matches_oracle(const char *what, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                          int lda, const float *b, int ldb, float beta, const float *c0, const float *c, int ldc)
 {
-    int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-    size_t asz = (size_t)(ta ? k : m) * lda, bsz = (size_t)(tb ? n : k) * ldb, csz = (size_t)m * ldc;
-    float *a = (float *)malloc((asz ? asz : 1) * sizeof(float));
-    float *b = (float *)malloc((bsz ? bsz : 1) * sizeof(float));
-    float *c = (float *)malloc((csz ? csz : 1) * sizeof(float));
-    float *c0 = (float *)malloc((csz ? csz : 1) * sizeof(float));
-    int i, j, p, ok = 1;
-    mmgan_status st;
-    mmgan_rng_fill_uniform(&rng, a, asz, -1.0f, 1.0f);
-    mmgan_rng_fill_uniform(&rng, b, bsz, -1.0f, 1.0f);
-    mmgan_rng_fill_uniform(&rng, c, csz, -1.0f, 1.0f);
-    if (beta == 0.0f) /* beta == 0 must not read C: poison it */
-        for (i = 0; i < m; i++)
-            for (j = 0; j < n; j++) c[(size_t)i * ldc + j] = NAN;
-    memcpy(c0, c, csz * sizeof(float));
-    st = mmgan__gemm_run(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (st != MMGAN_OK) ok = 0;
-    for (i = 0; i < m && ok; i++) {
-        for (j = 0; j < ldc && ok; j++) {
-            double want, mag = 0, got = c[(size_t)i * ldc + j], tol;
+    int i, j, p;
+    for (i = 0; i < m; i++) {
+        for (j = 0; j < ldc; j++) {
+            double want = 0, mag = 0, got = c[(size_t)i * ldc + j], tol;
             if (j >= n) { /* padding between rows must be untouched */
-                if (memcmp(&c[(size_t)i * ldc + j], &c0[(size_t)i * ldc + j], 4)) ok = 0;
+                if (memcmp(&c[(size_t)i * ldc + j], &c0[(size_t)i * ldc + j], 4)) return 0;
                 continue;
             }
-            want = 0;
             for (p = 0; p < k; p++) {
                 double t = at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
                 want += t;
@@ -61,12 +45,38 @@ static int check_case(const mmgan__gemm_kernel *kr, int ta, int tb, int m, int n
             /* float accumulation: error below (k + 2) eps times the magnitude */
             tol = (k + 2) * (double)FLT_EPSILON * mag + 1e-30;
             if (!(fabs(got - want) <= tol)) {
-                fprintf(stderr, "  %s ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g pad=%d: C[%d][%d]=%.9g want %.9g\n",
-                        kr->name, ta, tb, m, n, k, alpha, beta, pad, i, j, got, want);
-                ok = 0;
+                fprintf(stderr, "  %s ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g: C[%d][%d]=%.9g want %.9g\n",
+                        what, ta, tb, m, n, k, alpha, beta, i, j, got, want);
+                return 0;
             }
         }
     }
+    return 1;
+}
+
+/* Runs one product through kernel kr and checks it against the oracle;
+ * returns 1 on agreement. */
+static int check_case(const mmgan__gemm_kernel *kr, int ta, int tb, int m, int n, int k,
+                      float alpha, float beta, int pad)
+{
+    int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    size_t asz = (size_t)(ta ? k : m) * lda, bsz = (size_t)(tb ? n : k) * ldb, csz = (size_t)m * ldc;
+    float *a = (float *)malloc((asz ? asz : 1) * sizeof(float));
+    float *b = (float *)malloc((bsz ? bsz : 1) * sizeof(float));
+    float *c = (float *)malloc((csz ? csz : 1) * sizeof(float));
+    float *c0 = (float *)malloc((csz ? csz : 1) * sizeof(float));
+    char what[64];
+    int i, j, ok;
+    mmgan_rng_fill_uniform(&rng, a, asz, -1.0f, 1.0f);
+    mmgan_rng_fill_uniform(&rng, b, bsz, -1.0f, 1.0f);
+    mmgan_rng_fill_uniform(&rng, c, csz, -1.0f, 1.0f);
+    if (beta == 0.0f) /* beta == 0 must not read C: poison it */
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) c[(size_t)i * ldc + j] = NAN;
+    memcpy(c0, c, csz * sizeof(float));
+    sprintf(what, "%s pad=%d", kr->name, pad);
+    ok = mmgan__gemm_run(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == MMGAN_OK &&
+         matches_oracle(what, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, c, ldc);
     free(a); free(b); free(c); free(c0);
     return ok;
 }
@@ -167,42 +177,32 @@ static void test_b_offsets(void)
     for (si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
         const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
         const int ldb = (n + 15) / 16 * 16, ldc = n + 3;
-        size_t bsz = (size_t)k * ldb + 16, i;
+        size_t bsz = (size_t)k * ldb + 16;
         float *braw = (float *)malloc((bsz + 16) * sizeof(float)), *a = (float *)malloc((size_t)m * k * sizeof(float));
-        float *c0 = (float *)malloc((size_t)m * ldc * sizeof(float)), *c1 = (float *)malloc((size_t)m * ldc * sizeof(float));
+        float *c_ref = (float *)malloc((size_t)m * ldc * sizeof(float)), *c_in = (float *)malloc((size_t)m * ldc * sizeof(float));
+        float *c = (float *)malloc((size_t)m * ldc * sizeof(float));
         float *b0 = braw + (16 - (size_t)((uintptr_t)braw / sizeof(float) % 16)) % 16;   /* on a line */
-        double worst = 0;
         mmgan_ctx_set_threads(ctx, shapes[si][3]);
         mmgan_rng_fill_uniform(&rng, a, (size_t)m * k, -1.0f, 1.0f);
         mmgan_rng_fill_uniform(&rng, b0, (size_t)k * ldb, -1.0f, 1.0f);
-        mmgan_rng_fill_uniform(&rng, c0, (size_t)m * ldc, -1.0f, 1.0f);
-        memcpy(c1, c0, (size_t)m * ldc * sizeof(float));
-        CHECK(mmgan_gemm(ctx, 0, 0, m, n, k, 1.25f, a, k, b0, ldb, 0.5f, c0, ldc) == MMGAN_OK, "aligned B");
-        for (i = 0; i < (size_t)m * n; i++) {   /* the aligned product against the oracle */
-            int r = (int)(i / n), j = (int)(i % n), p;
-            double want = 0.5 * c1[(size_t)r * ldc + j], mag = fabs(want);
-            for (p = 0; p < k; p++) {
-                want += 1.25 * a[(size_t)r * k + p] * b0[(size_t)p * ldb + j];
-                mag += fabs(1.25 * a[(size_t)r * k + p] * b0[(size_t)p * ldb + j]);
-            }
-            if (fabs(c0[(size_t)r * ldc + j] - want) > (k + 2) * (double)FLT_EPSILON * mag) worst = 1;
-        }
-        CHECK(worst == 0, "%dx%dx%d: the aligned product disagrees with the oracle", m, n, k);
+        mmgan_rng_fill_uniform(&rng, c_ref, (size_t)m * ldc, -1.0f, 1.0f);
+        memcpy(c_in, c_ref, (size_t)m * ldc * sizeof(float));
+        CHECK(mmgan_gemm(ctx, 0, 0, m, n, k, 1.25f, a, k, b0, ldb, 0.5f, c_ref, ldc) == MMGAN_OK, "aligned B");
+        CHECK(matches_oracle("aligned B", 0, 0, m, n, k, 1.25f, a, k, b0, ldb, 0.5f, c_in, c_ref, ldc),
+              "%dx%dx%d: the aligned product disagrees with the oracle", m, n, k);
         for (off = 1; off < 16; off++) {
             float *b = b0 + off;
-            float *c = (float *)malloc((size_t)m * ldc * sizeof(float));
             memmove(b, b - 1, ((size_t)k * ldb) * sizeof(float));   /* B one float further on */
-            memcpy(c, c1, (size_t)m * ldc * sizeof(float));
+            memcpy(c, c_in, (size_t)m * ldc * sizeof(float));
             runs++;
             if (mmgan_gemm(ctx, 0, 0, m, n, k, 1.25f, a, k, b, ldb, 0.5f, c, ldc) != MMGAN_OK ||
-                memcmp(c, c0, (size_t)m * ldc * sizeof(float)) != 0) {
+                memcmp(c, c_ref, (size_t)m * ldc * sizeof(float)) != 0) {
                 bad++;
                 fprintf(stderr, "  %dx%dx%d, %d threads: B %d floats into a line gives other bits\n", m, n, k,
                         shapes[si][3], off);
             }
-            free(c);
         }
-        free(braw); free(a); free(c0); free(c1);
+        free(braw); free(a); free(c_ref); free(c_in); free(c);
     }
     mmgan_ctx_set_threads(ctx, 1);
     CHECK(bad == 0, "%d of %d products with B off a cache line differ from B on one", bad, runs);
