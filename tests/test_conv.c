@@ -139,8 +139,8 @@ static void check_implicit(const shp *s)
     d1 = (float *)malloc(nw * 4); d2 = (float *)malloc(nw * 4); d3 = (float *)malloc(nw * 4);
     ws = (float *)malloc(MMGAN__MAX(mmgan__conv_ws(&q, n, o, MMGAN__WS_COLS_T), mmgan__conv_ws(&q, n, o, MMGAN__WS_GATHER)) * 4);
     /* the explicit reference, in one chunk: GY [O, n HoWo] * cols^T */
-    mmgan__im2col_chunk(ctx, &q, x, n, cols, img);
-    mmgan__batch_to_rows(ctx, gy, n, o, hw, g);
+    mmgan__im2col_chunk(ctx, &q, x, n, cols, (size_t)n * hw, img);
+    mmgan__batch_to_rows(ctx, gy, n, o, hw, g, (size_t)n * hw);
     mmgan_gemm(ctx, 0, 1, o, ckk, n * hw, 1.0f, g, n * hw, cols, n * hw, 0.0f, d1, ckk);
     mmgan__conv2d_bwd_weight_implicit(ctx, &q, n, o, x, gy, d2, ws);
     mmgan__conv2d_bwd_weight_t(ctx, &q, n, o, x, gy, d3, ws);
