@@ -2804,6 +2804,27 @@ static void mmgan__im2col_rows(const mmgan__convgeom *q, const float *x, float *
         }
 }
 
+/* Geometries mmgan__col2im_rows folds 4-wide windows for, unrolled (below). */
+#define MMGAN__PUT4_FITS(q) ((q)->kw == 4 && (q)->w <= 16 && (q)->ho * (q)->wo >= 16)
+
+/* The index vectors and masks of a 4-wide window's entries (mmgan__win_put). */
+typedef struct mmgan__put4 {
+    __m512i i0, i1, i2, i3;
+    __mmask16 m0, m1, m2, m3, mo;
+} mmgan__put4;
+
+/* acc += the four terms of window row sv (entries j = 0..3, rows ld apart)
+ * on one image row, in j order.  whole: the rows may be read 16 floats from
+ * sv; a masked load cost a third of the time (in L1). */
+MMGAN__INLINE __m512 mmgan__col2im_row4(__m512 acc, const float *sv, size_t ld, int whole, const mmgan__put4 *p)
+{
+#define MMGAN__T(j) acc = _mm512_mask_add_ps(acc, p->m##j, acc, _mm512_permutexvar_ps(p->i##j, \
+        whole ? _mm512_loadu_ps(sv + j * ld) : _mm512_maskz_loadu_ps(p->mo, sv + j * ld)));
+    MMGAN__T(0) MMGAN__T(1) MMGAN__T(2) MMGAN__T(3)
+#undef MMGAN__T
+    return acc;
+}
+
 /* Each image value sums its terms in (i, j) order from zero, then the bias:
  * the order of the other paths, so the results are the same bits. */
 static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size_t ld, const float *bias, float *x)
@@ -2815,6 +2836,40 @@ static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size
     for (j = 0; j < q->kw; j++) {
         m[0][j] = mmgan__win_put(q, j, 0, &idx[0][j]);
         m[1][j] = mmgan__win_put(q, j, 1, &idx[1][j]);
+    }
+    if (MMGAN__PUT4_FITS(q)) {
+        /* 4-wide windows on rows of up to 16 (the DCGAN's 14x14 planes): the
+         * terms unrolled, whole-vector loads wherever a row of the matrix
+         * follows (at least 16 floats: a matrix row holds hw >= 16 of each
+         * image), and two channels at a time, whose sums are two chains of
+         * dependent adds rather than one.  1.8x faster than the loop below,
+         * the 64 -> 128 layer's transpose 1.11x (one thread). */
+        const size_t cs = (size_t)q->kh * 4 * ld;   /* the next channel's rows */
+        const int groups = q->c * q->kh;          /* of 4 matrix rows, (c, i) */
+        mmgan__put4 p;
+        p.i0 = idx[0][0]; p.i1 = idx[0][1]; p.i2 = idx[0][2]; p.i3 = idx[0][3];
+        p.m0 = m[0][0]; p.m1 = m[0][1]; p.m2 = m[0][2]; p.m3 = m[0][3]; p.mo = mo;
+        for (c = 0; c < q->c; c += 2) {
+            const int two = c + 1 < q->c;
+            for (y = 0; y < q->h; y++) {
+                __m512 a = _mm512_setzero_ps(), b = a;
+                for (i = 0; i < q->kh; i++) {
+                    const int t = y + q->pad - i, g = c * q->kh + i;
+                    const float *sv;
+                    if (t < 0 || t % q->stride || t / q->stride >= q->ho) continue;
+                    sv = cols + (size_t)g * 4 * ld + (size_t)(t / q->stride) * q->wo;
+                    a = mmgan__col2im_row4(a, sv, ld, g + 1 < groups, &p);
+                    if (two) b = mmgan__col2im_row4(b, sv + cs, ld, g + q->kh + 1 < groups, &p);
+                }
+                if (bias) {
+                    a = _mm512_add_ps(a, _mm512_set1_ps(bias[c]));
+                    if (two) b = _mm512_add_ps(b, _mm512_set1_ps(bias[c + 1]));
+                }
+                _mm512_mask_storeu_ps(x + ((size_t)c * q->h + y) * q->w, m0, a);
+                if (two) _mm512_mask_storeu_ps(x + ((size_t)(c + 1) * q->h + y) * q->w, m0, b);
+            }
+        }
+        return;
     }
     for (c = 0; c < q->c; c++)
         for (y = 0; y < q->h; y++) {

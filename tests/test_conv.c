@@ -172,7 +172,10 @@ static void check_implicit(const shp *s)
  * sides of 16 and of 32 (over 32: the general loops for both). */
 static void check_rows(void)
 {
-    int t, bad_i = 0, bad_c = 0, fit = 0;
+    /* first the DCGAN's 4x4 stride-2 layers (14x14 -> 7x7 and back, odd
+     * and even channel counts) and a stride-1 one, then random ones */
+    static const int fixed[][6] = {{3, 14, 14, 2, 1, 4}, {4, 14, 14, 2, 1, 4}, {2, 6, 16, 1, 0, 4}, {1, 16, 7, 2, 2, 4}};
+    int t, bad_i = 0, bad_c = 0, fit = 0, fit4 = 0;
     for (t = 0; t < 400; t++) {
         mmgan__convgeom q;
         size_t ncol, nimg, i;
@@ -184,10 +187,15 @@ static void check_rows(void)
         q.pad = (int)mmgan_rng_below(&rng, 4);
         q.h = q.kh + (int)mmgan_rng_below(&rng, 6);
         q.w = MMGAN__MAX(q.kw, 1 + (int)mmgan_rng_below(&rng, 40));
+        if (t < 4) {
+            q.c = fixed[t][0]; q.h = fixed[t][1]; q.w = fixed[t][2]; q.stride = fixed[t][3]; q.pad = fixed[t][4];
+            q.kh = q.kw = fixed[t][5];
+        }
         if (q.w + 2 * q.pad < q.kw || q.h + 2 * q.pad < q.kh) continue;
         q.ho = out_size(q.h, q.kh, q.stride, q.pad);
         q.wo = out_size(q.w, q.kw, q.stride, q.pad);
         fit += MMGAN__ROWS_FIT(&q);
+        fit4 += MMGAN__ROWS_FIT(&q) && MMGAN__PUT4_FITS(&q);
         ncol = (size_t)q.c * q.kh * q.kw * (q.ho * q.wo + 3);   /* rows ld = HoWo + 3 apart */
         nimg = (size_t)q.c * q.h * q.w;
         x = rnd(nimg); cols = rnd(ncol); bias = rnd((size_t)q.c);
@@ -206,6 +214,7 @@ static void check_rows(void)
         free(a); free(b); free(x); free(cols); free(bias);
     }
     CHECK(fit > 200, "only %d of the geometries took the row-register paths", fit);
+    CHECK(fit4 >= 10, "only %d of the geometries took the unrolled 4-wide folding", fit4);
     CHECK(bad_i == 0, "row-register im2col differs from the general one in %d geometries", bad_i);
     CHECK(bad_c == 0, "row-register col2im differs from the general one in %d geometries", bad_c);
 }
