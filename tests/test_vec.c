@@ -139,6 +139,19 @@ static void test_arith(void)
         CHECK(fabs(mmgan_vec_sum(203, a) - s) < 1e-12, "sum");
         CHECK(fabs(mmgan_vec_dot(203, a, b) - d) < 1e-12, "dot");
     }
+    {
+        /* the documented order, to the bit, for every tail length: value i
+         * in partial sum i mod 8, then ((0+4) + (2+6)) + ((1+5) + (3+7)) */
+        int n, bad = 0;
+        for (n = 0; n <= 203; n++) {
+            double s[8] = {0, 0, 0, 0, 0, 0, 0, 0}, d[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ws, wd;
+            for (i = 0; i < n; i++) { s[i % 8] += a[i]; d[i % 8] += (double)a[i] * b[i]; }
+            ws = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+            wd = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
+            if (mmgan_vec_sum((size_t)n, a) != ws || mmgan_vec_dot((size_t)n, a, b) != wd) bad++;
+        }
+        CHECK(bad == 0, "vec_sum or vec_dot not in the documented order for %d of 204 lengths", bad);
+    }
 }
 
 int main(void)
