@@ -2604,9 +2604,10 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * forward and data-gradient products size their chunks by the thread count
  * (mmgan__conv_chunk_nt), which only changes which images share a product,
  * while the weight gradient, whose sums run across chunks, keeps one size. */
-/* Floats of column matrix per GEMM: about 4 MB (half for the forward and
- * data-gradient products on one thread), which keeps the GEMMs wide and the
- * scratch bounded. */
+/* Floats of column matrix per GEMM: about 4 MB for the weight gradient, and
+ * at most that for the forward and data-gradient products (which start from
+ * half and grow to whole images per thread: mmgan__conv_chunk_nt); wide
+ * GEMMs, bounded scratch. */
 #define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 /* Below this many floats moved, the image loops stay on one thread. */
 #define MMGAN__PAR_MIN (1 << 18)
@@ -3566,14 +3567,15 @@ MMGAN__INLINE __m512d mmgan__tail_pd(size_t n, size_t i, const float *x, __mmask
 {
     static const int ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     *m = (__mmask8)((1u << (n - i)) - 1u);
-    return _mm512_cvtps_pd(_mm256_maskload_ps(x + i, _mm256_loadu_si256((const __m256i *)(ones + 8 - (n - i)))));
+    return _mm512_maskz_cvtps_pd(*m, _mm256_maskload_ps(x + i, _mm256_loadu_si256((const __m256i *)(ones + 8 - (n - i)))));
 }
 #endif
 
 MMGAN_DEF double mmgan_vec_sum(size_t n, const float *x)
 {
 #if defined(MMGAN__AVX512)
-    /* the lanes below in one register, the tree in registers: the same bits */
+    /* the lanes below in one register, the tree in registers: the same bits
+     * (NaN payloads aside, which neither form fixes) */
     __m512d s = _mm512_setzero_pd();
     size_t i = 0;
     __mmask8 m;
@@ -5135,10 +5137,11 @@ struct mmgan__bn_stats { double cnt, mean, var, invstd, sg, sgx; };
  * additions: 2x slower without g, 3x with). */
 #if defined(MMGAN__AVX512)
 /* The lanes of the loops below (value i in lane i mod 8), one register
- * each, and the trees in registers: the same bits (a float's square, or its
- * product with a float, is exact in double, so a fused multiply-add rounds
- * as the add did), in 6 vector instructions per 8 values where gcc 12 -O2
- * made 16 of half the width; batch norm alone 1.02-1.10x faster. */
+ * each, and the trees in registers: the same bits, NaN payloads aside (a
+ * float's square, or its product with a float, is exact in double, so a
+ * fused multiply-add rounds as the add did), in 6 vector instructions per 8
+ * values where gcc 12 -O2 made 16 of half the width; batch norm alone
+ * 1.02-1.10x faster. */
 static void mmgan__bn_plane(size_t n, const float *x, const float *g, double out[4])
 {
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
