@@ -152,6 +152,20 @@ static void test_arith(void)
         }
         CHECK(bad == 0, "vec_sum or vec_dot not in the documented order for %d of 204 lengths", bad);
     }
+    {
+        /* batch norm's one-pass plane sums are those same sums, bit for bit */
+        int n, bad = 0;
+        for (n = 0; n <= 203; n++) {
+            double o[4], u[4];
+            mmgan__bn_plane((size_t)n, a, b, o);
+            mmgan__bn_plane((size_t)n, a, NULL, u);
+            if (o[0] != mmgan_vec_sum((size_t)n, a) || o[1] != mmgan_vec_dot((size_t)n, a, a) ||
+                o[2] != mmgan_vec_sum((size_t)n, b) || o[3] != mmgan_vec_dot((size_t)n, b, a) ||
+                u[0] != o[0] || u[1] != o[1] || u[2] != 0.0 || u[3] != 0.0)
+                bad++;
+        }
+        CHECK(bad == 0, "batch norm's plane sums differ from vec_sum and vec_dot for %d of 204 lengths", bad);
+    }
 }
 
 int main(void)
