@@ -3277,10 +3277,11 @@ static void mmgan__conv2d_fwd_own(mmgan_ctx *ctx, const mmgan__convgeom *q, int 
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     MMGAN__PRAGMA(omp parallel num_threads(ctx->threads))
     {
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        /* granted fewer threads than the layout was checked for: one does it all */
+        const int got = omp_get_num_threads(), nt = got == ctx->threads ? got : 1, tid = omp_get_thread_num();
         float *gws = ctx->gemm_ws + (size_t)tid * mmgan__gemm_cols_ws(kr);
         int b0, b, c0, s, e;
-        for (b0 = 0; b0 < n; b0 += chunk) {
+        for (b0 = tid < nt ? 0 : n; b0 < n; b0 += chunk) {
             const int nb = MMGAN__MIN(chunk, n - b0);
             size_t ld;
             float *cols = ws + mmgan__own_part((size_t)ckk + o, chunk, nb, hw, tid, nt, &s, &e, &ld), *out;
@@ -3356,10 +3357,11 @@ static void mmgan__conv2d_bwd_data_own(mmgan_ctx *ctx, const mmgan__convgeom *q,
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     MMGAN__PRAGMA(omp parallel num_threads(ctx->threads))
     {
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        /* granted fewer threads than the layout was checked for: one does it all */
+        const int got = omp_get_num_threads(), nt = got == ctx->threads ? got : 1, tid = omp_get_thread_num();
         float *gws = ctx->gemm_ws + (size_t)tid * mmgan__gemm_cols_ws(kr);
         int b0, b, c0, s, e;
-        for (b0 = 0; b0 < n; b0 += chunk) {
+        for (b0 = tid < nt ? 0 : n; b0 < n; b0 += chunk) {
             const int nb = MMGAN__MIN(chunk, n - b0);
             size_t ld, off;
             float *cols = ws + mmgan__own_part((size_t)ckk + o, chunk, nb, hw, tid, nt, &s, &e, &ld), *in;

@@ -130,6 +130,13 @@ unit)
     echo 'int main(void){return 0;}' >"$OUT/checks/omp.c"
     $CC -fopenmp "$OUT/checks/omp.c" -o "$OUT/checks/omp" >/dev/null 2>&1 || native_omp=""
     run_suites native env "$CC" -march=native $native_omp
+    # OpenMP granting fewer threads than asked (3 of them, at most 2 here):
+    # the convolutions' threads must not count on the number they asked for.
+    if [ -n "$native_omp" ] && [ -x "$OUT/native/test_conv" ]; then
+        OMP_THREAD_LIMIT=2 "$OUT/native/test_conv" >"$OUT/native/test_conv_limit.log" 2>&1
+        grep -v "^  " "$OUT/native/test_conv_limit.log" | sed "s/^/  native, OMP_THREAD_LIMIT=2: /"
+        count "$OUT/native/test_conv_limit.log"
+    fi
     # SIGKILL during checkpoint saves: the previous file must still load.
     if [ -x "$OUT/native/test_ckpt" ]; then
         sh tests/crash_ckpt.sh "$OUT/native/test_ckpt" >"$OUT/native/crash.log" 2>&1
