@@ -2211,20 +2211,20 @@ static size_t mmgan__gemm_cols_ws(const mmgan__gemm_kernel *kr)
     return ((size_t)kr->mc * kr->kc + 2 * (size_t)kr->nr * kr->kc + 15) & ~(size_t)15;
 }
 
-/* A product with B read in place and at most one block of rows, on
- * threads: each thread takes a run of B's column panels for the whole of k
- * and packs A itself, so no thread waits on another.  The shared packing
- * took two barriers per k block: 64x256x256 and 64x256x784 on two threads
- * ran 1.4-1.6x slower (0.84-0.89x OpenBLAS), 64x784x784 and 64x12544x128
+/* A product with B read in place, on threads: each thread takes a run of
+ * B's column panels for the whole of k and packs A itself, block of rows by
+ * block, so no thread waits on another.  The shared packing took two
+ * barriers per k block: 64x256x256 and 64x256x784 on two threads ran
+ * 1.4-1.6x slower (0.84-0.89x OpenBLAS), 64x784x784 and 64x12544x128
  * 1.03-1.06x (in one process).  Tiles and their k order are those of
  * mmgan__gemm_thread: the same bits. */
 static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, float *ws)
 {
     const mmgan__gemm_kernel *kr = g->kr;
-    const int mr = kr->mr, nr = kr->nr, npm = (g->m + mr - 1) / mr;
+    const int mr = kr->mr, nr = kr->nr;
     const int npn = (g->n + nr - 1) / nr;
     mmgan__gemm_args my = *g;
-    int pc, q0, q1, jr, ir;
+    int pc, ic, q0, q1, jr, ir;
     mmgan__range(npn, tid, nt, &q0, &q1);
     my.ap = ws + (size_t)tid * mmgan__gemm_cols_ws(kr);
     my.bp = my.ap + (size_t)kr->mc * kr->kc;   /* the partial last panel */
@@ -2233,22 +2233,24 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
     for (pc = 0; pc < g->k; pc += kr->kc) {
         const int kc = MMGAN__MIN(kr->kc, g->k - pc);
         const float beta = pc == 0 ? g->beta : 1.0f;
-        const float *abase = my.ap;
-        if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, 0, kc);
-        else mmgan__pack_a(&my, 0, g->m, pc, kc, 0, npm);
         if (g->n % nr && q1 == npn) mmgan__pack_b(&my, pc, kc, (npn - 1) * nr, g->n - (npn - 1) * nr, 0, 1);
-        if (g->head && q0 == 0) {   /* the head goes with the first panel */
-            mmgan__pack_head(&my, pc, kc);
-            for (ir = 0; ir < npm; ir++) mmgan__head_tile(&my, kc, abase, 0, ir, g->m, beta);
-        }
-        for (jr = q0; jr < q1; jr++) {
-            const int cols = MMGAN__MIN(nr, g->n - jr * nr);
-            const float *bp = cols == nr ? g->b + (size_t)pc * g->ldb + (size_t)jr * nr : my.bp;
-            const ptrdiff_t bs = cols == nr ? g->ldb : nr;
-            for (ir = 0; ir < npm; ir++)
-                mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
-                                 g->c + (size_t)ir * mr * g->ldc + (size_t)jr * nr, beta,
-                                 MMGAN__MIN(mr, g->m - ir * mr), cols);
+        if (g->head && q0 == 0) mmgan__pack_head(&my, pc, kc);   /* the head goes with the first panel */
+        for (ic = 0; ic < g->m; ic += kr->mc) {
+            const int mc = MMGAN__MIN(kr->mc, g->m - ic), npm = (mc + mr - 1) / mr;
+            const float *abase = my.ap;
+            if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, ic, kc);
+            else mmgan__pack_a(&my, ic, mc, pc, kc, 0, npm);
+            if (g->head && q0 == 0)
+                for (ir = 0; ir < npm; ir++) mmgan__head_tile(&my, kc, abase, ic, ir, mc, beta);
+            for (jr = q0; jr < q1; jr++) {
+                const int cols = MMGAN__MIN(nr, g->n - jr * nr);
+                const float *bp = cols == nr ? g->b + (size_t)pc * g->ldb + (size_t)jr * nr : my.bp;
+                const ptrdiff_t bs = cols == nr ? g->ldb : nr;
+                for (ir = 0; ir < npm; ir++)
+                    mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
+                                     g->c + (size_t)(ic + ir * mr) * g->ldc + (size_t)jr * nr, beta,
+                                     MMGAN__MIN(mr, mc - ir * mr), cols);
+            }
         }
     }
 }
@@ -2475,15 +2477,15 @@ static int mmgan__gemm_head(const mmgan__gemm_kernel *kr, int direct_b, const fl
 }
 
 #ifdef MMGAN__OMP
-/* One thread's whole product C = op(A) B + beta C (op(A) m x k, m at most one
- * block of rows, or packed whole in apk; B read in place), from inside a
- * parallel region, with ws (mmgan__gemm_cols_ws floats) its own: the tiles
- * and sums of mmgan__gemm_thread on one thread. */
+/* One thread's whole product C = op(A) B + beta C (op(A) m x k, or packed
+ * whole in apk; B read in place), from inside a parallel region, with ws
+ * (mmgan__gemm_cols_ws floats) its own: the tiles and sums of
+ * mmgan__gemm_thread on one thread. */
 static void mmgan__gemm_alone(const mmgan__gemm_kernel *kr, int ta, int m, int n, int k, const float *a, int lda,
                               const float *b, int ldb, const float *apk, float beta, float *c, int ldc, float *ws)
 {
     mmgan__gemm_args g;
-    MMGAN_ASSERT(m <= kr->mc && m > 1 && n > 1);
+    MMGAN_ASSERT(m > 1 && n > 1);
     memset(&g, 0, sizeof g);
     g.kr = kr; g.ta = ta; g.m = m; g.n = n; g.k = k;
     g.alpha = 1.0f; g.beta = beta;
@@ -3137,19 +3139,30 @@ static void mmgan__im2col_chunk(mmgan_ctx *ctx, const mmgan__convgeom *q, const 
  * are independent sums).  Made whole, the rows used first had left L2 by the
  * time they were read (the folding had half its samples on those loads):
  * the critic's 64 -> 128 layer 1.07x (forward) and 1.07-1.10x (data
- * gradient) faster, the generator's 256 -> 128 layer 1.00-1.04x.  On two
- * threads the pieces split worse (0.77-0.93x), so those stay whole. */
+ * gradient) faster, the generator's 256 -> 128 layer 1.00-1.04x.  Products
+ * split between threads split worse in pieces (0.77-0.93x), so those stay
+ * whole; a thread that takes its own images (mmgan__conv_own) takes one
+ * thread's groups. */
 #define MMGAN__GROUP_ROWS 256
 
-/* Channels per group of the data gradient's rows (all of them on threads). */
+/* Channels per group of the data gradient's rows (all of them when threads
+ * split the products): at most one block of the GEMM's rows, so that a
+ * thread's own product is one block (mmgan__gemm_alone), and never a last
+ * group of one row, which the GEMM would take as a matrix-vector product
+ * (summed in another order than the same row in a whole block). */
 static int mmgan__fold_group(const mmgan__convgeom *q, int threads)
 {
-    const int g = MMGAN__GROUP_ROWS / (q->kh * q->kw);
-    return threads > 1 || g > q->c ? q->c : g < 1 ? 1 : g;
+    const int kk = q->kh * q->kw, rows = MMGAN__MIN(MMGAN__GROUP_ROWS, mmgan__gemm_kernels[0].mc);
+    int g = rows / kk;
+    if (threads > 1 || g >= q->c) return q->c;
+    if (g < 1) return 1;
+    while (kk == 1 && g > 1 && q->c % g == 1) g--;
+    return g;
 }
 
 /* Channels per group of the forward product's k blocks: whole k blocks only,
- * so that the sums keep their order (all channels on threads). */
+ * so that the sums keep their order (all channels when threads split the
+ * products). */
 static int mmgan__unfold_group(const mmgan__convgeom *q, int threads)
 {
     const int kk = q->kh * q->kw, kc = mmgan__gemm_kernels[0].kc;
@@ -3238,18 +3251,18 @@ static size_t mmgan__own_part(size_t rows, int chunk, int nb, int hw, int tid, i
     return (size_t)tid * rows * mmgan__own_ld(chunk, hw, nt);
 }
 
-/* Whether the forward or data-gradient products (rows of C each) run as one
- * product per thread over that thread's own images (mmgan__conv2d_fwd_own,
- * mmgan__conv2d_bwd_data_own): wherever each thread's product takes the
- * path it takes on one thread (a block of rows, B in place, not a
- * matrix-vector product), so that every column is summed as on one
- * thread. */
+/* Whether the forward or data-gradient products (rows of C each: a group's
+ * rows at most) run as one product per thread over that thread's own images
+ * (mmgan__conv2d_fwd_own, mmgan__conv2d_bwd_data_own): where one thread's
+ * is not a matrix-vector product (rows and images' columns 2 or more;
+ * mmgan__fold_group leaves no one-row group), so that every column is
+ * summed as on one thread. */
 static int mmgan__conv_own(const mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int rows, int chunk)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     const int hw = q->ho * q->wo, nt = ctx->threads;
     const size_t ckk = (size_t)q->c * q->kh * q->kw;
-    if (nt < 2 || rows < 2 || rows > kr->mc || hw < 2 || chunk < nt) return 0;
+    if (nt < 2 || rows < 2 || hw < 2 || chunk < nt) return 0;
     if ((double)o * ckk * hw * chunk < (double)MMGAN_GEMM_MT_MIN * nt) return 0;
     if ((size_t)nt * mmgan__gemm_cols_ws(kr) > ctx->gemm_ws_floats) return 0;
     return (size_t)nt * mmgan__own_ld(chunk, hw, nt) <= mmgan__chunk_ld(mmgan__conv_chunk(q, n), hw);
@@ -3348,11 +3361,10 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
  * multiplying and folding only its own images, in the channel groups of one
  * thread (see mmgan__conv2d_fwd_own). */
 static void mmgan__conv2d_bwd_data_own(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int chunk,
-                                       const float *x, const float *w, const float *apk, const float *bias,
-                                       float *y, float *ws)
+                                       int group, const float *x, const float *w, const float *apk,
+                                       const float *bias, float *y, float *ws)
 {
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
-    const int group = mmgan__fold_group(q, 1);
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     MMGAN__PRAGMA(omp parallel num_threads(ctx->threads))
@@ -3410,7 +3422,7 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     }
 #ifdef MMGAN__OMP
     if (own) {
-        mmgan__conv2d_bwd_data_own(ctx, q, n, o, chunk, x, w, apk, bias, y, ws);
+        mmgan__conv2d_bwd_data_own(ctx, q, n, o, chunk, group, x, w, apk, bias, y, ws);
         return;
     }
 #endif

@@ -292,7 +292,10 @@ static void check_own_layout(void)
                 mmgan_ctx_set_threads(ctx, nt);
                 if (!mmgan__conv_own(ctx, &q, n, o, o, chunk)) continue;
                 used++;
-                cap = rows * mmgan__chunk_ld(mmgan__conv_chunk(&q, n), hw);
+                /* the scratch the plan sizes, less the weights packed after the matrices */
+                cap = mmgan__conv_ws(&q, n, o, MMGAN__WS_COLS) - 16 -
+                      (mmgan__conv_packs_w(&q, n) ? mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, q.c * q.kh * q.kw)
+                                                  : 0);
                 for (t = 0; t < nt; t++)
                     for (u = 0; u < nt; u++)
                         for (b0 = 0; b0 < n; b0 += chunk)
@@ -427,11 +430,17 @@ int main(void)
          * whole number of micro-kernel tiles), the critic's first layer,
          * 256 output channels (each of two threads its own rows of the
          * gathered weight gradient; 18 images, 9 and 6 a thread of their
-         * own on two and three threads) */
+         * own on two and three threads, on AVX-512 only), the critic's
+         * layer with 24 output channels, which every kernel set's threads
+         * take as their own images (12, 12 and 1 on three threads, 10, 10
+         * and 5 on two), 257 channels of 1x1 windows with 300 on the small
+         * side (groups of 255 and 2 rows on one thread: a last group of one
+         * row was a matrix-vector product, summed in another order) */
         static const shp thr[] = {{21, 64, 14, 14, 128, 4, 4, 2, 1}, {8, 512, 4, 4, 1, 4, 4, 1, 1},
                                   {12, 512, 7, 7, 1, 4, 4, 1, 0}, {2, 64, 4, 4, 1, 4, 4, 1, 1},
                                   {8, 64, 9, 9, 16, 3, 3, 1, 1}, {64, 1, 28, 28, 64, 4, 4, 2, 1},
-                                  {18, 32, 8, 8, 256, 4, 4, 2, 1}};
+                                  {18, 32, 8, 8, 256, 4, 4, 2, 1}, {25, 64, 14, 14, 24, 4, 4, 2, 1},
+                                  {8, 257, 4, 4, 300, 1, 1, 1, 0}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 8, 1) < 8 && mmgan__conv_chunk_nt(&g1, 8, 2) == 8 &&
