@@ -260,6 +260,10 @@ int main(void)
     test_threads(1, 517, 1031, 700);
     test_threads(0, 100, 3001, 300);
     test_threads(0, 60, 2999, 300);
+    /* packed B shared by two threads: two column blocks; k blocks of 256,
+     * 256, 256 and 212 */
+    test_threads(1, 72, 4200, 300);
+    test_threads(1, 128, 1024, 980);
     /* B in place on two threads: each thread its own columns (a GAN
      * layer's shape; one panel for two threads; a short last panel) */
     test_threads(0, 64, 256, 784);
