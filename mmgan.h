@@ -3234,7 +3234,7 @@ static int mmgan__wgrad_dot(const mmgan__convgeom *q)
 
 #ifdef MMGAN__OMP
 /* Column-matrix floats per row that each thread's share of a chunk of
- * images takes on threads (mmgan__conv2d_fwd_own): the same for every chunk,
+ * images takes on threads (mmgan__conv_own_run): the same for every chunk,
  * so that a thread ahead of the others in the chunks never writes where
  * one behind still reads. */
 static size_t mmgan__own_ld(int chunk, int hw, int nt)
@@ -3253,10 +3253,9 @@ static size_t mmgan__own_part(size_t rows, int chunk, int nb, int hw, int tid, i
 
 /* Whether the forward or data-gradient products (rows of C each: a group's
  * rows at most) run as one product per thread over that thread's own images
- * (mmgan__conv2d_fwd_own, mmgan__conv2d_bwd_data_own): where one thread's
- * is not a matrix-vector product (rows and images' columns 2 or more;
- * mmgan__fold_group leaves no one-row group), so that every column is
- * summed as on one thread. */
+ * (mmgan__conv_own_run): where one thread's is not a matrix-vector product
+ * (rows and images' columns 2 or more; mmgan__fold_group leaves no one-row
+ * group), so that every column is summed as on one thread. */
 static int mmgan__conv_own(const mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int rows, int chunk)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
@@ -3268,25 +3267,26 @@ static int mmgan__conv_own(const mmgan_ctx *ctx, const mmgan__convgeom *q, int n
     return (size_t)nt * mmgan__own_ld(chunk, hw, nt) <= mmgan__chunk_ld(mmgan__conv_chunk(q, n), hw);
 }
 
-/* The forward product on threads, each thread unfolding, multiplying and
- * reordering only its own images of each chunk, as one thread would: the
- * column matrix a thread reads was written by that thread (it stays in its
- * core's L2), and no thread waits on another.  Splitting each product's
- * rows or columns instead, with B packed together behind barriers, made
- * the critic's 64 -> 128 layer and the generator's data gradient scale
- * 1.3-1.4x on two threads, where the generator's transposed products,
- * whose B needs no unfolding, scaled 1.7-1.8x.  Own images on two threads
- * (in one process, against the split products): the critic's 64 -> 128
- * forward 1.36-1.51x, the generator's 128 -> 256 data gradient (a conv2d)
- * 1.28-1.31x, the transposed products below 1.05x (256 -> 128) and 1.10x
- * (128 -> 64); the DCGAN step 1.16-1.20x, MAGAN's 1.09-1.11x (paired). */
-static void mmgan__conv2d_fwd_own(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int chunk,
-                                  const float *x, const float *w, const float *apk, const float *bias, float *y,
-                                  float *ws)
+/* The forward or data-gradient (fold) products on threads, each thread
+ * unfolding (or reordering), multiplying and then reordering (or folding)
+ * only its own images of each chunk, as one thread would, in one thread's
+ * channel groups: the column matrix a thread reads was written by that
+ * thread (it stays in its core's L2), and no thread waits on another.
+ * Splitting each product's rows or columns instead, with B packed together
+ * behind barriers, made the critic's 64 -> 128 layer and the generator's
+ * data gradient scale 1.3-1.4x on two threads, where the generator's
+ * transposed products, whose B needs no unfolding, scaled 1.7-1.8x.  Own
+ * images on two threads (in one process, against the split products): the
+ * critic's 64 -> 128 forward 1.35-1.51x, the generator's 128 -> 256 data
+ * gradient (a conv2d) 1.27-1.31x, the transposed products 1.05x (256 ->
+ * 128) and 1.10-1.18x (128 -> 64); on AVX2 1.12-1.28x; the DCGAN step
+ * 1.10-1.20x, MAGAN's 1.08-1.11x (paired runs). */
+static void mmgan__conv_own_run(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int chunk, int group, int fold,
+                                const float *x, const float *w, const float *apk, const float *bias, float *y,
+                                float *ws)
 {
-    const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo;
-    const int group = mmgan__unfold_group(q, 1);
-    const size_t img = (size_t)q->c * q->h * q->w;
+    const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
+    const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     MMGAN__PRAGMA(omp parallel num_threads(ctx->threads))
     {
@@ -3296,22 +3296,35 @@ static void mmgan__conv2d_fwd_own(mmgan_ctx *ctx, const mmgan__convgeom *q, int 
         int b0, b, c0, s, e;
         for (b0 = tid < nt ? 0 : n; b0 < n; b0 += chunk) {
             const int nb = MMGAN__MIN(chunk, n - b0);
-            size_t ld;
-            float *cols = ws + mmgan__own_part((size_t)ckk + o, chunk, nb, hw, tid, nt, &s, &e, &ld), *out;
+            size_t ld, off;
+            float *cols = ws + mmgan__own_part((size_t)ckk + o, chunk, nb, hw, tid, nt, &s, &e, &ld);
+            float *small = cols + (size_t)ckk * ld;   /* the small side's rows: y's (forward), x's (fold) */
             if (s == e) continue;
-            out = cols + (size_t)ckk * ld;
-            for (c0 = 0; c0 < q->c; c0 += group) {   /* k blocks in order, as on one thread */
+            if (fold)
+                for (b = s; b < e; b++)
+                    mmgan__image_to_rows(x + (size_t)(b0 + b) * o * hw, b - s, o, hw, small, ld);
+            for (c0 = 0, off = 0; c0 < q->c; c0 += group) {   /* forward: k blocks in order */
                 mmgan__convgeom qg = *q;
                 qg.c = MMGAN__MIN(group, q->c - c0);
-                for (b = s; b < e; b++)
-                    mmgan__im2col(&qg, x + (size_t)(b0 + b) * img + (size_t)c0 * q->h * q->w,
-                                  cols + (size_t)(b - s) * hw, ld);
-                mmgan__gemm_alone(kr, 0, o, (e - s) * hw, qg.c * kk, w + (size_t)c0 * kk, ckk, cols, (int)ld,
-                                  apk ? apk + mmgan__apk_off(kr, o, c0 * kk, 0, 0) : NULL,
-                                  c0 ? 1.0f : 0.0f, out, (int)ld, gws);
+                if (fold) {
+                    mmgan__gemm_alone(kr, 1, qg.c * kk, (e - s) * hw, o, w + (size_t)c0 * kk, ckk, small, (int)ld,
+                                      apk ? apk + off : NULL, 0.0f, cols, (int)ld, gws);
+                    off += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
+                    for (b = s; b < e; b++)
+                        mmgan__col2im(&qg, cols + (size_t)(b - s) * hw, ld, bias ? bias + c0 : NULL,
+                                      y + (size_t)(b0 + b) * img + (size_t)c0 * plane);
+                } else {
+                    for (b = s; b < e; b++)
+                        mmgan__im2col(&qg, x + (size_t)(b0 + b) * img + (size_t)c0 * plane,
+                                      cols + (size_t)(b - s) * hw, ld);
+                    mmgan__gemm_alone(kr, 0, o, (e - s) * hw, qg.c * kk, w + (size_t)c0 * kk, ckk, cols, (int)ld,
+                                      apk ? apk + mmgan__apk_off(kr, o, c0 * kk, 0, 0) : NULL,
+                                      c0 ? 1.0f : 0.0f, small, (int)ld, gws);
+                }
             }
-            for (b = s; b < e; b++)
-                mmgan__row_to_image(out, ld, b - s, o, hw, bias, y + (size_t)(b0 + b) * o * hw);
+            if (!fold)
+                for (b = s; b < e; b++)
+                    mmgan__row_to_image(small, ld, b - s, o, hw, bias, y + (size_t)(b0 + b) * o * hw);
         }
     }
 }
@@ -3333,7 +3346,7 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     }
 #ifdef MMGAN__OMP
     if (mmgan__conv_own(ctx, q, n, o, o, chunk)) {
-        mmgan__conv2d_fwd_own(ctx, q, n, o, chunk, x, w, apk, bias, y, ws);
+        mmgan__conv_own_run(ctx, q, n, o, chunk, mmgan__unfold_group(q, 1), 0, x, w, apk, bias, y, ws);
         return;
     }
 #endif
@@ -3356,44 +3369,6 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     }
 }
 
-#ifdef MMGAN__OMP
-/* The data-gradient products on threads, each thread reordering,
- * multiplying and folding only its own images, in the channel groups of one
- * thread (see mmgan__conv2d_fwd_own). */
-static void mmgan__conv2d_bwd_data_own(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int chunk,
-                                       int group, const float *x, const float *w, const float *apk,
-                                       const float *bias, float *y, float *ws)
-{
-    const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
-    const size_t img = (size_t)q->c * plane;
-    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    MMGAN__PRAGMA(omp parallel num_threads(ctx->threads))
-    {
-        /* granted fewer threads than the layout was checked for: one does it all */
-        const int got = omp_get_num_threads(), nt = got == ctx->threads ? got : 1, tid = omp_get_thread_num();
-        float *gws = ctx->gemm_ws + (size_t)tid * mmgan__gemm_cols_ws(kr);
-        int b0, b, c0, s, e;
-        for (b0 = tid < nt ? 0 : n; b0 < n; b0 += chunk) {
-            const int nb = MMGAN__MIN(chunk, n - b0);
-            size_t ld, off;
-            float *cols = ws + mmgan__own_part((size_t)ckk + o, chunk, nb, hw, tid, nt, &s, &e, &ld), *in;
-            if (s == e) continue;
-            in = cols + (size_t)ckk * ld;
-            for (b = s; b < e; b++) mmgan__image_to_rows(x + (size_t)(b0 + b) * o * hw, b - s, o, hw, in, ld);
-            for (c0 = 0, off = 0; c0 < q->c; c0 += group) {
-                mmgan__convgeom qg = *q;
-                qg.c = MMGAN__MIN(group, q->c - c0);
-                mmgan__gemm_alone(kr, 1, qg.c * kk, (e - s) * hw, o, w + (size_t)c0 * kk, ckk, in, (int)ld,
-                                  apk ? apk + off : NULL, 0.0f, cols, (int)ld, gws);
-                off += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
-                for (b = s; b < e; b++)
-                    mmgan__col2im(&qg, cols + (size_t)(b - s) * hw, ld, bias ? bias + c0 : NULL,
-                                  y + (size_t)(b0 + b) * img + (size_t)c0 * plane);
-            }
-        }
-    }
-}
-#endif
 
 /* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw])
  * (+ bias [C]): the geometry q is that of the forward conv from y's size to x's. */
@@ -3422,7 +3397,7 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     }
 #ifdef MMGAN__OMP
     if (own) {
-        mmgan__conv2d_bwd_data_own(ctx, q, n, o, chunk, group, x, w, apk, bias, y, ws);
+        mmgan__conv_own_run(ctx, q, n, o, chunk, group, 1, x, w, apk, bias, y, ws);
         return;
     }
 #endif
