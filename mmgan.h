@@ -3369,7 +3369,6 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     }
 }
 
-
 /* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw])
  * (+ bias [C]): the geometry q is that of the forward conv from y's size to x's. */
 static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,

@@ -270,9 +270,9 @@ static void check_threads(const shp *q, int most)
 #ifdef MMGAN__OMP
 /* On threads each thread unfolds and multiplies its own images of each
  * chunk, with no barrier between chunks: the matrices of two threads must
- * not overlap in any two chunks (a thread ahead would overwrite one behind;
- * classifying 100 images in chunks of 18 had when they followed each
- * chunk's split), and must lie within the scratch.  Layouts for the
+ * not overlap in any two chunks (a thread ahead would overwrite one behind,
+ * as when they followed each chunk's split: the classifier's batches of 100
+ * in chunks of 18), and must lie within the scratch.  Layouts for the
  * critic's layer and the classifier's 3x3 one, batches 1-100, 2-4 threads. */
 static void check_own_layout(void)
 {
@@ -293,9 +293,8 @@ static void check_own_layout(void)
                 if (!mmgan__conv_own(ctx, &q, n, o, o, chunk)) continue;
                 used++;
                 /* the scratch the plan sizes, less the weights packed after the matrices */
-                cap = mmgan__conv_ws(&q, n, o, MMGAN__WS_COLS) - 16 -
-                      (mmgan__conv_packs_w(&q, n) ? mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, q.c * q.kh * q.kw)
-                                                  : 0);
+                cap = mmgan__conv_ws(&q, n, o, MMGAN__WS_COLS) - 16;
+                if (mmgan__conv_packs_w(&q, n)) cap -= mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, (int)rows - o);
                 for (t = 0; t < nt; t++)
                     for (u = 0; u < nt; u++)
                         for (b0 = 0; b0 < n; b0 += chunk)
@@ -421,8 +420,9 @@ int main(void)
          * + 4, at a third of the cost under qemu, and on two threads each
          * thread unfolds and multiplies its own images: 5 and 5, then 0
          * and 1; 1 and 2 threads only, the costly one), one output channel
-         * in chunks of 7 and 1 on one thread, one chunk of 8 on two and three (a matrix-vector product
-         * there would sum in another order), 12 images in chunks of 4 on
+         * in chunks of 7 and 1 on one thread, one chunk of 8 on two and
+         * three (a matrix-vector product there would sum in another
+         * order), 12 images in chunks of 4 on
          * one and two threads and of 6 on three (rounded up to whole images
          * a thread), one output channel in one chunk (a matrix-vector
          * product, which must not be split into groups on one thread
@@ -430,7 +430,7 @@ int main(void)
          * whole number of micro-kernel tiles), the critic's first layer,
          * 256 output channels (each of two threads its own rows of the
          * gathered weight gradient; 18 images, 9 and 6 a thread of their
-         * own on two and three threads, on AVX-512 only), the critic's
+         * own on two and three threads), the critic's
          * layer with 24 output channels, which every kernel set's threads
          * take as their own images (12, 12 and 1 on three threads, 10, 10
          * and 5 on two), 257 channels of 1x1 windows with 300 on the small
