@@ -2476,6 +2476,26 @@ static int mmgan__gemm_head(const mmgan__gemm_kernel *kr, int direct_b, const fl
     return n <= 32 * kr->nr ? 0 : head;
 }
 
+/* A product's arguments, B read in place or not as direct_b says, with its
+ * head taken apart (mmgan__gemm_head); no operand gathered or prepacked,
+ * no workspace yet. */
+static mmgan__gemm_args mmgan__gemm_args_of(const mmgan__gemm_kernel *kr, int ta, int tb, int m, int n, int k,
+                                            float alpha, const float *a, int lda, const float *b, int ldb,
+                                            float beta, float *c, int ldc, int direct_b)
+{
+    mmgan__gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.kr = kr;
+    g.ta = ta; g.tb = tb; g.m = m; g.n = n; g.k = k;
+    g.alpha = alpha; g.beta = beta;
+    g.a = a; g.b = b; g.c = c;
+    g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.direct_b = direct_b;
+    g.head = mmgan__gemm_head(kr, direct_b, b, ldb, n);
+    g.b += g.head; g.c += g.head; g.n -= g.head;
+    return g;
+}
+
 #ifdef MMGAN__OMP
 /* One thread's whole product C = op(A) B + beta C (op(A) m x k, or packed
  * whole in apk; B read in place), from inside a parallel region, with ws
@@ -2484,17 +2504,9 @@ static int mmgan__gemm_head(const mmgan__gemm_kernel *kr, int direct_b, const fl
 static void mmgan__gemm_alone(const mmgan__gemm_kernel *kr, int ta, int m, int n, int k, const float *a, int lda,
                               const float *b, int ldb, const float *apk, float beta, float *c, int ldc, float *ws)
 {
-    mmgan__gemm_args g;
+    mmgan__gemm_args g = mmgan__gemm_args_of(kr, ta, 0, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc, 1);
     MMGAN_ASSERT(m > 1 && n > 1);
-    memset(&g, 0, sizeof g);
-    g.kr = kr; g.ta = ta; g.m = m; g.n = n; g.k = k;
-    g.alpha = 1.0f; g.beta = beta;
-    g.a = a; g.b = b; g.c = c;
-    g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.direct_b = 1;
     g.apk = apk;
-    g.head = mmgan__gemm_head(kr, 1, b, ldb, n);
-    g.b += g.head; g.c += g.head; g.n -= g.head;
     mmgan__gemm_thread_cols(&g, 0, 1, ws);
 }
 #endif
@@ -2531,11 +2543,6 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     if (!bg && !apk && (m == 1 || n == 1) && mmgan__gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         return MMGAN_OK;
 
-    g.kr = kr;
-    g.ta = ta; g.tb = tb; g.m = m; g.n = n; g.k = k;
-    g.alpha = alpha; g.beta = beta;
-    g.a = a; g.b = b; g.c = c;
-    g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     nt = ctx->threads;
     if ((double)m * n * k < (double)MMGAN_GEMM_MT_MIN) nt = 1;
     /* A gathered B one panel wide (the weight gradient of a 1-channel layer,
@@ -2554,15 +2561,14 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
      * for 64 rows (64x784x256 +12-16%, 64x12544x128 +3-7%, MAGAN's step at 2
      * threads 4%), but packing was 2-5% faster for 128 (128x980x1024).  Either
      * way the sums are the same, in the same order. */
-    g.direct_b = !bg && !tb && m <= (nt == 1 ? MMGAN__GEMM_DIRECT_B_M : 64) && k >= 64;
+    g = mmgan__gemm_args_of(kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                            !bg && !tb && m <= (nt == 1 ? MMGAN__GEMM_DIRECT_B_M : 64) && k >= 64);
     g.bg = bg;
     g.apk = apk;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
     g.hp = mmgan__gemm_ws_after_b(&g, MMGAN__GEMM_A_BLOCKS);
     MMGAN_ASSERT((size_t)(g.hp - g.ap) + (size_t)kr->kc * kr->nr <= ctx->gemm_ws_floats);
-    g.head = mmgan__gemm_head(kr, g.direct_b, b, ldb, n);
-    g.b += g.head; g.c += g.head; g.n -= g.head;
 
 #ifdef MMGAN__OMP
     if (nt > 1 && g.direct_b && m <= kr->mc &&
@@ -3383,8 +3389,8 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     size_t off;
     int b0, b, c0;
 #ifdef MMGAN__OMP
-    const int own = mmgan__conv_own(ctx, q, n, o, mmgan__fold_group(q, 1) * kk, chunk);
-    if (own) group = mmgan__fold_group(q, 1);
+    const int group1 = mmgan__fold_group(q, 1), own = mmgan__conv_own(ctx, q, n, o, group1 * kk, chunk);
+    if (own) group = group1;
 #endif
     if (mmgan__conv_packs_w(q, n)) {
         apk = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_chunk(q, n), hw);
