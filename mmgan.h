@@ -481,7 +481,9 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
  * targets need, in topological order, with buffers shared between values
  * whose lifetimes do not overlap (an elementwise op may write over its
  * input).  Running a plan allocates nothing; only targets are readable
- * after a run. */
+ * after a run.  An op whose value must be all zeros, being linear in an
+ * operand that is (the gradients of a hinge penalty no sample crosses), is
+ * filled with zeros rather than run. */
 typedef struct mmgan_plan mmgan_plan;
 
 /* Plans the computation of targets[0..n) (NULL and a message on failure). */
@@ -5613,6 +5615,9 @@ struct mmgan_plan {
     size_t *off;          /* arena offset per graph node, or (size_t)-1 */
     unsigned char *view;  /* 1: shares its input's buffer, nothing to compute */
     unsigned char *keep;  /* targets: readable after a run */
+    unsigned char *zero;  /* per node: 1 if its value is all zeros as last computed */
+    int zero_skip;        /* 1 (the default): ops with zero operands are not run (tests set 0) */
+    int zeroed;           /* ops the last stage run filled with zeros instead of running */
     float *arena;
     size_t arena_floats, scratch_floats;
     int *bnat;                /* per node: its channels' first entry in bnstats, or -1 */
@@ -5716,15 +5721,18 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     stack = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     p->view = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    p->zero = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
     root = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     first = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !stage || !stack || !last || !root || !first ||
+    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !p->zero || !stage || !stack || !last || !root || !first ||
         !end || !placed) goto fail;
     byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
     memset(p->view, 0, (size_t)g->n);
+    memset(p->zero, 0, (size_t)g->n);
+    p->zero_skip = 1;
     /* Prune: each node belongs to the first stage whose targets reach it
      * (found with an explicit stack); a later stage reuses it. */
     for (i = 0; i < g->n; i++) stage[i] = -1;
@@ -5854,11 +5862,52 @@ MMGAN_DEF void mmgan_plan_free(mmgan_plan *p)
     mmgan_free(ctx, p->off);
     mmgan_free(ctx, p->keep);
     mmgan_free(ctx, p->view);
+    mmgan_free(ctx, p->zero);
     mmgan_free(ctx, p->arena);
     mmgan_free(ctx, p->bnat);
     mmgan_free(ctx, p->bnfill);
     mmgan_free(ctx, p->bnstats);
     mmgan_free(ctx, p);
+}
+
+/* Zeros that flow through a graph are not multiplied out.  The gradient
+ * of a hinge penalty (or loss) is zero for every sample inside its margin,
+ * so when no sample crosses it the whole double backward of the penalty
+ * multiplies zeros: the critic's largest convolutions among them.  Small
+ * outputs are checked for all zeros after they are computed (a scan far
+ * cheaper than the op), and an op whose output must then be zero, being
+ * linear in a zero operand, is filled with zeros instead of run.  Exact:
+ * the skipped products sum zeros, up to the sign of a zero and to an Inf
+ * or NaN in the other operand, which would have made a NaN there. */
+#define MMGAN__ZERO_SCAN 4096
+
+static int mmgan__all_zero(const float *y, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) if (y[i] != 0.0f) return 0;
+    return 1;
+}
+
+static int mmgan__zero_from_inputs(const mmgan__node *nd, const unsigned char *z)
+{
+    int i;
+    switch (nd->op) {
+    case MMGAN__OP_MUL: case MMGAN__OP_MATMUL: return z[nd->in[0]] || z[nd->in[1]];
+    /* products of data and weights (either zero), plus a bias if any */
+    case MMGAN__OP_CONV: case MMGAN__OP_CONVT: case MMGAN__OP_WGRAD:
+        return (z[nd->in[0]] || z[nd->in[1]]) && (nd->nin < 3 || z[nd->in[2]]);
+    case MMGAN__OP_STEP_MUL: return z[nd->in[1]];   /* linear in the gradient */
+    case MMGAN__OP_AFFINE: return nd->fp[1] == 0.0f && z[nd->in[0]];
+    /* sums, moves, and functions with f(0) = 0 */
+    case MMGAN__OP_ADD: case MMGAN__OP_SUB: case MMGAN__OP_SUM_TO: case MMGAN__OP_BROADCAST:
+    case MMGAN__OP_CONCAT: case MMGAN__OP_SLICE: case MMGAN__OP_PAD_BATCH: case MMGAN__OP_RELU:
+    case MMGAN__OP_LEAKY: case MMGAN__OP_TANH: case MMGAN__OP_SQRT: case MMGAN__OP_ABS:
+    case MMGAN__OP_SQUARE: case MMGAN__OP_SIGN: case MMGAN__OP_MAXABS: case MMGAN__OP_RESHAPE:
+    case MMGAN__OP_DETACH:
+        for (i = 0; i < nd->nin; i++) if (!z[nd->in[i]]) return 0;
+        return 1;
+    default: return 0;
+    }
 }
 
 MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
@@ -5883,15 +5932,26 @@ MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
             return mmgan__fail(r.ctx, MMGAN_ERR_INVALID, "plan_run: input '%s' (node %d) was not fed",
                                nd->name, p->order[k]);
     }
+    p->zeroed = 0;
     for (k = p->begin[s]; k < p->begin[s + 1]; k++) {
         int id = p->order[k];
         const mmgan__node *nd = &p->g->nodes[id];
         const float *x[3];
-        if ((mmgan__ops[nd->op].flags & MMGAN__F_LEAF) || p->view[id]) continue;
+        float *y;
+        if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
+        if (p->view[id]) { p->zero[id] = p->zero[nd->in[0]]; continue; }
+        y = p->arena + p->off[id];
+        if (p->zero_skip && mmgan__zero_from_inputs(nd, p->zero)) {
+            memset(y, 0, nd->numel * sizeof(float));
+            p->zero[id] = 1;
+            p->zeroed++;
+            continue;
+        }
         for (i = 0; i < nd->nin; i++) x[i] = mmgan__value(p, nd->in[i]);
         r.bn = p->bnat[id] >= 0 ? p->bnstats + p->bnat[id] : NULL;
         r.bn_fill = p->bnfill[id];
-        mmgan__ops[nd->op].fwd(&r, nd, p->arena + p->off[id], x);
+        mmgan__ops[nd->op].fwd(&r, nd, y, x);
+        p->zero[id] = nd->numel <= MMGAN__ZERO_SCAN && mmgan__all_zero(y, nd->numel);
     }
     p->next = s + 1 < p->nstages ? s + 1 : 0;
     return MMGAN_OK;

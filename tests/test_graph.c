@@ -436,6 +436,154 @@ static void test_critic_penalty(void)
     for (i = 0; i < 4; i++) mmgan_param_free(ps[i]);
 }
 
+/* Plans fill an op linear in an all-zero operand with zeros instead of
+ * running it.  A critic's loss plus an L-inf hinge penalty whose margin
+ * (an input, per sample) is switched between runs of one plan: no sample
+ * inside it, all inside (the penalty's whole double backward then zero,
+ * skipped), half: the weight gradients must equal a plan that runs every op,
+ * and with every sample inside, those of the loss alone.  Alternating makes
+ * a skipped op's buffer hold the previous run's values, which must not leak. */
+static void test_zero_operands(void)
+{
+    critic cr;
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_param *ps[4];
+    mmgan_node x, c, gx, n, loss, obj, pn[4], gw[4], g0[4], tg[9];
+    mmgan_plan *p, *q;
+    float xv[5 * 36], cv[5];
+    int i, k, run, nshape[4], nd;
+    cr.w1 = mmgan_param_new(ctx, "w1", 4, S(4, 1, 3, 3));
+    cr.b1 = mmgan_param_new(ctx, "b1", 1, S(4));
+    cr.w2 = mmgan_param_new(ctx, "w2", 2, S(1, 36));
+    cr.b2 = mmgan_param_new(ctx, "b2", 1, S(1));
+    ps[0] = cr.w1; ps[1] = cr.b1; ps[2] = cr.w2; ps[3] = cr.b2;
+    for (i = 0; i < 4; i++) mmgan_param_init(ps[i], MMGAN_INIT_UNIFORM, 1.0f, &rng);
+    mmgan_rng_fill_uniform(&rng, xv, 5 * 36, -1.0f, 1.0f);
+    x = mmgan_input(g, "x", 4, S(5, 1, 6, 6));
+    mmgan_graph_feed(g, x, xv);
+    loss = mmgan_mean(g, critic_apply(g, &cr, x));
+    mmgan_grad(g, critic_apply(g, &cr, x), 1, &x, &gx);
+    n = mmgan_max_abs_per_sample(g, gx);
+    nd = mmgan_node_shape(g, n, nshape);
+    c = mmgan_input(g, "margin", nd, nshape);
+    mmgan_graph_feed(g, c, cv);
+    obj = mmgan_add(g, loss, mmgan_scale(g, mmgan_mean(g, mmgan_relu(g, mmgan_sub(g, n, c))), 20.0f));
+    for (i = 0; i < 4; i++) pn[i] = mmgan_parameter(g, ps[i]);
+    mmgan_grad(g, obj, 4, pn, gw);
+    mmgan_grad(g, loss, 4, pn, g0);
+    for (i = 0; i < 4; i++) { tg[i] = gw[i]; tg[4 + i] = g0[i]; }
+    tg[8] = n;
+    p = mmgan_plan_new(g, 9, tg);
+    q = mmgan_plan_new(g, 9, tg);
+    CHECK(p && q, "zero operands: plans: %s", mmgan_ctx_error(ctx));
+    if (!p || !q) goto done;
+    q->zero_skip = 0;
+    for (run = 0; run < 6; run++) {
+        int mode = run % 3, convs = 0, same = 1, pen = 0;   /* 0: all cross the margin, 1: none, 2: every other */
+        const float *nv;
+        CHECK(mmgan_plan_run(q) == MMGAN_OK, "zero operands: full plan: %s", mmgan_ctx_error(ctx));
+        nv = mmgan_plan_value(q, n);
+        for (k = 0; k < 5; k++) cv[k] = mode == 0 || (mode == 2 && k % 2) ? 0.5f * nv[k] : 2.0f * nv[k] + 1.0f;
+        CHECK(mmgan_plan_run(q) == MMGAN_OK && mmgan_plan_run(p) == MMGAN_OK, "zero operands: runs");
+        for (i = 0; i < 4; i++) {
+            const float *a = mmgan_plan_value(p, gw[i]), *b = mmgan_plan_value(q, gw[i]), *z = mmgan_plan_value(p, g0[i]);
+            size_t e, m = mmgan_param_tensor(ps[i])->numel;
+            for (e = 0; e < m; e++) {
+                same &= a[e] == b[e];
+                if (mode == 1) same &= a[e] == z[e];
+                if (i == 0 || i == 2) pen += a[e] != z[e];
+            }
+        }
+        /* the penalty's part of w1's and w2's gradients (b1 and b2 have none) */
+        CHECK(mode == 1 ? pen == 0 : pen > 4, "zero operands, margin case %d: %d gradient values with a penalty part",
+              mode, pen);
+        for (k = 0; k < g->n; k++)
+            convs += p->zero[k] && (g->nodes[k].op == MMGAN__OP_CONV || g->nodes[k].op == MMGAN__OP_WGRAD);
+        CHECK(same, "zero operands, margin case %d (run %d): weight gradients differ from the full plan's%s", mode,
+              run, mode == 1 ? " or the loss alone's" : "");
+        /* filled: the broadcast gradient, its product with the max mask, the
+         * conv and weight gradient of that, a step and the linear layer's product */
+        CHECK(mode == 1 ? p->zeroed == 6 && convs == 2 : p->zeroed == 0,
+              "zero operands, margin case %d: %d ops filled with zeros (%d convolutions)", mode, p->zeroed, convs);
+        CHECK(q->zeroed == 0, "zero operands: a plan told not to skip filled %d ops", q->zeroed);
+    }
+done:
+    mmgan_plan_free(p);
+    mmgan_plan_free(q);
+    mmgan_graph_free(g);
+    for (i = 0; i < 4; i++) mmgan_param_free(ps[i]);
+}
+
+/* Which ops a zero operand makes zero: the linear ones (in that operand)
+ * and functions with f(0) = 0 are filled; a bias, a shift, exp, sigmoid and
+ * a leaky relu's step (which keeps its slope where x = 0) are computed. */
+static void test_zero_rules(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_param *w = mmgan_param_new(ctx, "w", 4, S(3, 2, 3, 3)), *b = mmgan_param_new(ctx, "b", 1, S(3));
+    mmgan_node x = mmgan_input(g, "x", 4, S(2, 2, 4, 4)), y = mmgan_input(g, "y", 4, S(2, 2, 4, 4)), z, t[12], gl;
+    mmgan_plan *p, *q;
+    float xv[64], yv[64];
+    int i, run, k, filled[12] = {1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0};
+    double closed[12];
+    mmgan_param_init(w, MMGAN_INIT_UNIFORM, 1.0f, &rng);
+    mmgan_param_init(b, MMGAN_INIT_UNIFORM, 1.0f, &rng);
+    mmgan_graph_feed(g, x, xv);
+    mmgan_graph_feed(g, y, yv);
+    for (i = 0; i < 64; i++) yv[i] = 0.25f + (float)i / 64.0f;
+    z = mmgan_relu(g, x);                                             /* zero when x <= 0 */
+    t[0] = mmgan_mul(g, y, z);
+    t[1] = mmgan_conv2d(g, z, mmgan_parameter(g, w), 1, 1);
+    t[2] = mmgan_add(g, z, mmgan_tanh(g, z));
+    t[3] = mmgan_bias_add(g, mmgan_conv2d(g, z, mmgan_parameter(g, w), 1, 1), mmgan_parameter(g, b));
+    t[4] = mmgan_affine(g, z, 3.0f, 0.0f);
+    t[5] = mmgan_conv2d_wgrad(g, y, t[1], 3, 3, 1, 1);
+    t[6] = mmgan_affine(g, z, 3.0f, 0.5f);
+    t[7] = mmgan_exp(g, z);
+    t[8] = mmgan_sigmoid(g, z);
+    mmgan_grad(g, mmgan_sum(g, mmgan_mul(g, mmgan_leaky_relu(g, y, 0.2f), z)), 1, &y, &gl);
+    t[9] = gl;                                                        /* step_mul(y, z): linear in z */
+    gl = mmgan_input(g, "yl", 4, S(2, 2, 4, 4));
+    mmgan_graph_feed(g, gl, yv);
+    mmgan_grad(g, mmgan_sum(g, mmgan_mul(g, mmgan_leaky_relu(g, z, 0.2f), gl)), 1, &z, &t[10]);
+    t[11] = mmgan_sum(g, mmgan_maximum(g, z, 0.5f));
+    for (i = 0; i < 12; i++) closed[i] = 0;
+    closed[6] = 0.5; closed[7] = 1; closed[8] = 0.5; closed[11] = 64 * 0.5;
+    p = mmgan_plan_new(g, 12, t);
+    q = mmgan_plan_new(g, 12, t);
+    CHECK(p && q, "zero rules: plans: %s", mmgan_ctx_error(ctx));
+    if (!p || !q) goto done;
+    q->zero_skip = 0;
+    for (run = 0; run < 3; run++) {
+        int zero = run == 1;
+        for (i = 0; i < 64; i++) xv[i] = (zero ? -1.0f : 1.0f) * (0.5f + (float)(i % 7) / 7.0f);
+        CHECK(mmgan_plan_run(p) == MMGAN_OK && mmgan_plan_run(q) == MMGAN_OK, "zero rules: runs");
+        for (k = 0; k < 12; k++) {
+            const float *a = mmgan_plan_value(p, t[k]), *v = mmgan_plan_value(q, t[k]);
+            size_t e, m = mmgan_node_numel(g, t[k]);
+            int same = 1, ok = 1;
+            for (e = 0; e < m; e++) {
+                same &= a[e] == v[e];
+                if (zero && k != 3 && k != 10) ok &= fabs(a[e] - closed[k]) <= 1e-6 * (1 + fabs(closed[k]));
+            }
+            CHECK(same && ok, "zero rules, x %s: value %d differs from the full plan's or its closed form",
+                  zero ? "<= 0" : "> 0", k);
+            if (zero)
+                CHECK(p->zero[t[k]] == filled[k], "zero rules: value %d %s", k,
+                      filled[k] ? "was computed, not filled" : "was taken as zero");
+        }
+        if (!zero) CHECK(p->zeroed == 0, "zero rules: %d ops filled with x > 0", p->zeroed);
+        /* the leaky relu's step at 0 is its slope: d/dz = 0.2 yl, not zero */
+        if (zero) CHECK(fabs(mmgan_plan_value(p, t[10])[5] - 0.2f * yv[5]) <= 1e-6, "zero rules: leaky step at 0");
+    }
+done:
+    mmgan_plan_free(p);
+    mmgan_plan_free(q);
+    mmgan_graph_free(g);
+    mmgan_param_free(w);
+    mmgan_param_free(b);
+}
+
 /* A third-order derivative: d^3/dx^3 of sum(tanh(x)) against its closed form. */
 static void test_third_order(void)
 {
@@ -950,6 +1098,8 @@ int main(void)
     test_every_op();
     test_checker_catches_bugs();
     test_critic_penalty();
+    test_zero_operands();
+    test_zero_rules();
     test_third_order();
     test_detach_and_pruning();
     test_buffer_reuse();
