@@ -253,6 +253,7 @@ static void real_batch(gan *s, mmgan_rng *rng)
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_gan bench --case magan|hinge_linf_gp|hinge --threads N [--iters 30] [--warmup 5] [--csv FILE]\n"
+                    "                       [--critic-scale S]  (critic weights times S: S = 8 makes the L-inf penalty active)\n"
                     "       bench_gan check --case magan|hinge_linf_gp|hinge --out FILE.safetensors [--iters 3]\n");
     return 2;
 }
@@ -273,6 +274,7 @@ int main(int argc, char **argv)
     mmgan_rng xr;
     const char *csv = NULL, *out = NULL;
     int bench, which = -1, threads = 0, iters = -1, warmup = 5, i, k;
+    double cscale = 0.0;
     if (argc < 2 || (strcmp(argv[1], "bench") && strcmp(argv[1], "check"))) return usage();
     bench = !strcmp(argv[1], "bench");
     for (i = 2; i < argc; i++) {
@@ -285,6 +287,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--iters")) ok = ok && parse_int(v, 1, 1000000, &iters);
         else if (!strcmp(a, "--warmup") && bench) ok = ok && parse_int(v, 0, 1000000, &warmup);
         else if (!strcmp(a, "--csv") && bench) csv = v;
+        else if (!strcmp(a, "--critic-scale") && bench) {
+            char *end;
+            cscale = ok ? strtod(v, &end) : 0.0;
+            ok = ok && end != v && !*end && cscale > 0.0 && cscale <= 1e3;
+        }
         else if (!strcmp(a, "--out") && !bench) out = v;
         else {
             fprintf(stderr, "bench_gan: unknown option %s\n", a);
@@ -293,6 +300,7 @@ int main(int argc, char **argv)
         if (!ok) {
             fprintf(stderr, "bench_gan: %s needs %s\n", a, !strcmp(a, "--case") ? "magan, hinge_linf_gp or hinge"
                                                            : !strcmp(a, "--csv") || !strcmp(a, "--out") ? "a file name"
+                                                           : !strcmp(a, "--critic-scale") ? "a factor in (0, 1000]"
                                                            : "a positive count");
             return 2;
         }
@@ -309,7 +317,7 @@ int main(int argc, char **argv)
     mmgan_ctx_set_threads(ctx, bench ? threads : 1);
     /* The check scales the DCGAN critic's weights up so that its input
      * gradients pass 1 and the L-inf penalty is not zero. */
-    if (!build(ctx, &s, which, 1, !bench && which != MAGAN ? 8.0f : 1.0f)) {
+    if (!build(ctx, &s, which, 1, cscale > 0.0 ? (float)cscale : !bench && which != MAGAN ? 8.0f : 1.0f)) {
         fprintf(stderr, "bench_gan: %s\n", mmgan_ctx_error(ctx));
         return 1;
     }
@@ -329,6 +337,8 @@ int main(int argc, char **argv)
         printf("mmgan %s, %d thread%s: median %.3f ms per iteration (min %.3f, max %.3f) over %d iterations after %d "
                "warm-up, peak RSS %.1f MiB (plan %.1f MiB)\n", CASES[which], threads, threads == 1 ? "" : "s", med,
                t[0], t[iters - 1], iters, warmup, rss, mmgan_plan_bytes(s.plan) / 1048576.0);
+        if (s.pen != MMGAN_NONE)   /* zero when no sample crosses the margin: its double backward is then skipped */
+            printf("mmgan %s: penalty %.6g at the last iteration\n", CASES[which], mmgan_plan_value(s.plan, s.pen)[0]);
         printf("mmgan %s %d %.3f %.3f %.3f %.1f\n", CASES[which], threads, med, t[0], t[iters - 1], rss);
         if (csv) {
             f = fopen(csv, "a");
