@@ -481,9 +481,10 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
  * targets need, in topological order, with buffers shared between values
  * whose lifetimes do not overlap (an elementwise op may write over its
  * input).  Running a plan allocates nothing; only targets are readable
- * after a run.  An op whose value must be all zeros, being linear in an
- * operand that is (the gradients of a hinge penalty no sample crosses), is
- * filled with zeros rather than run. */
+ * after a run.  An op whose value must be all zeros (a product with an
+ * all-zero operand and a finite other one, a sum of zeros: the gradients of
+ * a hinge penalty no sample crosses) is filled with zeros rather than run;
+ * the values are the same, up to the sign of a zero. */
 typedef struct mmgan_plan mmgan_plan;
 
 /* Plans the computation of targets[0..n) (NULL and a message on failure). */
@@ -5726,8 +5727,8 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     first = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !p->zero || !stage || !stack || !last || !root || !first ||
-        !end || !placed) goto fail;
+    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !p->zero || !stage || !stack || !last || !root ||
+        !first || !end || !placed) goto fail;
     byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
     memset(p->view, 0, (size_t)g->n);
@@ -5875,10 +5876,11 @@ MMGAN_DEF void mmgan_plan_free(mmgan_plan *p)
  * so when no sample crosses it the whole double backward of the penalty
  * multiplies zeros: the critic's largest convolutions among them.  Small
  * outputs are checked for all zeros after they are computed (a scan far
- * cheaper than the op), and an op whose output must then be zero, being
- * linear in a zero operand, is filled with zeros instead of run.  Exact:
- * the skipped products sum zeros, up to the sign of a zero and to an Inf
- * or NaN in the other operand, which would have made a NaN there. */
+ * cheaper than the op), and an op whose output must then be zero is filled
+ * with zeros instead of run: one linear in a zero operand whose other
+ * operand is finite (a product with an Inf or NaN makes NaNs, which must
+ * still appear), or a sum or f(0) = 0 function of zeros only.  The values
+ * are those the op would give, up to the sign of a zero. */
 #define MMGAN__ZERO_SCAN 4096
 
 static int mmgan__all_zero(const float *y, size_t n)
@@ -5888,22 +5890,44 @@ static int mmgan__all_zero(const float *y, size_t n)
     return 1;
 }
 
-static int mmgan__zero_from_inputs(const mmgan__node *nd, const unsigned char *z)
+static int mmgan__all_finite(const float *y, size_t n)
 {
+    size_t i, lo;
+    for (lo = 0; lo < n; lo += MMGAN__EW_BLOCK) {   /* no early exit inside a block: it vectorizes */
+        size_t hi = n - lo < MMGAN__EW_BLOCK ? n : lo + MMGAN__EW_BLOCK;
+        int bad = 0;
+        for (i = lo; i < hi; i++) bad |= !(fabsf(y[i]) <= FLT_MAX);
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+/* 1 if input i is all zeros and input j finite: their product is zero. */
+static int mmgan__zero_times(const mmgan_plan *p, const mmgan__node *nd, int i, int j)
+{
+    return p->zero[nd->in[i]] && mmgan__all_finite(mmgan__value(p, nd->in[j]), p->g->nodes[nd->in[j]].numel);
+}
+
+static int mmgan__zero_from_inputs(const mmgan_plan *p, const mmgan__node *nd)
+{
+    const unsigned char *z = p->zero;
     int i;
     switch (nd->op) {
-    case MMGAN__OP_MUL: case MMGAN__OP_MATMUL: return z[nd->in[0]] || z[nd->in[1]];
-    /* products of data and weights (either zero), plus a bias if any */
+    case MMGAN__OP_FILL: return nd->fp[0] == 0.0f;
+    case MMGAN__OP_MUL: case MMGAN__OP_MATMUL: return mmgan__zero_times(p, nd, 0, 1) || mmgan__zero_times(p, nd, 1, 0);
+    /* products of data and weights, plus a bias if any */
     case MMGAN__OP_CONV: case MMGAN__OP_CONVT: case MMGAN__OP_WGRAD:
-        return (z[nd->in[0]] || z[nd->in[1]]) && (nd->nin < 3 || z[nd->in[2]]);
-    case MMGAN__OP_STEP_MUL: return z[nd->in[1]];   /* linear in the gradient */
+        return (nd->nin < 3 || z[nd->in[2]]) && (mmgan__zero_times(p, nd, 0, 1) || mmgan__zero_times(p, nd, 1, 0));
+    /* gy (x > t ? 1 : b): zero for gy = 0, and for x = 0 where t >= 0 and
+     * b = 0 (a relu's gradient) */
+    case MMGAN__OP_STEP_MUL:
+        return z[nd->in[1]] || (nd->fp[0] >= 0.0f && nd->fp[1] == 0.0f && mmgan__zero_times(p, nd, 0, 1));
     case MMGAN__OP_AFFINE: return nd->fp[1] == 0.0f && z[nd->in[0]];
-    /* sums, moves, and functions with f(0) = 0 */
+    /* sums, moves, and functions with f(0) = 0, of zeros only */
     case MMGAN__OP_ADD: case MMGAN__OP_SUB: case MMGAN__OP_SUM_TO: case MMGAN__OP_BROADCAST:
     case MMGAN__OP_CONCAT: case MMGAN__OP_SLICE: case MMGAN__OP_PAD_BATCH: case MMGAN__OP_RELU:
     case MMGAN__OP_LEAKY: case MMGAN__OP_TANH: case MMGAN__OP_SQRT: case MMGAN__OP_ABS:
-    case MMGAN__OP_SQUARE: case MMGAN__OP_SIGN: case MMGAN__OP_MAXABS: case MMGAN__OP_RESHAPE:
-    case MMGAN__OP_DETACH:
+    case MMGAN__OP_SQUARE: case MMGAN__OP_SIGN: case MMGAN__OP_MAXABS:
         for (i = 0; i < nd->nin; i++) if (!z[nd->in[i]]) return 0;
         return 1;
     default: return 0;
@@ -5941,7 +5965,7 @@ MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
         if (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) continue;
         if (p->view[id]) { p->zero[id] = p->zero[nd->in[0]]; continue; }
         y = p->arena + p->off[id];
-        if (p->zero_skip && mmgan__zero_from_inputs(nd, p->zero)) {
+        if (p->zero_skip && mmgan__zero_from_inputs(p, nd)) {
             memset(y, 0, nd->numel * sizeof(float));
             p->zero[id] = 1;
             p->zeroed++;

@@ -6,6 +6,7 @@
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include "harness.h"
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -501,9 +502,10 @@ static void test_zero_operands(void)
             convs += p->zero[k] && (g->nodes[k].op == MMGAN__OP_CONV || g->nodes[k].op == MMGAN__OP_WGRAD);
         CHECK(same, "zero operands, margin case %d (run %d): weight gradients differ from the full plan's%s", mode,
               run, mode == 1 ? " or the loss alone's" : "");
-        /* filled: the broadcast gradient, its product with the max mask, the
-         * conv and weight gradient of that, a step and the linear layer's product */
-        CHECK(mode == 1 ? p->zeroed == 6 && convs == 2 : p->zeroed == 0,
+        /* filled: the hinge's gradient step, its broadcast, its product with
+         * the max mask, the conv and weight gradient of that, a step and the
+         * linear layer's product */
+        CHECK(mode == 1 ? p->zeroed == 7 && convs == 2 : p->zeroed == 0,
               "zero operands, margin case %d: %d ops filled with zeros (%d convolutions)", mode, p->zeroed, convs);
         CHECK(q->zeroed == 0, "zero operands: a plan told not to skip filled %d ops", q->zeroed);
     }
@@ -515,17 +517,18 @@ done:
 }
 
 /* Which ops a zero operand makes zero: the linear ones (in that operand)
- * and functions with f(0) = 0 are filled; a bias, a shift, exp, sigmoid and
- * a leaky relu's step (which keeps its slope where x = 0) are computed. */
+ * and functions with f(0) = 0 are filled; a bias, a shift, exp, sigmoid,
+ * a leaky relu's step (which keeps its slope where x = 0) and a product
+ * with an Inf (0 Inf is NaN) are computed.  Zero fills are filled. */
 static void test_zero_rules(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
     mmgan_param *w = mmgan_param_new(ctx, "w", 4, S(3, 2, 3, 3)), *b = mmgan_param_new(ctx, "b", 1, S(3));
-    mmgan_node x = mmgan_input(g, "x", 4, S(2, 2, 4, 4)), y = mmgan_input(g, "y", 4, S(2, 2, 4, 4)), z, t[12], gl;
+    mmgan_node x = mmgan_input(g, "x", 4, S(2, 2, 4, 4)), y = mmgan_input(g, "y", 4, S(2, 2, 4, 4)), z, t[15], gl, yi;
     mmgan_plan *p, *q;
-    float xv[64], yv[64];
-    int i, run, k, filled[12] = {1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0};
-    double closed[12];
+    float xv[64], yv[64], yiv[64];
+    int i, run, k, filled[15] = {1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1};
+    double closed[15];
     mmgan_param_init(w, MMGAN_INIT_UNIFORM, 1.0f, &rng);
     mmgan_param_init(b, MMGAN_INIT_UNIFORM, 1.0f, &rng);
     mmgan_graph_feed(g, x, xv);
@@ -547,10 +550,17 @@ static void test_zero_rules(void)
     mmgan_graph_feed(g, gl, yv);
     mmgan_grad(g, mmgan_sum(g, mmgan_mul(g, mmgan_leaky_relu(g, z, 0.2f), gl)), 1, &z, &t[10]);
     t[11] = mmgan_sum(g, mmgan_maximum(g, z, 0.5f));
-    for (i = 0; i < 12; i++) closed[i] = 0;
+    yi = mmgan_input(g, "yi", 4, S(2, 2, 4, 4));
+    mmgan_graph_feed(g, yi, yiv);
+    memcpy(yiv, yv, sizeof yiv);
+    yiv[3] = INFINITY;
+    t[12] = mmgan_mul(g, z, yi);                                      /* NaN at 3 */
+    t[13] = mmgan_add(g, mmgan_fill(g, 4, S(2, 2, 40, 40), 0.0f), mmgan_fill(g, 4, S(2, 2, 40, 40), 0.0f));
+    mmgan_grad(g, mmgan_sum(g, mmgan_mul(g, mmgan_relu(g, z), y)), 1, &z, &t[14]);   /* step_mul(relu(z), y): 0 */
+    for (i = 0; i < 15; i++) closed[i] = 0;
     closed[6] = 0.5; closed[7] = 1; closed[8] = 0.5; closed[11] = 64 * 0.5;
-    p = mmgan_plan_new(g, 12, t);
-    q = mmgan_plan_new(g, 12, t);
+    p = mmgan_plan_new(g, 15, t);
+    q = mmgan_plan_new(g, 15, t);
     CHECK(p && q, "zero rules: plans: %s", mmgan_ctx_error(ctx));
     if (!p || !q) goto done;
     q->zero_skip = 0;
@@ -558,13 +568,14 @@ static void test_zero_rules(void)
         int zero = run == 1;
         for (i = 0; i < 64; i++) xv[i] = (zero ? -1.0f : 1.0f) * (0.5f + (float)(i % 7) / 7.0f);
         CHECK(mmgan_plan_run(p) == MMGAN_OK && mmgan_plan_run(q) == MMGAN_OK, "zero rules: runs");
-        for (k = 0; k < 12; k++) {
+        for (k = 0; k < 15; k++) {
             const float *a = mmgan_plan_value(p, t[k]), *v = mmgan_plan_value(q, t[k]);
             size_t e, m = mmgan_node_numel(g, t[k]);
             int same = 1, ok = 1;
             for (e = 0; e < m; e++) {
-                same &= a[e] == v[e];
-                if (zero && k != 3 && k != 10) ok &= fabs(a[e] - closed[k]) <= 1e-6 * (1 + fabs(closed[k]));
+                same &= a[e] == v[e] || (a[e] != a[e] && v[e] != v[e]);
+                if (zero && k != 3 && k != 10 && k != 12) ok &= fabs(a[e] - closed[k]) <= 1e-6 * (1 + fabs(closed[k]));
+                if (zero && k == 12) ok &= e == 3 ? a[e] != a[e] : a[e] == 0.0f;
             }
             CHECK(same && ok, "zero rules, x %s: value %d differs from the full plan's or its closed form",
                   zero ? "<= 0" : "> 0", k);
@@ -572,9 +583,33 @@ static void test_zero_rules(void)
                 CHECK(p->zero[t[k]] == filled[k], "zero rules: value %d %s", k,
                       filled[k] ? "was computed, not filled" : "was taken as zero");
         }
-        if (!zero) CHECK(p->zeroed == 0, "zero rules: %d ops filled with x > 0", p->zeroed);
+        if (!zero) CHECK(p->zeroed == 3, "zero rules: %d ops filled with x > 0 (the two fills and their sum)", p->zeroed);
         /* the leaky relu's step at 0 is its slope: d/dz = 0.2 yl, not zero */
         if (zero) CHECK(fabs(mmgan_plan_value(p, t[10])[5] - 0.2f * yv[5]) <= 1e-6, "zero rules: leaky step at 0");
+    }
+    /* the finiteness check over blocks: an Inf or NaN anywhere, the last value included */
+    {
+        static float big[40000];
+        size_t sizes[5] = {1, 16383, 16384, 16385, 40000}, at, n;
+        float bad[3];
+        int j, b2;
+        bad[0] = INFINITY; bad[1] = -INFINITY; bad[2] = NAN;
+        for (j = 0; j < 5; j++) {
+            n = sizes[j];
+            for (at = 0; at < n; at++) big[at] = FLT_MAX * (at % 2 ? -1.0f : 1.0f);
+            CHECK(mmgan__all_finite(big, n), "all_finite: %lu finite values", (unsigned long)n);
+            for (b2 = 0; b2 < 3; b2++) {
+                size_t where[3];
+                int w2;
+                where[0] = 0; where[1] = n / 2; where[2] = n - 1;
+                for (w2 = 0; w2 < 3; w2++) {
+                    big[where[w2]] = bad[b2];
+                    CHECK(!mmgan__all_finite(big, n), "all_finite: %g at %lu of %lu missed", (double)bad[b2],
+                          (unsigned long)where[w2], (unsigned long)n);
+                    big[where[w2]] = 1.0f;
+                }
+            }
+        }
     }
 done:
     mmgan_plan_free(p);
