@@ -3563,6 +3563,187 @@ static void mmgan__conv2d_bwd_weight_dot(mmgan_ctx *ctx, const mmgan__convgeom *
 }
 #endif
 
+/* Sparse columns.  The gradient of an L-inf norm is one value per sample
+ * (at its largest entry) and zero for samples inside a hinge margin, so in
+ * a penalty's double backward the critic's convolutions read images that
+ * are almost all zeros: a one-hot image through a 4x4 stride-2 layer leaves
+ * 4 of 196 nonzero pixels, whose windows touch 9 of the next layer's 49
+ * output columns.  conv2d and its weight gradient then multiply only the
+ * columns whose window holds a nonzero (and, for the weight gradient, whose
+ * gy is nonzero), gathered in batches; the rest of y is its bias.  Whether
+ * to look costs a scan of the first image's first plane: dense activations
+ * leave at once.  The products sum each column's own k in the same order as
+ * the column matrix would, but a weight gradient sums fewer columns, so its
+ * bits may differ from the dense product's (not with the thread count). */
+#define MMGAN__SPARSE_COLS 256   /* columns per gathered product */
+#ifdef MMGAN__TEST_HOOKS
+static int mmgan__sparse_hits;   /* products that took the sparse path */
+#endif
+
+/* Scratch of the sparse path (in place of the op's own, which it does not
+ * use): the nonzero pixels of each image of x (n h w bytes) and of gy
+ * (n ho wo), which columns multiply anything (n ho wo), the batch's column
+ * indices and its gathered operands. */
+static size_t mmgan__sparse_ws(const mmgan__convgeom *q, int n, int o)
+{
+    const size_t hw = (size_t)q->ho * q->wo, cb = MMGAN__MIN((size_t)n * hw, (size_t)MMGAN__SPARSE_COLS);
+    const size_t px = (size_t)n * ((size_t)q->h * q->w + 2 * hw);
+    return 16 + (px + 3) / 4 + cb + ((size_t)q->c * q->kh * q->kw + (size_t)o) * cb;
+}
+
+/* Whether every value is finite: a product skipped for a zero operand must
+ * not hide the NaN an Inf or NaN in the other would have made. */
+static int mmgan__all_finite(const float *y, size_t n)
+{
+    size_t i, lo;
+    for (lo = 0; lo < n; lo += 4096) {   /* no early exit inside a block, which may vectorize */
+        size_t hi = n - lo < 4096 ? n : lo + 4096;
+        int bad = 0;
+        for (i = lo; i < hi; i++) bad |= !(fabsf(y[i]) <= FLT_MAX);
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+/* Whether a plane looks sparse enough to look further: a quarter nonzero at most. */
+static int mmgan__sparse_try(const float *p, size_t n)
+{
+    size_t i, nz = 0;
+    for (i = 0; i < n; i++) nz += p[i] != 0.0f;
+    return nz * 4 <= n;
+}
+
+/* at[b][pixel] = 1 where any of the c planes of image b is nonzero there. */
+static void mmgan__sparse_pixels(mmgan_ctx *ctx, const float *x, int n, int c, size_t plane, unsigned char *at)
+{
+    int b;
+    (void)ctx;
+    MMGAN__PAR_FOR(ctx->threads, (size_t)n * c * plane >= MMGAN__PAR_MIN)
+    for (b = 0; b < n; b++) {
+        unsigned char *a = at + (size_t)b * plane;
+        int k;
+        size_t i;
+        memset(a, 0, plane);
+        for (k = 0; k < c; k++) {
+            const float *p = x + ((size_t)b * c + k) * plane;
+            for (i = 0; i < plane; i++) a[i] |= p[i] != 0.0f;
+        }
+    }
+}
+
+/* Whether output column (b, oy, ox) has a nonzero pixel of x in its window. */
+static int mmgan__sparse_window(const mmgan__convgeom *q, const unsigned char *xat, int b, int oy, int ox)
+{
+    int i, j;
+    for (i = 0; i < q->kh; i++) {
+        const int iy = oy * q->stride - q->pad + i;
+        if (iy < 0 || iy >= q->h) continue;
+        for (j = 0; j < q->kw; j++) {
+            const int ix = ox * q->stride - q->pad + j;
+            if (ix >= 0 && ix < q->w && xat[((size_t)b * q->h + iy) * q->w + ix]) return 1;
+        }
+    }
+    return 0;
+}
+
+/* The window of output column col (image-major) of cols(x), as CKK values in d. */
+static void mmgan__sparse_gather(const mmgan__convgeom *q, const float *x, size_t col, float *d)
+{
+    const size_t hw = (size_t)q->ho * q->wo;
+    const int b = (int)(col / hw), oy = (int)(col % hw / q->wo), ox = (int)(col % q->wo);
+    int c, i, j;
+    const int x0 = ox * q->stride - q->pad, j0 = MMGAN__MAX(0, -x0), j1 = MMGAN__MIN(q->kw, q->w - x0);
+    for (c = 0; c < q->c; c++) {
+        const float *p = x + ((size_t)b * q->c + c) * q->h * q->w;
+        for (i = 0; i < q->kh; i++, d += q->kw) {
+            const int iy = oy * q->stride - q->pad + i;
+            for (j = 0; j < q->kw; j++) d[j] = 0.0f;
+            if (iy >= 0 && iy < q->h)
+                for (j = j0; j < j1; j++) d[j] = p[(size_t)iy * q->w + (size_t)(x0 + j)];
+        }
+    }
+}
+
+/* conv2d (wgrad = 0: y [N, O, Ho, Wo] from x, w, bias) or its weight
+ * gradient (wgrad = 1: y = dw [O, CKK] from x and gy = w) over the sparse
+ * columns; 0 if x (and gy) are not sparse enough, and nothing was written. */
+static int mmgan__conv_sparse(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int wgrad, const float *x,
+                              const float *w, const float *bias, float *y, float *sp)
+{
+    const size_t hw = (size_t)q->ho * q->wo, plane = (size_t)q->h * q->w, ckk = (size_t)q->c * q->kh * q->kw;
+    const size_t total = (size_t)n * hw, cb = MMGAN__MIN(total, (size_t)MMGAN__SPARSE_COLS);
+    const size_t px = (size_t)n * (plane + 2 * hw);
+    unsigned char *xat = NULL, *gat = NULL, *act = (unsigned char *)sp + (size_t)n * (plane + hw);
+    int *idx = (int *)(sp + (px + 3) / 4);
+    /* the windows [cb, CKK]; conv2d's product [O, cb] or gy's columns [O, cb] */
+    float *win = sp + (px + 3) / 4 + cb, *oc = win + ckk * cb;
+    size_t cols = 0, col, t;
+    int first = 1, b;
+    if (total > (size_t)INT_MAX) return 0;
+    if (mmgan__sparse_try(x, plane)) {
+        xat = (unsigned char *)sp;
+        mmgan__sparse_pixels(ctx, x, n, q->c, plane, xat);
+    }
+    if (wgrad && mmgan__sparse_try(w, hw)) {   /* gy's columns, at output resolution */
+        gat = (unsigned char *)sp + (size_t)n * plane;
+        mmgan__sparse_pixels(ctx, w, n, o, hw, gat);
+    }
+    if (!xat && !gat) return 0;
+    /* a skipped column multiplies zeros (x's window, or gy's column) by the
+     * other operand (w or gy, or x): unless that is finite, compute them all */
+    if (!wgrad ? !mmgan__all_finite(w, (size_t)o * ckk)
+               : (xat && !mmgan__all_finite(w, (size_t)o * total)) || (gat && !mmgan__all_finite(x, (size_t)q->c * plane * n)))
+        return 0;
+    for (col = 0; col < total; col++) {
+        const int bb = (int)(col / hw), oy = (int)(col % hw / q->wo), ox = (int)(col % q->wo);
+        act[col] = (unsigned char)((!gat || gat[col]) && (!xat || mmgan__sparse_window(q, xat, bb, oy, ox)));
+        cols += act[col];
+    }
+    if (cols * 4 > total) return 0;
+    if (!wgrad) {
+        int k;
+        for (b = 0; b < n; b++)
+            for (k = 0; k < o; k++) {
+                float *d = y + ((size_t)b * o + k) * hw, v = bias ? bias[k] : 0.0f;
+                size_t i;
+                for (i = 0; i < hw; i++) d[i] = v;
+            }
+    } else if (!cols) {
+        memset(y, 0, (size_t)o * ckk * sizeof(float));
+    }
+    for (col = 0; col < total;) {
+        int s, nt;
+        for (t = 0; col < total && t < cb; col++) if (act[col]) idx[t++] = (int)col;
+        if (!t) break;
+        nt = (int)t;
+        MMGAN__PAR_FOR(ctx->threads, t * (ckk + (size_t)o) >= MMGAN__PAR_MIN)
+        for (s = 0; s < nt; s++) {
+            mmgan__sparse_gather(q, x, (size_t)idx[s], win + (size_t)s * ckk);
+            if (wgrad) {
+                const float *g = w + (size_t)idx[s] / hw * o * hw + (size_t)idx[s] % hw;
+                int k;
+                for (k = 0; k < o; k++) oc[(size_t)k * cb + s] = g[(size_t)k * hw];
+            }
+        }
+        if (wgrad) {   /* dw [O, CKK] (+)= gy's columns [O, t] windows [t, CKK] */
+            mmgan_gemm(ctx, 0, 0, o, (int)ckk, nt, 1.0f, oc, (int)cb, win, (int)ckk, first ? 0.0f : 1.0f, y, (int)ckk);
+        } else {   /* [O, t] = w [O, CKK] windows^T, onto the bias */
+            mmgan_gemm(ctx, 0, 1, o, nt, (int)ckk, 1.0f, w, (int)ckk, win, (int)ckk, 0.0f, oc, (int)cb);
+            MMGAN__PAR_FOR(ctx->threads, t * (size_t)o >= MMGAN__PAR_MIN)
+            for (s = 0; s < nt; s++) {
+                float *d = y + (size_t)idx[s] / hw * o * hw + (size_t)idx[s] % hw;
+                int k;
+                for (k = 0; k < o; k++) d[(size_t)k * hw] += oc[(size_t)k * cb + s];
+            }
+        }
+        first = 0;
+    }
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__sparse_hits++;
+#endif
+    return 1;
+}
+
 /* ===================================================================== */
 /* 2.7 Elementwise vector kernels                                         */
 /* ===================================================================== */
@@ -4952,18 +5133,29 @@ static int mmgan__conv_dense(const mmgan__convgeom *q)
     return q->ho == 1 && q->wo == 1 && q->pad == 0 && q->kh == q->h && q->kw == q->w;
 }
 
+/* conv2d and the weight gradient (but not its one-vector-per-pixel form,
+ * for windows of at most 16 values) may take sparse columns (2.6). */
+static int mmgan__conv_may_sparse(const mmgan__node *nd, const mmgan__convgeom *q)
+{
+    return nd->op == MMGAN__OP_CONV || (nd->op == MMGAN__OP_WGRAD && !mmgan__wgrad_dot(q));
+}
+
 static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 {
     mmgan__convgeom q;
     const mmgan__node *nx = &g->nodes[nd->in[0]];
+    size_t f;
     mmgan__conv_geom(g, nd, &q);
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
-    if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
-    if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
-    return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
-                          mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
-                          : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
+    if (nd->op == MMGAN__OP_CONV) f = mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
+    else if (nd->op == MMGAN__OP_CONVT) f = mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
+    else f = mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
+                            mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
+                            : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
+    if (mmgan__conv_may_sparse(nd, &q))
+        f = MMGAN__MAX(f, mmgan__sparse_ws(&q, nx->shape[0], nd->op == MMGAN__OP_CONV ? nd->shape[1] : nd->shape[0]));
+    return f;
 }
 
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
@@ -4999,6 +5191,10 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
         }
         return;
     }
+    if (mmgan__conv_may_sparse(nd, &q) &&
+        mmgan__conv_sparse(r->ctx, &q, nx->shape[0], nd->op == MMGAN__OP_CONV ? nd->shape[1] : nd->shape[0],
+                           nd->op == MMGAN__OP_WGRAD, x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch))
+        return;
     /* Which product each op uses was measured: see 2.6. */
     if (nd->op == MMGAN__OP_CONV)
         mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch);
@@ -5887,18 +6083,6 @@ static int mmgan__all_zero(const float *y, size_t n)
 {
     size_t i;
     for (i = 0; i < n; i++) if (y[i] != 0.0f) return 0;
-    return 1;
-}
-
-static int mmgan__all_finite(const float *y, size_t n)
-{
-    size_t i, lo;
-    for (lo = 0; lo < n; lo += MMGAN__EW_BLOCK) {   /* no early exit inside a block: it vectorizes */
-        size_t hi = n - lo < MMGAN__EW_BLOCK ? n : lo + MMGAN__EW_BLOCK;
-        int bad = 0;
-        for (i = lo; i < hi; i++) bad |= !(fabsf(y[i]) <= FLT_MAX);
-        if (bad) return 0;
-    }
     return 1;
 }
 

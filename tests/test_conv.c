@@ -2,9 +2,11 @@
  * conv2d by its definition, conv_transpose2d as the adjoint of conv2d
  * (<conv(x), y> == <x, conv_transpose(y)>) and by its own definition, and
  * conv2d_wgrad as the weight gradient, over many shapes. */
+#define MMGAN__TEST_HOOKS
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include "harness.h"
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -267,6 +269,149 @@ static void check_threads(const shp *q, int most)
     free(x); free(w); free(gy);
 }
 
+/* Sparse columns (2.6): conv2d (with and without bias) and its weight
+ * gradient on mostly-zero inputs against the naive loops in double, the
+ * sparse path taken (and not for dense inputs), the same bits on 1, 2 and 3
+ * threads.  Patterns: 0 one nonzero pixel of one channel per image and
+ * every third image zero (an L-inf gradient with samples inside the margin);
+ * 1 about 1% of pixels nonzero in every channel (5: 3%, which leaves a
+ * quarter to a half of the columns of wider windows); 2 all zeros; 3 x dense
+ * and gy nonzero at about 5% of its columns (the weight gradient from gy's
+ * side); 4 dense (the ordinary path); 6 as 0 with an Inf in w and in gy,
+ * 7 as 3 with an Inf in x (0 Inf is NaN: every column computed).  A product takes the sparse path
+ * when at most a quarter of its columns multiply anything, counted here. */
+static void check_sparse(const shp *q, int pattern)
+{
+    int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
+    int xs[4] = {q->n, q->c, q->h, q->w}, ws[4] = {q->o, q->c, q->kh, q->kw}, ys[4] = {q->n, q->o, ho, wo};
+    int bs[1], t, k, b, i, hits[MOST_THREADS], most = MOST_THREADS;
+    size_t nx = (size_t)q->n * q->c * q->h * q->w, nw = (size_t)q->o * q->c * q->kh * q->kw;
+    size_t ny = (size_t)q->n * q->o * ho * wo, plane = (size_t)q->h * q->w, hw = (size_t)ho * wo, e;
+    float *x = rnd(nx), *w = rnd(nw), *gy = rnd(ny), *bias = rnd((size_t)q->o), *out[MOST_THREADS];
+    double *ref = (double *)malloc(sizeof(double) * (ny > nw ? ny : nw)), err;
+    mmgan_graph *gs[MOST_THREADS];
+    mmgan_plan *ps[MOST_THREADS];
+    mmgan_node r[3];
+    char tag[160];
+    bs[0] = q->o;
+    snprintf(tag, sizeof tag, "sparse %d: x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d", pattern, q->n, q->c, q->h, q->w,
+             q->o, q->c, q->kh, q->kw, q->s, q->p);
+    if (pattern == 0 || pattern == 2 || pattern == 6) {
+        memset(x, 0, nx * sizeof(float));
+        for (b = 0; b < q->n && pattern != 2; b++)
+            if (b % 3 != 1)
+                x[(size_t)b * q->c * plane + mmgan_rng_below(&rng, (uint32_t)(q->c * plane))] = 0.5f + mmgan_rng_uniform(&rng);
+    } else if (pattern == 1 || pattern == 5) {
+        for (b = 0; b < q->n; b++)
+            for (e = 0; e < plane; e++)
+                if (mmgan_rng_below(&rng, pattern == 1 ? 100 : 33) != 0)
+                    for (k = 0; k < q->c; k++) x[((size_t)b * q->c + k) * plane + e] = 0.0f;
+    } else if (pattern == 3 || pattern == 7) {
+        for (b = 0; b < q->n; b++)
+            for (e = 0; e < hw; e++)
+                if (mmgan_rng_below(&rng, 20) != 0)
+                    for (k = 0; k < q->o; k++) gy[((size_t)b * q->o + k) * hw + e] = 0.0f;
+    }
+    if (pattern == 6) {   /* a window's first weight, and one gy value */
+        w[0] = INFINITY;
+        gy[0] = INFINITY;
+    }
+    if (pattern == 7) x[0] = INFINITY;
+    mmgan_ctx_set_threads(ctx, 2);
+    if (mmgan_ctx_threads(ctx) == 1) most = 1;   /* no OpenMP: once */
+    for (t = 0; t < most; t++) {
+        mmgan_graph *g = mmgan_graph_new(ctx);
+        mmgan_node X = mmgan_input(g, "x", 4, xs), Wn = mmgan_input(g, "w", 4, ws), GY = mmgan_input(g, "gy", 4, ys);
+        mmgan_node B = mmgan_input(g, "b", 1, bs);
+        int before = mmgan__sparse_hits;
+        mmgan_ctx_set_threads(ctx, t + 1);
+        mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, Wn, w); mmgan_graph_feed(g, GY, gy); mmgan_graph_feed(g, B, bias);
+        r[0] = mmgan_conv2d(g, X, Wn, q->s, q->p);
+        r[1] = mmgan_bias_add(g, mmgan_conv2d(g, X, Wn, q->s, q->p), B);
+        r[2] = mmgan_conv2d_wgrad(g, X, GY, q->kh, q->kw, q->s, q->p);
+        ps[t] = mmgan_plan_new(g, 3, r);
+        gs[t] = g;
+        CHECK(ps[t] && mmgan_plan_run(ps[t]) == MMGAN_OK, "%s: plan: %s", tag, mmgan_ctx_error(ctx));
+        hits[t] = mmgan__sparse_hits - before;
+        out[t] = (float *)calloc(2 * ny + nw, sizeof(float));
+        if (ps[t]) {
+            memcpy(out[t], mmgan_plan_value(ps[t], r[0]), ny * sizeof(float));
+            memcpy(out[t] + ny, mmgan_plan_value(ps[t], r[1]), ny * sizeof(float));
+            memcpy(out[t] + 2 * ny, mmgan_plan_value(ps[t], r[2]), nw * sizeof(float));
+        }
+    }
+    mmgan_ctx_set_threads(ctx, 1);
+    if (pattern == 6) {   /* y's channel 0 NaN or Inf in every column, and a NaN in dw's row 0 */
+        int nan_y = 1, nan_w = 0;
+        for (b = 0; b < q->n; b++) for (e = 0; e < hw; e++) nan_y &= !(fabsf(out[0][(size_t)b * q->o * hw + e]) <= FLT_MAX);
+        for (e = 0; e < (size_t)q->c * q->kh * q->kw; e++) nan_w |= out[0][2 * ny + e] != out[0][2 * ny + e];
+        CHECK(nan_y && nan_w, "%s: the NaNs of 0 x Inf are missing (y %d, dw %d)", tag, nan_y, nan_w);
+        goto counted;
+    }
+    if (pattern == 7) {   /* dw's first column multiplies gy's zero columns by x's Inf */
+        int nan_w = 0;
+        for (e = 0; e < nw; e++) nan_w |= out[0][2 * ny + e] != out[0][2 * ny + e];
+        CHECK(nan_w, "%s: the NaNs of 0 x Inf are missing from dw", tag);
+        goto counted;
+    }
+    naive_conv(q, x, w, ref);
+    err = max_rel(out[0], ref, ny);
+    CHECK(err < 1e-5, "%s: conv2d error %.3g", tag, err);
+    for (e = 0; e < ny; e++) ref[e] += bias[(e / hw) % (size_t)q->o];
+    err = max_rel(out[0] + ny, ref, ny);
+    CHECK(err < 1e-5 || (pattern == 2 && err < 1e-6), "%s: conv2d + bias error %.3g", tag, err);
+    {
+        int o, c, i2, j2, n, oy, ox;
+        for (o = 0; o < q->o; o++) for (c = 0; c < q->c; c++) for (i2 = 0; i2 < q->kh; i2++) for (j2 = 0; j2 < q->kw; j2++) {
+            double sum = 0;
+            for (n = 0; n < q->n; n++) for (oy = 0; oy < ho; oy++) for (ox = 0; ox < wo; ox++) {
+                int iy = oy * q->s - q->p + i2, ix = ox * q->s - q->p + j2;
+                if (iy < 0 || iy >= q->h || ix < 0 || ix >= q->w) continue;
+                sum += (double)gy[((n * q->o + o) * ho + oy) * wo + ox] * x[((n * q->c + c) * q->h + iy) * q->w + ix];
+            }
+            ref[((o * q->c + c) * q->kh + i2) * q->kw + j2] = sum;
+        }
+        err = max_rel(out[0] + 2 * ny, ref, nw);
+        if (pattern == 2) for (e = 0, err = 0; e < nw; e++) err += fabs(out[0][2 * ny + e]);
+        CHECK(err < 1e-5, "%s: conv2d_wgrad error %.3g", tag, err);
+    }
+counted:
+    /* conv2d twice and the weight gradient (unless its window is one
+     * AVX-512 vector: always dense), by the columns that multiply anything */
+    {
+        size_t xcols = 0, wcols = 0, total = (size_t)q->n * hw;
+        int want, n, oy, ox, c, i2, j2;
+        mmgan__convgeom g1;
+        g1.c = q->c; g1.kh = q->kh; g1.kw = q->kw;
+        for (n = 0; n < q->n; n++) for (oy = 0; oy < ho; oy++) for (ox = 0; ox < wo; ox++) {
+            int xnz = 0, gnz = 0;
+            for (c = 0; c < q->c; c++) for (i2 = 0; i2 < q->kh; i2++) for (j2 = 0; j2 < q->kw; j2++) {
+                int iy = oy * q->s - q->p + i2, ix = ox * q->s - q->p + j2;
+                if (iy >= 0 && iy < q->h && ix >= 0 && ix < q->w) xnz |= x[((n * q->c + c) * q->h + iy) * q->w + ix] != 0;
+            }
+            for (c = 0; c < q->o; c++) gnz |= gy[((n * q->o + c) * ho + oy) * wo + ox] != 0;
+            xcols += (size_t)xnz;
+            wcols += (size_t)(xnz && gnz);
+        }
+        if (q->n == 70 && pattern == 0)
+            CHECK(xcols > MMGAN__SPARSE_COLS, "%s: %lu columns, one gathered product", tag, (unsigned long)xcols);
+        want = pattern == 3 || pattern == 4 || pattern >= 6 ? 0 : xcols * 4 <= total ? 2 : 0;
+        if (pattern != 4 && pattern < 6 && !mmgan__wgrad_dot(&g1) && wcols * 4 <= total) want++;
+        for (t = 0; t < most; t++)
+            CHECK(hits[t] == want, "%s, %d thread%s: %d products took the sparse path, not %d", tag, t + 1,
+                  t ? "s" : "", hits[t], want);
+    }
+    for (t = 1; t < most; t++)
+        CHECK(memcmp(out[0], out[t], (2 * ny + nw) * sizeof(float)) == 0, "%s: 1 and %d threads differ", tag, t + 1);
+    for (t = 0; t < most; t++) {
+        free(out[t]);
+        mmgan_plan_free(ps[t]);
+        mmgan_graph_free(gs[t]);
+    }
+    (void)i;
+    free(x); free(w); free(gy); free(bias); free(ref);
+}
+
 #ifdef MMGAN__OMP
 /* On threads each thread unfolds and multiplies its own images of each
  * chunk, with no barrier between chunks: the matrices of two threads must
@@ -458,6 +603,17 @@ int main(void)
 #ifdef MMGAN__OMP
         check_own_layout();
 #endif
+    }
+    {
+        /* the critic's layer (narrower), its first layer, a 3x3 window with
+         * padding, a 1x1 window, a non-square one with a pad of 2, 70 small
+         * images (one-hot: more columns than one gathered product takes) */
+        static const shp sp[] = {{12, 32, 14, 14, 64, 4, 4, 2, 1}, {5, 1, 28, 28, 64, 4, 4, 2, 1},
+                                 {4, 3, 9, 7, 5, 3, 3, 1, 1}, {3, 2, 8, 8, 4, 1, 1, 1, 0},
+                                 {2, 5, 11, 10, 7, 5, 3, 2, 2}, {70, 8, 6, 6, 9, 3, 3, 1, 1}};
+        int pat;
+        for (i = 0; i < (int)(sizeof sp / sizeof sp[0]); i++)
+            for (pat = 0; pat < 8; pat++) check_sparse(&sp[i], pat);
     }
     for (i = 0; i < 60; i++) {
         shp q;
