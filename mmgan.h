@@ -3570,26 +3570,21 @@ static void mmgan__conv2d_bwd_weight_dot(mmgan_ctx *ctx, const mmgan__convgeom *
  * 4 of 196 nonzero pixels, whose windows touch 9 of the next layer's 49
  * output columns.  conv2d and its weight gradient then multiply only the
  * columns whose window holds a nonzero (and, for the weight gradient, whose
- * gy is nonzero), gathered in batches; the rest of y is its bias.  Whether
- * to look costs a scan of the first image's first plane: dense activations
- * leave at once.  The products sum each column's own k in the same order as
- * the column matrix would, but a weight gradient sums fewer columns, so its
- * bits may differ from the dense product's (not with the thread count). */
-#define MMGAN__SPARSE_COLS 256   /* columns per gathered product */
+ * gy is nonzero), gathered in batches; the rest of y is its bias.  Looking
+ * must cost next to nothing when it finds the input dense, as it will for
+ * most activations (and for [0, 1] MNIST digits, whose first layer sees a
+ * third of its columns touch a stroke): the first image alone decides
+ * first, and the count over the batch stops at a quarter.  Windows of fewer
+ * than 64 values (a 1-channel layer) stay dense: their products are cheaper
+ * than the bookkeeping.  The scratch is the op's own, unused on this path,
+ * so plans do not grow; a batch of columns must fit in it.  The results
+ * equal the dense product's to rounding (a weight gradient sums fewer
+ * terms), the same for every thread count. */
+#define MMGAN__SPARSE_COLS 256   /* columns per gathered product, at most */
+#define MMGAN__SPARSE_MIN_K 64   /* values per window, at least */
 #ifdef MMGAN__TEST_HOOKS
 static int mmgan__sparse_hits;   /* products that took the sparse path */
 #endif
-
-/* Scratch of the sparse path (in place of the op's own, which it does not
- * use): the nonzero pixels of each image of x (n h w bytes) and of gy
- * (n ho wo), which columns multiply anything (n ho wo), the batch's column
- * indices and its gathered operands. */
-static size_t mmgan__sparse_ws(const mmgan__convgeom *q, int n, int o)
-{
-    const size_t hw = (size_t)q->ho * q->wo, cb = MMGAN__MIN((size_t)n * hw, (size_t)MMGAN__SPARSE_COLS);
-    const size_t px = (size_t)n * ((size_t)q->h * q->w + 2 * hw);
-    return 16 + (px + 3) / 4 + cb + ((size_t)q->c * q->kh * q->kw + (size_t)o) * cb;
-}
 
 /* Whether every value is finite: a product skipped for a zero operand must
  * not hide the NaN an Inf or NaN in the other would have made. */
@@ -3664,42 +3659,57 @@ static void mmgan__sparse_gather(const mmgan__convgeom *q, const float *x, size_
     }
 }
 
+/* Marks the columns of images [b0, b1) that multiply anything in act
+ * (image-major) and returns how many, or stops past `most`. */
+static size_t mmgan__sparse_mark(const mmgan__convgeom *q, const unsigned char *xat, const unsigned char *gat,
+                                 int b0, int b1, unsigned char *act, size_t most)
+{
+    const size_t hw = (size_t)q->ho * q->wo;
+    size_t cols = 0, col;
+    for (col = (size_t)b0 * hw; col < (size_t)b1 * hw && cols <= most; col++) {
+        const int b = (int)(col / hw), oy = (int)(col % hw / q->wo), ox = (int)(col % q->wo);
+        act[col] = (unsigned char)((!gat || gat[col]) && (!xat || mmgan__sparse_window(q, xat, b, oy, ox)));
+        cols += act[col];
+    }
+    return cols;
+}
+
 /* conv2d (wgrad = 0: y [N, O, Ho, Wo] from x, w, bias) or its weight
  * gradient (wgrad = 1: y = dw [O, CKK] from x and gy = w) over the sparse
- * columns; 0 if x (and gy) are not sparse enough, and nothing was written. */
+ * columns, in sp (avail floats); 0 if x (and gy) are not sparse enough, or
+ * sp too small, and nothing was written. */
 static int mmgan__conv_sparse(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int wgrad, const float *x,
-                              const float *w, const float *bias, float *y, float *sp)
+                              const float *w, const float *bias, float *y, float *sp, size_t avail)
 {
     const size_t hw = (size_t)q->ho * q->wo, plane = (size_t)q->h * q->w, ckk = (size_t)q->c * q->kh * q->kw;
-    const size_t total = (size_t)n * hw, cb = MMGAN__MIN(total, (size_t)MMGAN__SPARSE_COLS);
-    const size_t px = (size_t)n * (plane + 2 * hw);
+    const size_t total = (size_t)n * hw, maps = ((size_t)n * (plane + 2 * hw) + 3) / 4;
+    /* x's nonzero pixels [n h w], gy's [n ho wo], the active columns [n ho wo], bytes */
     unsigned char *xat = NULL, *gat = NULL, *act = (unsigned char *)sp + (size_t)n * (plane + hw);
-    int *idx = (int *)(sp + (px + 3) / 4);
-    /* the windows [cb, CKK]; conv2d's product [O, cb] or gy's columns [O, cb] */
-    float *win = sp + (px + 3) / 4 + cb, *oc = win + ckk * cb;
-    size_t cols = 0, col, t;
+    size_t cb, cols, col, t;
+    int *idx;
+    float *win, *oc;   /* the windows [cb, CKK]; conv2d's product [O, cb] or gy's columns [O, cb] */
     int first = 1, b;
-    if (total > (size_t)INT_MAX) return 0;
-    if (mmgan__sparse_try(x, plane)) {
-        xat = (unsigned char *)sp;
-        mmgan__sparse_pixels(ctx, x, n, q->c, plane, xat);
-    }
-    if (wgrad && mmgan__sparse_try(w, hw)) {   /* gy's columns, at output resolution */
-        gat = (unsigned char *)sp + (size_t)n * plane;
-        mmgan__sparse_pixels(ctx, w, n, o, hw, gat);
-    }
+    if (ckk < MMGAN__SPARSE_MIN_K || total > (size_t)INT_MAX || avail < maps + 16 + (ckk + o + 1) * 32) return 0;
+    cb = MMGAN__MIN(MMGAN__MIN(total, (size_t)MMGAN__SPARSE_COLS), (avail - maps - 16) / (ckk + o + 1));
+    idx = (int *)(sp + maps);
+    win = sp + maps + cb;
+    oc = win + ckk * cb;
+    if (mmgan__sparse_try(x, plane)) xat = (unsigned char *)sp;
+    if (wgrad && mmgan__sparse_try(w, hw)) gat = (unsigned char *)sp + (size_t)n * plane;   /* gy's columns */
     if (!xat && !gat) return 0;
+    /* the first image decides whether the batch is worth a look */
+    if (xat) mmgan__sparse_pixels(ctx, x, 1, q->c, plane, xat);
+    if (gat) mmgan__sparse_pixels(ctx, w, 1, o, hw, gat);
+    if (mmgan__sparse_mark(q, xat, gat, 0, 1, act, hw / 4) * 4 > hw) return 0;
+    if (xat && n > 1) mmgan__sparse_pixels(ctx, x + (size_t)q->c * plane, n - 1, q->c, plane, xat + plane);
+    if (gat && n > 1) mmgan__sparse_pixels(ctx, w + (size_t)o * hw, n - 1, o, hw, gat + hw);
+    cols = mmgan__sparse_mark(q, xat, gat, 0, n, act, total / 4);
+    if (cols * 4 > total) return 0;
     /* a skipped column multiplies zeros (x's window, or gy's column) by the
      * other operand (w or gy, or x): unless that is finite, compute them all */
     if (!wgrad ? !mmgan__all_finite(w, (size_t)o * ckk)
                : (xat && !mmgan__all_finite(w, (size_t)o * total)) || (gat && !mmgan__all_finite(x, (size_t)q->c * plane * n)))
         return 0;
-    for (col = 0; col < total; col++) {
-        const int bb = (int)(col / hw), oy = (int)(col % hw / q->wo), ox = (int)(col % q->wo);
-        act[col] = (unsigned char)((!gat || gat[col]) && (!xat || mmgan__sparse_window(q, xat, bb, oy, ox)));
-        cols += act[col];
-    }
-    if (cols * 4 > total) return 0;
     if (!wgrad) {
         int k;
         for (b = 0; b < n; b++)
@@ -5144,18 +5154,14 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 {
     mmgan__convgeom q;
     const mmgan__node *nx = &g->nodes[nd->in[0]];
-    size_t f;
     mmgan__conv_geom(g, nd, &q);
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
-    if (nd->op == MMGAN__OP_CONV) f = mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
-    else if (nd->op == MMGAN__OP_CONVT) f = mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
-    else f = mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
-                            mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
-                            : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
-    if (mmgan__conv_may_sparse(nd, &q))
-        f = MMGAN__MAX(f, mmgan__sparse_ws(&q, nx->shape[0], nd->op == MMGAN__OP_CONV ? nd->shape[1] : nd->shape[0]));
-    return f;
+    if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
+    if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
+    return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
+                          mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
+                          : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
 }
 
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
@@ -5193,7 +5199,8 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
     }
     if (mmgan__conv_may_sparse(nd, &q) &&
         mmgan__conv_sparse(r->ctx, &q, nx->shape[0], nd->op == MMGAN__OP_CONV ? nd->shape[1] : nd->shape[0],
-                           nd->op == MMGAN__OP_WGRAD, x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch))
+                           nd->op == MMGAN__OP_WGRAD, x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch,
+                           mmgan__conv_scratch(r->g, nd)))
         return;
     /* Which product each op uses was measured: see 2.6. */
     if (nd->op == MMGAN__OP_CONV)

@@ -278,8 +278,11 @@ static void check_threads(const shp *q, int most)
  * quarter to a half of the columns of wider windows); 2 all zeros; 3 x dense
  * and gy nonzero at about 5% of its columns (the weight gradient from gy's
  * side); 4 dense (the ordinary path); 6 as 0 with an Inf in w and in gy,
- * 7 as 3 with an Inf in x (0 Inf is NaN: every column computed).  A product takes the sparse path
- * when at most a quarter of its columns multiply anything, counted here. */
+ * 7 as 3 with an Inf in x (0 Inf is NaN: every column computed); 8 the
+ * first image dense but for its first channel, the rest zero.  A
+ * product takes the sparse path when at most a quarter of its columns
+ * multiply anything (counted here), and of the first image's, its windows
+ * hold 64 values or more and a batch of 32 columns fits in its scratch. */
 static void check_sparse(const shp *q, int pattern)
 {
     int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
@@ -291,7 +294,7 @@ static void check_sparse(const shp *q, int pattern)
     double *ref = (double *)malloc(sizeof(double) * (ny > nw ? ny : nw)), err;
     mmgan_graph *gs[MOST_THREADS];
     mmgan_plan *ps[MOST_THREADS];
-    mmgan_node r[3];
+    mmgan_node r[3], r0 = 0, r2 = 0;
     char tag[160];
     bs[0] = q->o;
     snprintf(tag, sizeof tag, "sparse %d: x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d", pattern, q->n, q->c, q->h, q->w,
@@ -317,6 +320,10 @@ static void check_sparse(const shp *q, int pattern)
         gy[0] = INFINITY;
     }
     if (pattern == 7) x[0] = INFINITY;
+    if (pattern == 8) {
+        memset(x, 0, plane * sizeof(float));
+        memset(x + (size_t)q->c * plane, 0, (nx - (size_t)q->c * plane) * sizeof(float));
+    }
     mmgan_ctx_set_threads(ctx, 2);
     if (mmgan_ctx_threads(ctx) == 1) most = 1;   /* no OpenMP: once */
     for (t = 0; t < most; t++) {
@@ -329,6 +336,7 @@ static void check_sparse(const shp *q, int pattern)
         r[0] = mmgan_conv2d(g, X, Wn, q->s, q->p);
         r[1] = mmgan_bias_add(g, mmgan_conv2d(g, X, Wn, q->s, q->p), B);
         r[2] = mmgan_conv2d_wgrad(g, X, GY, q->kh, q->kw, q->s, q->p);
+        r0 = r[0]; r2 = r[2];
         ps[t] = mmgan_plan_new(g, 3, r);
         gs[t] = g;
         CHECK(ps[t] && mmgan_plan_run(ps[t]) == MMGAN_OK, "%s: plan: %s", tag, mmgan_ctx_error(ctx));
@@ -379,8 +387,9 @@ counted:
     /* conv2d twice and the weight gradient (unless its window is one
      * AVX-512 vector: always dense), by the columns that multiply anything */
     {
-        size_t xcols = 0, wcols = 0, total = (size_t)q->n * hw;
-        int want, n, oy, ox, c, i2, j2;
+        size_t xcols = 0, wcols = 0, x0 = 0, w0 = 0, total = (size_t)q->n * hw, ckk = (size_t)q->c * q->kh * q->kw;
+        size_t maps = ((size_t)q->n * (plane + 2 * hw) + 3) / 4, need = maps + 16 + (ckk + (size_t)q->o + 1) * 32;
+        int want, n, oy, ox, c, i2, j2, deep = ckk >= MMGAN__SPARSE_MIN_K;
         mmgan__convgeom g1;
         g1.c = q->c; g1.kh = q->kh; g1.kw = q->kw;
         for (n = 0; n < q->n; n++) for (oy = 0; oy < ho; oy++) for (ox = 0; ox < wo; ox++) {
@@ -392,11 +401,15 @@ counted:
             for (c = 0; c < q->o; c++) gnz |= gy[((n * q->o + c) * ho + oy) * wo + ox] != 0;
             xcols += (size_t)xnz;
             wcols += (size_t)(xnz && gnz);
+            if (n == 0) { x0 += (size_t)xnz; w0 += (size_t)(xnz && gnz); }
         }
         if (q->n == 70 && pattern == 0)
             CHECK(xcols > MMGAN__SPARSE_COLS, "%s: %lu columns, one gathered product", tag, (unsigned long)xcols);
-        want = pattern == 3 || pattern == 4 || pattern >= 6 ? 0 : xcols * 4 <= total ? 2 : 0;
-        if (pattern != 4 && pattern < 6 && !mmgan__wgrad_dot(&g1) && wcols * 4 <= total) want++;
+        want = pattern == 3 || pattern == 4 || pattern >= 6 || !deep ? 0
+             : xcols * 4 <= total && x0 * 4 <= hw && mmgan__conv_scratch(gs[0], &gs[0]->nodes[r0]) >= need ? 2 : 0;
+        if (pattern != 4 && pattern < 6 && deep && !mmgan__wgrad_dot(&g1) && wcols * 4 <= total && w0 * 4 <= hw &&
+            mmgan__conv_scratch(gs[0], &gs[0]->nodes[r2]) >= need)
+            want++;
         for (t = 0; t < most; t++)
             CHECK(hits[t] == want, "%s, %d thread%s: %d products took the sparse path, not %d", tag, t + 1,
                   t ? "s" : "", hits[t], want);
@@ -605,15 +618,17 @@ int main(void)
 #endif
     }
     {
-        /* the critic's layer (narrower), its first layer, a 3x3 window with
-         * padding, a 1x1 window, a non-square one with a pad of 2, 70 small
-         * images (one-hot: more columns than one gathered product takes) */
+        /* the critic's layer (narrower), its first layer (16-value windows:
+         * dense), a 3x3 window with padding, a 1x1 window (its unpadded
+         * weight gradient has no scratch of its own: dense), a non-square
+         * one with a pad of 2, 70 small images (one-hot: more columns than
+         * one gathered product takes) */
         static const shp sp[] = {{12, 32, 14, 14, 64, 4, 4, 2, 1}, {5, 1, 28, 28, 64, 4, 4, 2, 1},
-                                 {4, 3, 9, 7, 5, 3, 3, 1, 1}, {3, 2, 8, 8, 4, 1, 1, 1, 0},
+                                 {4, 8, 9, 7, 5, 3, 3, 1, 1}, {3, 64, 8, 8, 4, 1, 1, 1, 0},
                                  {2, 5, 11, 10, 7, 5, 3, 2, 2}, {70, 8, 6, 6, 9, 3, 3, 1, 1}};
         int pat;
         for (i = 0; i < (int)(sizeof sp / sizeof sp[0]); i++)
-            for (pat = 0; pat < 8; pat++) check_sparse(&sp[i], pat);
+            for (pat = 0; pat < 9; pat++) check_sparse(&sp[i], pat);
     }
     for (i = 0; i < 60; i++) {
         shp q;
