@@ -324,7 +324,10 @@ static void check_sparse(const shp *q, int pattern)
         w[0] = INFINITY;
         gy[0] = INFINITY;
     }
-    if (pattern == 7) x[0] = INFINITY;
+    if (pattern == 7) {   /* gy's first column zero, so that dw has Inf x 0 there */
+        x[0] = INFINITY;
+        for (k = 0; k < q->o; k++) gy[(size_t)k * hw] = 0.0f;
+    }
     if (pattern == 8) {
         memset(x, 0, plane * sizeof(float));
         memset(x + (size_t)q->c * plane, 0, (nx - (size_t)q->c * plane) * sizeof(float));
