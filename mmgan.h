@@ -2134,7 +2134,10 @@ static void mmgan__pack_b(const mmgan__gemm_args *g, int p0, int kc, int j0, int
         if (!g->tb) {   /* the partial last panel (whole ones went row by row above) */
             const float *src = g->b + (size_t)p0 * g->ldb + j0 + c0;
             for (p = 0; p < kc; p++, src += g->ldb, dst += nr) {
-                for (j = 0; j < cols; j++) dst[j] = src[j];
+                for (j = 0; j + MMGAN__VN <= cols; j += MMGAN__VN) MMGAN__VSTORE(dst + j, MMGAN__VLOAD(src + j));
+                for (; j < cols; j++) dst[j] = src[j];
+                for (; j < nr && j % MMGAN__VN; j++) dst[j] = 0.0f;
+                for (; j + MMGAN__VN <= nr; j += MMGAN__VN) MMGAN__VSTORE(dst + j, MMGAN__VSET(0.0f));
                 for (; j < nr; j++) dst[j] = 0.0f;
             }
         } else {
@@ -2334,7 +2337,7 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                     mmgan__range(npm, tid, nt, &q0, &q1);
                     mmgan__pack_a(g, ic, mc, pc, kc, q0, q1);
                 }
-                MMGAN__OMP_BARRIER();
+                if (nt > 1) { MMGAN__OMP_BARRIER(); }   /* one thread: no team to wait for */
                 /* Tiles in column-panel-major order: consecutive tiles of a
                  * thread share the B panel that sits in L1.  The head is the
                  * last panel. */
@@ -2355,7 +2358,7 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                     mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
                                      g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
                 }
-                MMGAN__OMP_BARRIER();
+                if (nt > 1) { MMGAN__OMP_BARRIER(); }
             }
         }
     }
