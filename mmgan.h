@@ -766,7 +766,7 @@ MMGAN_DEF void mmgan_ema_swap(mmgan_ema *e);
 /* Decompresses raw DEFLATE (RFC 1951) data; *out is allocated (mmgan_free). */
 MMGAN_DEF mmgan_status mmgan_inflate(mmgan_ctx *ctx, const unsigned char *in, size_t n,
                                      unsigned char **out, size_t *out_size);
-/* Decompresses a gzip member (RFC 1952), checking its CRC-32 and length. */
+/* Decompresses gzip data (RFC 1952): its members, concatenated, each checked by its CRC-32 and length. */
 MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
                                     unsigned char **out, size_t *out_size);
 /* CRC-32 (the gzip and PNG polynomial) of n bytes, continuing from crc (0 to start). */
@@ -2498,7 +2498,7 @@ static mmgan__gemm_args mmgan__gemm_args_of(const mmgan__gemm_kernel *kr, int ta
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     g.direct_b = direct_b;
     g.head = mmgan__gemm_head(kr, direct_b, b, ldb, n);
-    g.b += g.head; g.c += g.head; g.n -= g.head;
+    if (g.head) { g.b += g.head; g.c += g.head; g.n -= g.head; }   /* b is NULL for a gathered B */
     return g;
 }
 
@@ -6806,7 +6806,7 @@ MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *gr
     for (i = 0; i < o->n; i++)
         if (!grads[i]) return mmgan__fail(o->ctx, MMGAN_ERR_INVALID, "opt_step: gradient %d ('%s') is NULL", i, o->params[i]->name);
     s = &o->spec;
-    o->t++;
+    if (o->t < LONG_MAX) o->t++;   /* a loaded count may be anything up to LONG_MAX */
     /* Bias corrections in double: b^t underflows nothing for any t we meet. */
     c1 = 1.0 - pow((double)s->beta1, (double)o->t);
     c2 = 1.0 - pow((double)s->beta2, (double)o->t);
@@ -7053,7 +7053,9 @@ static int mmgan__huff_build(mmgan__huff *h, const unsigned char *len, int n, in
     for (i = 1; i < 15; i++) offs[i + 1] = (short)(offs[i] + h->count[i]);
     for (i = 0; i < n; i++)
         if (len[i]) h->sym[offs[len[i]]++] = (short)i;
-    return left == 0 || allow_incomplete;
+    /* Incomplete only as one code of one bit (RFC 1951 3.2.7: a single
+     * distance code); other incomplete sets zlib refuses too. */
+    return left == 0 || (allow_incomplete && h->count[1] == 1 && n - h->count[0] == 1);
 }
 
 /* One symbol, reading the code bit by bit (codes are stored MSB first). */
@@ -7238,18 +7240,19 @@ MMGAN_DEF mmgan_status mmgan_inflate(mmgan_ctx *ctx, const unsigned char *in, si
     return mmgan__inflate(ctx, "inflate", in, n, 0, out, out_size, NULL);
 }
 
-MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
-                                    unsigned char **out, size_t *out_size)
+/* One gzip member at in[0, n): its data into *out (mmgan_alloc), the bytes it
+ * took in *used.  hint: the expected size, or 0. */
+static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in, size_t n, size_t hint,
+                                         unsigned char **out, size_t *out_size, size_t *used)
 {
-    size_t pos = 10, used = 0;
+    size_t pos = 10, took = 0;
     unsigned flg;
     uint32_t crc, isize;
     mmgan_status st;
-    if (!ctx) return MMGAN_ERR_INVALID;
-    if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gunzip: NULL argument");
-    *out = NULL;
-    if (n < 18 || in[0] != 0x1f || in[1] != 0x8b)
+    if (n < 2 || in[0] != 0x1f || in[1] != 0x8b)
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: not a gzip file (%lu bytes, no 1f 8b magic)", (unsigned long)n);
+    if (n < 18)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated member (%lu bytes, at least 18 needed)", (unsigned long)n);
     if (in[2] != 8) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: compression method %d, only 8 (deflate) exists", in[2]);
     flg = in[3];
     if (flg & 0xe0) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: reserved header flags set (0x%02x)", flg);
@@ -7263,13 +7266,19 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
     }
     if (flg & 8) { while (pos < n && in[pos]) pos++; pos++; }   /* FNAME */
     if (flg & 16) { while (pos < n && in[pos]) pos++; pos++; }  /* FCOMMENT */
-    if (flg & 2) pos += 2;                                      /* FHCRC */
+    if ((flg & 2) && pos + 2 <= n) {                            /* FHCRC: the low half of the header's CRC-32 */
+        if ((mmgan_crc32(0, in, pos) & 0xffffu) != (in[pos] | (uint32_t)in[pos + 1] << 8))
+            return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: header CRC check fails: the header is corrupted");
+        pos += 2;
+    }
     if (pos + 8 > n) return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated header");
-    isize = in[n - 4] | (uint32_t)in[n - 3] << 8 | (uint32_t)in[n - 2] << 16 | (uint32_t)in[n - 1] << 24;
-    /* ISIZE is only a hint (it is the size mod 2^32); the result is checked below. */
-    st = mmgan__inflate(ctx, "gunzip", in + pos, n - pos - 8, isize < (1u << 30) ? isize : 0, out, out_size, &used);
+    /* Deflate expands at most 1032:1, so a larger size hint is damage (or a
+     * later member's) and must not size an allocation; nor may a huge one
+     * (the buffer grows as needed). */
+    if (hint / 1032 > n - pos || hint > ((size_t)1 << 26)) hint = 0;
+    st = mmgan__inflate(ctx, "gunzip", in + pos, n - pos - 8, hint, out, out_size, &took);
     if (st != MMGAN_OK) return st;
-    pos += used;
+    pos += took;
     if (n - pos < 8) {
         mmgan_free(ctx, *out); *out = NULL;
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated trailer");
@@ -7281,7 +7290,48 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: %s check fails: the data is corrupted",
                            isize != (uint32_t)*out_size ? "length" : "CRC-32");
     }
+    *used = pos + 8;
     return MMGAN_OK;
+}
+
+MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
+                                    unsigned char **out, size_t *out_size)
+{
+    size_t pos, used = 0, len = 0;
+    unsigned char *part = NULL;
+    mmgan_status st;
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gunzip: NULL argument");
+    *out = NULL;
+    /* ISIZE, the file's last 4 bytes, is the (last member's) size mod 2^32:
+     * only a hint; each member's trailer is checked. */
+    st = mmgan__gunzip_member(ctx, in, n, n >= 4 ? (in[n - 4] | (size_t)in[n - 3] << 8 | (size_t)in[n - 2] << 16 |
+                                                    (size_t)in[n - 1] << 24) : 0, out, out_size, &used);
+    /* A gzip file is a series of members (gzip -c a b, or appended ones):
+     * their data is concatenated.  Anything else after a member is refused
+     * rather than silently dropped. */
+    for (pos = used; st == MMGAN_OK && pos < n; pos += used) {
+        unsigned char *both;
+        if (n - pos < 2 || in[pos] != 0x1f || in[pos + 1] != 0x8b) {
+            mmgan_free(ctx, *out); *out = NULL;
+            return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: %lu bytes after the gzip data are no gzip member",
+                               (unsigned long)(n - pos));
+        }
+        st = mmgan__gunzip_member(ctx, in + pos, n - pos, 0, &part, &len, &used);
+        if (st != MMGAN_OK) break;
+        both = len ? (unsigned char *)mmgan_alloc(ctx, *out_size + len) : NULL;
+        if (len && !both) { mmgan_free(ctx, part); st = MMGAN_ERR_NOMEM; break; }
+        if (both) {
+            memcpy(both, *out, *out_size);
+            memcpy(both + *out_size, part, len);
+            mmgan_free(ctx, *out);
+            *out = both;
+            *out_size += len;
+        }
+        mmgan_free(ctx, part);
+    }
+    if (st != MMGAN_OK) { mmgan_free(ctx, *out); *out = NULL; }
+    return st;
 }
 
 /* --- IDX -------------------------------------------------------------- */
@@ -7410,7 +7460,7 @@ MMGAN_DEF int mmgan_batcher_next(mmgan_batcher *b, float *images, unsigned char 
     size_t per;
     int i, fresh = b->pos == 0;
     if (b->pos + b->batch > b->ds->n) {   /* the remainder waits for the next epoch */
-        b->epoch++;
+        if (b->epoch < LONG_MAX) b->epoch++;   /* a loaded epoch may be anything up to LONG_MAX */
         b->pos = 0;
         fresh = 1;
         mmgan__batcher_shuffle(b);
@@ -7691,6 +7741,7 @@ typedef struct mmgan__ckarr {
     int ndim, shape[4];
     size_t numel;
     float *data;
+    uint64_t off;      /* decoded: where its bytes began in the file's data section */
 } mmgan__ckarr;
 
 typedef struct mmgan__ckmeta {
@@ -7744,9 +7795,11 @@ static int mmgan__ck_find(const mmgan_ckpt *ck, const char *name)
     return -1;
 }
 
+static mmgan_status mmgan__ck_add(mmgan_ckpt *ck, const char *name, int ndim, const int *shape, size_t numel,
+                                  const float *data);
+
 MMGAN_DEF mmgan_status mmgan_ckpt_put(mmgan_ckpt *ck, const char *name, int ndim, const int *shape, const float *data)
 {
-    mmgan__ckarr *a;
     size_t numel;
     if (!ck) return MMGAN_ERR_INVALID;
     if (!mmgan__ck_name_ok(name, 127))
@@ -7756,6 +7809,15 @@ MMGAN_DEF mmgan_status mmgan_ckpt_put(mmgan_ckpt *ck, const char *name, int ndim
         return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put: '%s' is already in the checkpoint", name);
     if (mmgan__check_shape(ck->ctx, "ckpt_put", ndim, shape, &numel) != MMGAN_OK) return MMGAN_ERR_SHAPE;
     if (!data) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put: no data for '%s'", name);
+    return mmgan__ck_add(ck, name, ndim, shape, numel, data);
+}
+
+/* Appends a checked array (mmgan_ckpt_put, or the decoder, which finds
+ * duplicate names once at the end rather than by a search per array). */
+static mmgan_status mmgan__ck_add(mmgan_ckpt *ck, const char *name, int ndim, const int *shape, size_t numel,
+                                  const float *data)
+{
+    mmgan__ckarr *a;
     if (ck->n == ck->cap) {
         int cap = ck->cap ? 2 * ck->cap : 16;
         mmgan__ckarr *na = (mmgan__ckarr *)MMGAN_REALLOC(ck->ctx->alloc_user, ck->arr, (size_t)cap * sizeof *na);
@@ -7767,7 +7829,7 @@ MMGAN_DEF mmgan_status mmgan_ckpt_put(mmgan_ckpt *ck, const char *name, int ndim
     memset(a, 0, sizeof *a);
     mmgan__copy_name(a->name, sizeof a->name, name);
     a->ndim = ndim;
-    memcpy(a->shape, shape, (size_t)ndim * sizeof(int));
+    if (ndim) memcpy(a->shape, shape, (size_t)ndim * sizeof(int));   /* a scalar may come with no shape */
     a->numel = numel;
     a->data = (float *)mmgan_alloc(ck->ctx, numel * sizeof(float) + 1);
     if (!a->data) return MMGAN_ERR_NOMEM;
@@ -7920,15 +7982,67 @@ static mmgan_ckpt *mmgan__ck_bad(mmgan_ckpt *ck, const char *what, const char *d
     return NULL;
 }
 
+static int mmgan__cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int mmgan__cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* What can only be checked with every array read: no two names alike, and
+ * the arrays' bytes tiling the data section (no overlap, no gap).  Sorted,
+ * not searched pair by pair: a file may hold many thousands of arrays.
+ * Returns ck, or frees it and returns NULL. */
+static mmgan_ckpt *mmgan__ck_check_all(mmgan_ckpt *ck, size_t dsize)
+{
+    const size_t n = (size_t)ck->n;
+    uint64_t *sp, end = 0;
+    const char **names;
+    const char *why = NULL, *which = NULL;
+    size_t i;
+    if (!n) return dsize ? mmgan__ck_bad(ck, "data after a header that names no tensor", NULL) : ck;
+    sp = (uint64_t *)mmgan_alloc(ck->ctx, n * 2 * sizeof *sp);
+    names = (const char **)mmgan_alloc(ck->ctx, n * sizeof *names);
+    if (!sp || !names) {
+        mmgan_free(ck->ctx, sp); mmgan_free(ck->ctx, names); mmgan_ckpt_free(ck);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        sp[2 * i] = ck->arr[i].off;
+        sp[2 * i + 1] = ck->arr[i].off + (uint64_t)ck->arr[i].numel * 4;
+        names[i] = ck->arr[i].name;
+    }
+    qsort(sp, n, 2 * sizeof *sp, mmgan__cmp_u64);   /* pairs, by their start */
+    qsort(names, n, sizeof *names, mmgan__cmp_str);
+    for (i = 0; i < n && !why; i++) {
+        if (sp[2 * i] != end) why = sp[2 * i] < end ? "two tensors overlap in the data section"
+                                                    : "a gap no tensor covers in the data section";
+        end = sp[2 * i + 1];
+        if (i && !strcmp(names[i - 1], names[i])) { why = "duplicate tensor"; which = names[i]; }
+    }
+    if (!why && end != dsize) why = "tensors do not cover the data section exactly";
+    if (why) {
+        char detail[128];
+        if (which) mmgan__copy_name(detail, sizeof detail, which);
+        mmgan_free(ck->ctx, sp); mmgan_free(ck->ctx, names);
+        return mmgan__ck_bad(ck, why, which ? detail : NULL);
+    }
+    mmgan_free(ck->ctx, sp); mmgan_free(ck->ctx, names);
+    return ck;
+}
+
 MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf, size_t n)
 {
     mmgan_ckpt *ck;
     mmgan__js j;
-    uint64_t hlen = 0, covered = 0, spans[2 * 256];
-    int nspans = 0;
+    uint64_t hlen = 0;
     size_t dsize;
     const unsigned char *data;
-    int i;
+    int i, first, have_meta = 0;
     if (!ctx) return NULL;
     if (!buf) { mmgan__fail(ctx, MMGAN_ERR_INVALID, "checkpoint: NULL buffer"); return NULL; }
     ck = mmgan_ckpt_new(ctx);
@@ -7942,24 +8056,34 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
     data = buf + 8 + hlen;
     dsize = n - 8 - (size_t)hlen;
     if (!mmgan__js_lit(&j, '{')) return mmgan__ck_bad(ck, "header is not a JSON object", NULL);
-    if (!mmgan__js_lit(&j, '}')) do {
+    for (first = 1; !mmgan__js_lit(&j, '}'); first = 0) {
         char name[128], key[32], dtype[16];
         uint64_t shape[8], offs[2] = {0, 0};
-        int nshape = -1, noffs = -1, have_dtype = 0;
+        int nshape = -1, noffs = -1, have_dtype = 0, efirst;
+        if (!first && !mmgan__js_lit(&j, ','))
+            return mmgan__ck_bad(ck, j.s < j.end ? "expected ',' or '}' after an entry" : "header does not end with '}'", NULL);
         if (!mmgan__js_str(&j, name, sizeof name)) return mmgan__ck_bad(ck, "bad tensor name", j.err);
         if (!mmgan__js_lit(&j, ':') || !mmgan__js_lit(&j, '{')) return mmgan__ck_bad(ck, "expected an object for", name);
         if (!strcmp(name, "__metadata__")) {
-            if (!mmgan__js_lit(&j, '}')) do {
+            int mfirst;
+            if (have_meta++) return mmgan__ck_bad(ck, "two __metadata__ objects", NULL);
+            for (mfirst = 1; !mmgan__js_lit(&j, '}'); mfirst = 0) {
                 char k[128], v[256];
-                if (!mmgan__js_str(&j, k, sizeof k) || !mmgan__js_lit(&j, ':') || !mmgan__js_str(&j, v, sizeof v))
-                    return mmgan__ck_bad(ck, "bad metadata entry", j.err ? j.err : "expected ':'");
-                if (mmgan_ckpt_put_meta(ck, k, v) != MMGAN_OK) return mmgan__ck_bad(ck, "bad metadata entry", k);
-            } while (mmgan__js_lit(&j, ','));
-            if (!mmgan__js_lit(&j, '}')) return mmgan__ck_bad(ck, "unterminated metadata", NULL);
+                if ((!mfirst && !mmgan__js_lit(&j, ',')) || !mmgan__js_str(&j, k, sizeof k) || !mmgan__js_lit(&j, ':') ||
+                    !mmgan__js_str(&j, v, sizeof v))
+                    return mmgan__ck_bad(ck, "bad metadata entry", j.err ? j.err : "expected ',', ':' or '}'");
+                if (mmgan_ckpt_get_meta(ck, k)) return mmgan__ck_bad(ck, "duplicate metadata key", k);
+                if (mmgan_ckpt_put_meta(ck, k, v) != MMGAN_OK)
+                    return mmgan__ck_bad(ck, "metadata entry not printable ASCII or too long (127 and 255 characters)", k);
+            }
             continue;
         }
-        if (!mmgan__js_lit(&j, '}')) do {
-            if (!mmgan__js_str(&j, key, sizeof key) || !mmgan__js_lit(&j, ':')) return mmgan__ck_bad(ck, "bad field in", name);
+        for (efirst = 1; !mmgan__js_lit(&j, '}'); efirst = 0) {
+            if ((!efirst && !mmgan__js_lit(&j, ',')) || !mmgan__js_str(&j, key, sizeof key) || !mmgan__js_lit(&j, ':'))
+                return mmgan__ck_bad(ck, "bad field in", name);
+            if ((!strcmp(key, "dtype") && have_dtype) || (!strcmp(key, "shape") && nshape >= 0) ||
+                (!strcmp(key, "data_offsets") && noffs >= 0))
+                return mmgan__ck_bad(ck, "a field given twice in", name);
             if (!strcmp(key, "dtype")) {
                 if (!mmgan__js_str(&j, dtype, sizeof dtype)) return mmgan__ck_bad(ck, "bad dtype in", name);
                 have_dtype = 1;
@@ -7970,8 +8094,7 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
             } else {
                 return mmgan__ck_bad(ck, "unknown field in a tensor entry", key);
             }
-        } while (mmgan__js_lit(&j, ','));
-        if (!mmgan__js_lit(&j, '}')) return mmgan__ck_bad(ck, "unterminated entry", name);
+        }
         if (!have_dtype || nshape < 0 || noffs != 2) return mmgan__ck_bad(ck, "entry lacks dtype, shape or data_offsets", name);
         if (strcmp(dtype, "F32")) {
             char msg[200];
@@ -7990,10 +8113,8 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
             }
             if (offs[0] > offs[1] || offs[1] > dsize || offs[1] - offs[0] != numel * 4)
                 return mmgan__ck_bad(ck, "data_offsets disagree with the shape or the file size for", name);
-            covered += offs[1] - offs[0];
-            /* Remember the spans to rule out overlaps below (the first 256). */
-            if (nspans < 256) { spans[2 * nspans] = offs[0]; spans[2 * nspans + 1] = offs[1]; nspans++; }
-            if (mmgan__ck_find(ck, name) >= 0) return mmgan__ck_bad(ck, "duplicate tensor", name);
+            if (!mmgan__ck_name_ok(name, 127))
+                return mmgan__ck_bad(ck, "tensor name with characters other than printable ASCII", NULL);
             {
                 /* Decoded in place of the put: little-endian bytes to floats. */
                 float *tmp = (float *)mmgan_alloc(ctx, (size_t)numel * sizeof(float) + 1);
@@ -8005,25 +8126,16 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
                     uint32_t u = q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
                     memcpy(&tmp[k], &u, 4);
                 }
-                st = mmgan_ckpt_put(ck, name, nshape, shp, tmp);
+                st = mmgan__ck_add(ck, name, nshape, shp, (size_t)numel, tmp);
                 mmgan_free(ctx, tmp);
-                if (st != MMGAN_OK) return mmgan__ck_bad(ck, "bad tensor", name);
+                if (st != MMGAN_OK) { mmgan_ckpt_free(ck); return NULL; }
+                ck->arr[ck->n - 1].off = offs[0];
             }
         }
-    } while (mmgan__js_lit(&j, ','));
-    if (!mmgan__js_lit(&j, '}')) return mmgan__ck_bad(ck, "header does not end with '}'", j.err);
+    }
     mmgan__js_ws(&j);
     if (j.s != j.end) return mmgan__ck_bad(ck, "trailing bytes after the header", NULL);
-    /* No two tensors share bytes, and together they cover the data exactly. */
-    {
-        int a2, b2;
-        for (a2 = 0; a2 < nspans; a2++)
-            for (b2 = a2 + 1; b2 < nspans; b2++)
-                if (spans[2 * a2] < spans[2 * b2 + 1] && spans[2 * b2] < spans[2 * a2 + 1])
-                    return mmgan__ck_bad(ck, "two tensors overlap in the data section", NULL);
-    }
-    if (covered != dsize) return mmgan__ck_bad(ck, "tensors do not cover the data section exactly", NULL);
-    return ck;
+    return mmgan__ck_check_all(ck, dsize);
 }
 
 MMGAN_DEF const float *mmgan_ckpt_get(mmgan_ckpt *ck, const char *name, int ndim, const int *shape)
@@ -8073,6 +8185,37 @@ MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i) { return ck &
 
 static const char *const mmgan__opt_names[4] = {"sgd", "adam", "adamax", "rmsprop"};
 
+/* The state strings are written with %ld, %d and %08lx; a file that holds
+ * anything else (signs, spaces, 0x, values past the type) is damaged, and
+ * sscanf or strtol would take some of it, overflow on some, or clamp. */
+/* Decimal digits at s, at most max: returns what follows them, or NULL. */
+static const char *mmgan__dec(const char *s, long max, long *out)
+{
+    long v = 0;
+    if (*s < '0' || *s > '9') return NULL;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (max - (*s - '0')) / 10) return NULL;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return s;
+}
+
+/* Exactly n hex digits at s (n <= 16): returns what follows them, or NULL. */
+static const char *mmgan__hex(const char *s, int n, uint64_t *out)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < n; i++, s++) {
+        int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
+              : *s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+        if (d < 0) return NULL;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return s;
+}
+
 MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix)
 {
     char name[160], val[32];
@@ -8096,31 +8239,36 @@ MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, 
 
 MMGAN_DEF mmgan_status mmgan_opt_load(mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix)
 {
-    char name[160], *end;
-    const char *step;
-    int i;
+    char name[160];
+    const char *step, *end;
+    int i, pass;
     long t;
     if (!o || !ck || !prefix) return MMGAN_ERR_INVALID;
     snprintf(name, sizeof name, "%s.step", prefix);
     step = mmgan_ckpt_get_meta(ck, name);
-    if (!step || (t = strtol(step, &end, 10)) < 0 || *end)
+    if (!step || !(end = mmgan__dec(step, LONG_MAX, &t)) || *end)
         return mmgan__fail(o->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid optimizer step count '%s'", name);
     snprintf(name, sizeof name, "%s.kind", prefix);
     step = mmgan_ckpt_get_meta(ck, name);
     if (!step || strcmp(step, mmgan__opt_names[o->spec.kind]))
         return mmgan__fail(o->ctx, MMGAN_ERR_FORMAT, "checkpoint: optimizer '%s' is %s, this one is %s", prefix,
                            step ? step : "of unknown kind", mmgan__opt_names[o->spec.kind]);
-    for (i = 0; i < o->n; i++) {
-        const mmgan_tensor *tt = o->params[i]->value;
-        const float *m, *v;
-        snprintf(name, sizeof name, "%s.%s.m", prefix, o->params[i]->name);
-        m = mmgan_ckpt_get(ck, name, tt->ndim, tt->shape);
-        snprintf(name, sizeof name, "%s.%s.v", prefix, o->params[i]->name);
-        v = m ? mmgan_ckpt_get(ck, name, tt->ndim, tt->shape) : NULL;
-        if (!m || !v) return MMGAN_ERR_FORMAT;
-        memcpy(o->m[i], m, tt->numel * sizeof(float));
-        memcpy(o->v[i], v, tt->numel * sizeof(float));
-    }
+    /* Every moment is found and checked before any is copied: a failed
+     * load leaves the optimizer as it was. */
+    for (pass = 0; pass < 2; pass++)
+        for (i = 0; i < o->n; i++) {
+            const mmgan_tensor *tt = o->params[i]->value;
+            const float *m, *v;
+            snprintf(name, sizeof name, "%s.%s.m", prefix, o->params[i]->name);
+            m = mmgan_ckpt_get(ck, name, tt->ndim, tt->shape);
+            snprintf(name, sizeof name, "%s.%s.v", prefix, o->params[i]->name);
+            v = m ? mmgan_ckpt_get(ck, name, tt->ndim, tt->shape) : NULL;
+            if (!m || !v) return MMGAN_ERR_FORMAT;
+            if (pass) {
+                memcpy(o->m[i], m, tt->numel * sizeof(float));
+                memcpy(o->v[i], v, tt->numel * sizeof(float));
+            }
+        }
     o->t = t;
     return MMGAN_OK;
 }
@@ -8152,7 +8300,7 @@ MMGAN_DEF mmgan_status mmgan_batcher_load(mmgan_batcher *b, mmgan_ckpt *ck, cons
     const char *m;
     unsigned char *seen;
     int i, n, pos;
-    long epoch;
+    long epoch, lpos;
     if (!b || !ck || !prefix || !b->ds) return MMGAN_ERR_INVALID;
     n = b->ds->n;
     snprintf(name, sizeof name, "%s.order", prefix);
@@ -8161,8 +8309,9 @@ MMGAN_DEF mmgan_status mmgan_batcher_load(mmgan_batcher *b, mmgan_ckpt *ck, cons
                                    "(was it saved for another data set?)", name, n);
     snprintf(name, sizeof name, "%s.pos_epoch", prefix);
     m = mmgan_ckpt_get_meta(ck, name);
-    if (!m || sscanf(m, "%d %ld", &pos, &epoch) != 2 || pos < 0 || pos > n || epoch < 0)
+    if (!m || !(m = mmgan__dec(m, n, &lpos)) || *m++ != ' ' || !(m = mmgan__dec(m, LONG_MAX, &epoch)) || *m)
         return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid batch position '%s'", name);
+    pos = (int)lpos;
     seen = (unsigned char *)mmgan_alloc(ck->ctx, (size_t)n);
     if (!seen) return MMGAN_ERR_NOMEM;
     memset(seen, 0, (size_t)n);
@@ -8198,18 +8347,20 @@ MMGAN_DEF mmgan_status mmgan_rng_save(const mmgan_rng *rng, mmgan_ckpt *ck, cons
 MMGAN_DEF mmgan_status mmgan_rng_load(mmgan_rng *rng, mmgan_ckpt *ck, const char *key)
 {
     const char *v;
-    unsigned long a, b, c, d, e;
-    int hs;
+    uint64_t state, inc, e, hs;
     uint32_t spare;
     if (!rng || !ck || !key) return MMGAN_ERR_INVALID;
     v = mmgan_ckpt_get_meta(ck, key);
-    if (!v || strlen(v) != 44 || sscanf(v, "%8lx%8lx:%8lx%8lx:%8lx:%d", &a, &b, &c, &d, &e, &hs) != 6 || (hs != 0 && hs != 1))
+    /* An even increment is no PCG stream: an all-zero state would give
+     * zeros for ever, and rejection sampling would never end. */
+    if (!v || !(v = mmgan__hex(v, 16, &state)) || *v++ != ':' || !(v = mmgan__hex(v, 16, &inc)) || *v++ != ':' ||
+        !(v = mmgan__hex(v, 8, &e)) || *v++ != ':' || !(v = mmgan__hex(v, 1, &hs)) || *v || hs > 1 || !(inc & 1))
         return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid random generator state '%s'", key);
-    rng->state = (uint64_t)a << 32 | b;
-    rng->inc = (uint64_t)c << 32 | d;
+    rng->state = state;
+    rng->inc = inc;
     spare = (uint32_t)e;
     memcpy(&rng->spare, &spare, 4);
-    rng->has_spare = hs;
+    rng->has_spare = (int)hs;
     return MMGAN_OK;
 }
 

@@ -1,9 +1,11 @@
 /* Allocations are counted through the allocator overrides: building graphs
- * and plans allocates, running a built plan never does. */
+ * and plans allocates, running a built plan never does; untrusted sizes in
+ * a file do not size an allocation. */
 #include <stdlib.h>
 static long allocs, frees;
-static void *count_malloc(size_t n) { allocs++; return malloc(n); }
-static void *count_realloc(void *p, size_t n) { allocs++; if (p) frees++; return realloc(p, n); }
+static size_t biggest;   /* the largest single request */
+static void *count_malloc(size_t n) { allocs++; if (n > biggest) biggest = n; return malloc(n); }
+static void *count_realloc(void *p, size_t n) { allocs++; if (p) frees++; if (n > biggest) biggest = n; return realloc(p, n); }
 static void count_free(void *p) { if (p) frees++; free(p); }
 #define MMGAN_MALLOC(u, n) ((void)(u), count_malloc(n))
 #define MMGAN_REALLOC(u, p, n) ((void)(u), count_realloc((p), (n)))
@@ -89,6 +91,18 @@ int main(void)
     }
     mmgan_plan_free(p);
     mmgan_graph_free(g);
+    {
+        /* 23 bytes of gzip (an empty stored block) whose trailer claims
+         * 2^30 - 1 bytes: that size is only a hint, and deflate cannot
+         * expand 5 bytes to it, so it must not size the output buffer. */
+        static const unsigned char gz[23] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 0, 0, 0xff, 0xff,
+                                             0, 0, 0, 0, 0xff, 0xff, 0xff, 0x3f};
+        unsigned char *out = NULL;
+        size_t on = 0;
+        biggest = 0;
+        CHECK(mmgan_gunzip(ctx, gz, sizeof gz, &out, &on) == MMGAN_ERR_FORMAT && !out && biggest < 4096,
+              "a gzip trailer's size claim allocated %lu bytes", (unsigned long)biggest);
+    }
     mmgan_param_free(w1); mmgan_param_free(b1); mmgan_param_free(w2); mmgan_param_free(gw);
     mmgan_param_free(gamma); mmgan_param_free(beta); mmgan_param_free(rm); mmgan_param_free(rv);
     mmgan_ctx_free(ctx);

@@ -6,6 +6,7 @@
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include "harness.h"
+#include <limits.h>
 #include <stdlib.h>
 
 static mmgan_ctx *ctx;
@@ -266,6 +267,213 @@ static void test_batcher_state(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+/* A checkpoint with one metadata entry key = value (and no arrays). */
+static mmgan_ckpt *meta_ckpt(const char *key, const char *value)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_new(ctx);
+    mmgan_ckpt_put_meta(ck, key, value);
+    return ck;
+}
+
+/* The state strings are read strictly: what their writers never write
+ * (signs, spaces, 0x, values past the type, an even PCG increment) is
+ * refused with a message, and a failed load changes nothing. */
+static void test_state_strings(void)
+{
+    static const char *bad_rng[] = {
+        "0000000000000000:0000000000000000:00000000:0",   /* even increment: zeros for ever */
+        "0000000000000001:0000000000000002:00000000:0",
+        "-000000000000001:0000000000000001:00000000:0",
+        " 000000000000001:0000000000000001:00000000:0",
+        "0x00000000000001:0000000000000001:00000000:0",
+        "0000000000000001:0000000000000001:00000000:2",
+        "0000000000000001:0000000000000001:00000000:00",
+        "0000000000000001:0000000000000001:0000000g:0",
+    };
+    static const char *bad_steps[] = {"", "+5", " 5", "5 ", "-1", "0x10", "99999999999999999999999"};
+    static const char *bad_pos[] = {"3 1x", "3  1", "-1 0", "11 0", "3", "4294967298 0", "3 -1", " 3 1",
+                                    "3 99999999999999999999999"};
+    mmgan_rng r, keep;
+    mmgan_ckpt *ck;
+    char v[64];
+    int i;
+    /* random generator */
+    mmgan_rng_seed(&r, 11, 5);
+    keep = r;
+    for (i = 0; i < (int)(sizeof bad_rng / sizeof bad_rng[0]); i++) {
+        ck = meta_ckpt("rng", bad_rng[i]);
+        CHECK(mmgan_rng_load(&r, ck, "rng") == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "random generator") &&
+              !memcmp(&r, &keep, sizeof r), "bad generator state %d refused: %s", i, bad_rng[i]);
+        mmgan_ckpt_free(ck);
+    }
+    ck = meta_ckpt("rng", "0123456789ABCDEF:0000000000000003:3F800000:1");
+    CHECK(mmgan_rng_load(&r, ck, "rng") == MMGAN_OK && r.state == 0x0123456789abcdefull && r.inc == 3 &&
+          r.has_spare == 1 && r.spare == 1.0f, "generator state read exactly: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(ck);
+    /* optimizer: two parameters; the second's moments missing */
+    {
+        mmgan_param *w = mmgan_param_new(ctx, "w", 1, S(3)), *b = mmgan_param_new(ctx, "b", 1, S(2)), *ps[2];
+        mmgan_opt_spec spec = mmgan_opt_default(MMGAN_OPT_ADAM);
+        mmgan_optimizer *o;
+        mmgan_ckpt *saved = mmgan_ckpt_new(ctx), *part, *again;
+        const float g3[3] = {1, 2, 3}, g2[2] = {4, 5}, *grads[2], *m0;
+        float ones[3] = {1, 1, 1};
+        ps[0] = w; ps[1] = b; grads[0] = g3; grads[1] = g2;
+        o = mmgan_opt_new(ctx, &spec, 2, ps);
+        mmgan_opt_step(o, grads);
+        mmgan_opt_save(o, saved, "opt");
+        for (i = 0; i < (int)(sizeof bad_steps / sizeof bad_steps[0]); i++) {
+            mmgan_ckpt_put_meta(saved, "opt.step", bad_steps[i]);
+            CHECK(mmgan_opt_load(o, saved, "opt") == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "step count"),
+                  "bad step count '%s' refused: %s", bad_steps[i], mmgan_ctx_error(ctx));
+        }
+        part = mmgan_ckpt_new(ctx);
+        mmgan_ckpt_put(part, "opt.w.m", 1, S(3), ones);
+        mmgan_ckpt_put(part, "opt.w.v", 1, S(3), ones);
+        mmgan_ckpt_put_meta(part, "opt.step", "7");
+        mmgan_ckpt_put_meta(part, "opt.kind", "adam");
+        CHECK(mmgan_opt_load(o, part, "opt") == MMGAN_ERR_FORMAT, "moments of one parameter missing: refused");
+        again = mmgan_ckpt_new(ctx);
+        mmgan_opt_save(o, again, "opt");
+        m0 = mmgan_ckpt_get(again, "opt.w.m", 1, S(3));
+        CHECK(m0 && m0[0] != 1.0f && !strcmp(mmgan_ckpt_get_meta(again, "opt.step"), "1"),
+              "a failed load leaves the optimizer as it was");
+        mmgan_ckpt_free(again);
+        /* The largest count a long holds is accepted, and stepping on stays defined. */
+        snprintf(v, sizeof v, "%ld", LONG_MAX);
+        mmgan_ckpt_put_meta(saved, "opt.step", v);
+        CHECK(mmgan_opt_load(o, saved, "opt") == MMGAN_OK && mmgan_opt_step(o, grads) == MMGAN_OK, "step LONG_MAX: %s",
+              mmgan_ctx_error(ctx));
+        again = mmgan_ckpt_new(ctx);
+        mmgan_opt_save(o, again, "opt");
+        CHECK(!strcmp(mmgan_ckpt_get_meta(again, "opt.step"), v), "the step count stays at LONG_MAX");
+        mmgan_ckpt_free(again);
+        mmgan_ckpt_free(part);
+        mmgan_ckpt_free(saved);
+        mmgan_opt_free(o);
+        mmgan_param_free(w);
+        mmgan_param_free(b);
+    }
+    /* batcher: position and epoch */
+    {
+        mmgan_dataset ds;
+        mmgan_batcher bt;
+        mmgan_rng br;
+        float img[40], order[10], x[12];
+        memset(&ds, 0, sizeof ds);
+        for (i = 0; i < 40; i++) img[i] = (float)i;
+        for (i = 0; i < 10; i++) order[i] = (float)(9 - i);
+        ds.n = 10; ds.c = 1; ds.h = 2; ds.w = 2; ds.images = img;
+        mmgan_rng_seed(&br, 1, 1);
+        mmgan_batcher_init(ctx, &bt, &ds, 3, &br);
+        for (i = 0; i < (int)(sizeof bad_pos / sizeof bad_pos[0]); i++) {
+            ck = mmgan_ckpt_new(ctx);
+            mmgan_ckpt_put(ck, "d.order", 1, S(10), order);
+            mmgan_ckpt_put_meta(ck, "d.pos_epoch", bad_pos[i]);
+            CHECK(mmgan_batcher_load(&bt, ck, "d") == MMGAN_ERR_FORMAT && bt.pos == 0 && bt.epoch == 0,
+                  "bad batch position '%s' refused: %s", bad_pos[i], mmgan_ctx_error(ctx));
+            mmgan_ckpt_free(ck);
+        }
+        ck = mmgan_ckpt_new(ctx);
+        mmgan_ckpt_put(ck, "d.order", 1, S(10), order);
+        snprintf(v, sizeof v, "9 %ld", LONG_MAX);
+        mmgan_ckpt_put_meta(ck, "d.pos_epoch", v);
+        CHECK(mmgan_batcher_load(&bt, ck, "d") == MMGAN_OK && bt.pos == 9 && bt.epoch == LONG_MAX, "epoch LONG_MAX read");
+        CHECK(mmgan_batcher_next(&bt, x, NULL) == 1 && bt.epoch == LONG_MAX, "a new epoch past LONG_MAX stays there");
+        mmgan_ckpt_free(ck);
+        mmgan_batcher_free(ctx, &bt);
+    }
+    mmgan_ctx_clear_error(ctx);
+}
+
+/* Decodes a header (and `data` bytes of zeros after it). */
+static mmgan_ckpt *decode_header(const char *header, size_t data)
+{
+    size_t hl = strlen(header), k;
+    unsigned char *buf = (unsigned char *)calloc(8 + hl + data + 1, 1);
+    mmgan_ckpt *ck;
+    for (k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)hl >> (8 * k));
+    memcpy(buf + 8, header, hl);
+    ck = mmgan_ckpt_decode(ctx, buf, 8 + hl + data);
+    free(buf);
+    return ck;
+}
+
+/* JSON objects with no entries, fields given twice, and checks that need
+ * every array: overlaps, gaps and duplicate names far apart. */
+static void test_header_structure(void)
+{
+    static const char *bad[] = {
+        "{}}", "{} }", "{,}", "{\"__metadata__\":{}}}",
+        "{\"__metadata__\":{},}",
+        "{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{\"b\":\"2\"}}",
+        "{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}}",
+        "{\"__metadata__\":{\"a\":\"1\" \"b\":\"2\"}}",
+        "{\"x\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"x\":{}}",
+    };
+    mmgan_ckpt *ck, *empty = mmgan_ckpt_new(ctx), *back;
+    unsigned char *buf;
+    size_t n, used;
+    char *h;
+    int i;
+    CHECK(mmgan_ckpt_encode(empty, &buf, &n) == MMGAN_OK, "encode an empty checkpoint");
+    back = mmgan_ckpt_decode(ctx, buf, n);
+    CHECK(back && mmgan_ckpt_count(back) == 0, "an empty checkpoint reads back: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(back);
+    mmgan_free(ctx, buf);
+    mmgan_ckpt_put_meta(empty, "only", "metadata");
+    mmgan_ckpt_encode(empty, &buf, &n);
+    back = mmgan_ckpt_decode(ctx, buf, n);
+    CHECK(back && !strcmp(mmgan_ckpt_get_meta(back, "only"), "metadata"), "metadata alone reads back: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(back);
+    mmgan_free(ctx, buf);
+    mmgan_ckpt_free(empty);
+    ck = decode_header("{\"__metadata__\":{},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    CHECK(ck && mmgan_ckpt_count(ck) == 1, "empty metadata object: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(ck);
+    ck = decode_header("{ }", 0);
+    CHECK(ck && mmgan_ckpt_count(ck) == 0, "an empty object with a space: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(ck);
+    CHECK(decode_header("{}", 4) == NULL && strstr(mmgan_ctx_error(ctx), "names no tensor"), "data with no tensor");
+    for (i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++)
+        CHECK(decode_header(bad[i], 4) == NULL && strstr(mmgan_ctx_error(ctx), "checkpoint"), "malformed header accepted: %s",
+              bad[i]);
+    /* 300 one-float tensors: tensor 280 made to overlap tensor 0 (a gap
+     * elsewhere keeps the total right), then named like tensor 1. */
+    h = (char *)malloc(300 * 80 + 16);
+    for (i = 0; i < 3; i++) {
+        int t;
+        used = 0;
+        used += (size_t)sprintf(h + used, "{");
+        for (t = 0; t < 300; t++) {
+            int off = t == 280 && i == 0 ? 0 : 4 * t;
+            char name[16];
+            sprintf(name, "t%d", t == 280 && i == 1 ? 1 : t);
+            used += (size_t)sprintf(h + used, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[%d,%d]}", t ? "," : "",
+                                    name, off, off + 4);
+        }
+        sprintf(h + used, "}");
+        ck = decode_header(h, 300 * 4);
+        if (i == 0) CHECK(!ck && strstr(mmgan_ctx_error(ctx), "overlap"), "overlap of tensors 0 and 280: %s", mmgan_ctx_error(ctx));
+        if (i == 1) CHECK(!ck && strstr(mmgan_ctx_error(ctx), "duplicate tensor: t1"), "duplicate name 280 tensors apart: %s",
+                          mmgan_ctx_error(ctx));
+        if (i == 2) CHECK(ck && mmgan_ckpt_count(ck) == 300, "300 tensors read: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(ck);
+    }
+    free(h);
+    /* A scalar needs no shape array. */
+    {
+        float one = 1.0f;
+        mmgan_ckpt *sc = mmgan_ckpt_new(ctx);
+        CHECK(mmgan_ckpt_put(sc, "scalar", 0, NULL, &one) == MMGAN_OK && mmgan_ckpt_get(sc, "scalar", 0, NULL),
+              "a scalar put with no shape: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(sc);
+    }
+    mmgan_ctx_clear_error(ctx);
+}
+
 /* --writer: checkpoints of 4 MB whose every value equals the version
  * number, saved over and over; --check: the file is complete and consistent. */
 static int writer(const char *path)
@@ -312,6 +520,8 @@ int main(int argc, char **argv)
     test_corruption();
     test_resume();
     test_batcher_state();
+    test_state_strings();
+    test_header_structure();
     mmgan_ctx_free(ctx);
     return test_summary();
 }

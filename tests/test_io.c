@@ -105,6 +105,54 @@ static void test_gzip_errors(void)
     CHECK(mmgan_gunzip(ctx, gz, n, &out, &on) == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "magic"), "bad gzip magic");
     gz[0] = 0x1f;
     test_corruption(gz, n);
+    {
+        /* Two members (gzip -c a b > ab.gz): their data concatenated. */
+        unsigned char two[1024], *o2 = NULL;
+        size_t n2 = make_gzip(two, vec_dynamic, sizeof vec_dynamic, VEC_DYNAMIC_CRC, VEC_DYNAMIC_LEN), on2 = 0;
+        n2 += make_gzip(two + n2, vec_fixed, sizeof vec_fixed, VEC_FIXED_CRC, VEC_FIXED_LEN);
+        CHECK(mmgan_gunzip(ctx, two, n2, &o2, &on2) == MMGAN_OK && on2 == VEC_DYNAMIC_LEN + VEC_FIXED_LEN &&
+              mmgan_crc32(0, o2, VEC_DYNAMIC_LEN) == VEC_DYNAMIC_CRC &&
+              mmgan_crc32(0, o2 + VEC_DYNAMIC_LEN, VEC_FIXED_LEN) == VEC_FIXED_CRC,
+              "two gzip members concatenated: %s", mmgan_ctx_error(ctx));
+        mmgan_free(ctx, o2); o2 = NULL;
+        /* Bytes after a member that are no member are refused, not dropped. */
+        memcpy(two + n, "GARBAGE!", 8);
+        memcpy(two, gz, n);
+        CHECK(mmgan_gunzip(ctx, two, n + 8, &o2, &on2) == MMGAN_ERR_FORMAT && !o2 &&
+              strstr(mmgan_ctx_error(ctx), "8 bytes after the gzip data"), "trailing garbage: %s", mmgan_ctx_error(ctx));
+        CHECK(mmgan_gunzip(ctx, two, n + 1, &o2, &on2) == MMGAN_ERR_FORMAT && !o2, "one trailing byte refused");
+    }
+    {
+        /* FHCRC: the low 16 bits of the CRC-32 of the header before it. */
+        unsigned char h[1024], *o3 = NULL;
+        size_t n3 = make_gzip(h + 2, vec_fixed, sizeof vec_fixed, VEC_FIXED_CRC, VEC_FIXED_LEN), on3 = 0;
+        uint32_t c16;
+        memmove(h, h + 2, 10);                 /* header, then 2 bytes of header CRC, then the rest */
+        h[3] |= 2;
+        c16 = mmgan_crc32(0, h, 10) & 0xffffu;
+        h[10] = (unsigned char)c16; h[11] = (unsigned char)(c16 >> 8);
+        CHECK(mmgan_gunzip(ctx, h, n3 + 2, &o3, &on3) == MMGAN_OK && on3 == VEC_FIXED_LEN, "header CRC accepted: %s",
+              mmgan_ctx_error(ctx));
+        mmgan_free(ctx, o3); o3 = NULL;
+        h[11] ^= 0x40;
+        CHECK(mmgan_gunzip(ctx, h, n3 + 2, &o3, &on3) == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "header CRC"),
+              "bad header CRC refused: %s", mmgan_ctx_error(ctx));
+    }
+    {
+        /* A dynamic block whose distance code is incomplete beyond the one
+         * allowed case (a single 1-bit code); zlib refuses it too. */
+        static const unsigned char inc[106] = {
+            0x05, 0xc1, 0x01, 0x01, 0x00, 0x00, 0x08, 0x80, 0xa0, 0xad, 0xea, 0x89, 0x6a, 0x7d, 0x05, 0xc1, 0x01, 0x01,
+            0x00, 0x00, 0x08, 0x80, 0xa0, 0xff, 0xff, 0xff, 0x31, 0x49, 0x49, 0x80, 0x61, 0x18, 0x86, 0x61, 0x18, 0x86,
+            0x61, 0x18, 0x86, 0x61, 0x18, 0x86, 0x61, 0x18, 0x86, 0x61, 0x18, 0x86, 0x7b, 0xb3, 0x37, 0x7b, 0xb3, 0x37,
+            0x7b, 0xb3, 0x37, 0x49, 0x00, 0x00, 0x00, 0x6b, 0x00, 0x49, 0x89, 0x37, 0x7b, 0xb3, 0x37, 0x7b, 0x01, 0x06,
+            0x7b, 0xb3, 0xfa, 0xcd, 0x09, 0xc5, 0x10, 0x00, 0x49, 0x00, 0x00, 0x37, 0x7b, 0xb3, 0x37, 0x7b, 0x00, 0x6b,
+            0x00, 0xb3, 0x37, 0x85, 0x4c, 0xc8, 0x84, 0xff, 0xeb, 0x4c, 0x0c, 0x49, 0x89, 0x6a, 0x7d, 0x09};
+        unsigned char *o4 = NULL;
+        size_t on4 = 0;
+        CHECK(mmgan_inflate(ctx, inc, sizeof inc, &o4, &on4) == MMGAN_ERR_FORMAT && !o4 &&
+              strstr(mmgan_ctx_error(ctx), "distance"), "incomplete distance code refused: %s", mmgan_ctx_error(ctx));
+    }
     mmgan_ctx_clear_error(ctx);
 }
 
