@@ -7,11 +7,12 @@
 #                    and the GAN benchmark's first losses against PyTorch's from the same weights
 #   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
 #   make tools       the MNIST evaluation kit: build/mnist_classifier, build/mnist_eval, build/energy_curves
+#   make fuzz        libFuzzer (clang) over the file readers for FUZZ_TIME seconds (60), tests/fuzz_parsers.c
 CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 
-.PHONY: test test-cross bench crosscheck demo examples tools clean
+.PHONY: test test-cross bench crosscheck demo examples tools fuzz clean
 
 test:
 	@sh tests/run.sh unit
@@ -69,6 +70,20 @@ build/energy_curves: tools/energy_curves.c mmgan.h
 	$(CC) -std=c99 -O2 -Wall -Wextra $< -o $@ -lm
 
 tools: build/mnist_eval build/mnist_classifier build/energy_curves
+
+# The readers of untrusted files under libFuzzer with ASan and UBSan: seeds
+# from tests/fuzz_parsers.c, then FUZZ_TIME seconds on one core; a finding
+# stops it and leaves its input in build/ (replay: build/fuzz_replay FILE).
+FUZZ_TIME ?= 60
+fuzz:
+	@mkdir -p build/fuzz-corpus
+	clang -std=c99 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -DMMGAN_FUZZ_MAIN \
+	    tests/fuzz_parsers.c -o build/fuzz_replay -lm
+	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    tests/fuzz_parsers.c -o build/fuzz_parsers -lm
+	./build/fuzz_replay --seeds build/fuzz-corpus
+	./build/fuzz_parsers build/fuzz-corpus -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    -malloc_limit_mb=1024 -max_len=16384 -artifact_prefix=build/fuzz- -print_final_stats=1
 
 examples: $(EXAMPLES)
 
