@@ -7297,7 +7297,7 @@ static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in
 MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
                                     unsigned char **out, size_t *out_size)
 {
-    size_t pos, used = 0, len = 0;
+    size_t pos, used = 0, len = 0, cap;
     unsigned char *part = NULL;
     mmgan_status st;
     if (!ctx) return MMGAN_ERR_INVALID;
@@ -7310,6 +7310,7 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
     /* A gzip file is a series of members (gzip -c a b, or appended ones):
      * their data is concatenated.  Anything else after a member is refused
      * rather than silently dropped. */
+    cap = *out_size;
     for (pos = used; st == MMGAN_OK && pos < n; pos += used) {
         unsigned char *both;
         if (n - pos < 2 || in[pos] != 0x1f || in[pos + 1] != 0x8b) {
@@ -7319,15 +7320,16 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
         }
         st = mmgan__gunzip_member(ctx, in + pos, n - pos, 0, &part, &len, &used);
         if (st != MMGAN_OK) break;
-        both = len ? (unsigned char *)mmgan_alloc(ctx, *out_size + len) : NULL;
-        if (len && !both) { mmgan_free(ctx, part); st = MMGAN_ERR_NOMEM; break; }
-        if (both) {
+        if (*out_size + len > cap) {   /* grown by doubling: many tiny members stay linear */
+            cap = MMGAN__MAX(2 * cap, *out_size + len);
+            both = (unsigned char *)mmgan_alloc(ctx, cap);
+            if (!both) { mmgan_free(ctx, part); st = MMGAN_ERR_NOMEM; break; }
             memcpy(both, *out, *out_size);
-            memcpy(both + *out_size, part, len);
             mmgan_free(ctx, *out);
             *out = both;
-            *out_size += len;
         }
+        if (len) memcpy(*out + *out_size, part, len);
+        *out_size += len;
         mmgan_free(ctx, part);
     }
     if (st != MMGAN_OK) { mmgan_free(ctx, *out); *out = NULL; }

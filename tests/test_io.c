@@ -115,6 +115,18 @@ static void test_gzip_errors(void)
               mmgan_crc32(0, o2 + VEC_DYNAMIC_LEN, VEC_FIXED_LEN) == VEC_FIXED_CRC,
               "two gzip members concatenated: %s", mmgan_ctx_error(ctx));
         mmgan_free(ctx, o2); o2 = NULL;
+        {
+            /* Twenty members: the output grows by doubling, every part in place. */
+            unsigned char *many = (unsigned char *)malloc(20 * 400);
+            size_t nm = 0;
+            int k, ok = 1;
+            for (k = 0; k < 20; k++) nm += make_gzip(many + nm, vec_fixed, sizeof vec_fixed, VEC_FIXED_CRC, VEC_FIXED_LEN);
+            ok = mmgan_gunzip(ctx, many, nm, &o2, &on2) == MMGAN_OK && on2 == 20 * VEC_FIXED_LEN;
+            for (k = 0; ok && k < 20; k++) ok = mmgan_crc32(0, o2 + k * VEC_FIXED_LEN, VEC_FIXED_LEN) == VEC_FIXED_CRC;
+            CHECK(ok, "twenty gzip members concatenated: %s", mmgan_ctx_error(ctx));
+            mmgan_free(ctx, o2); o2 = NULL;
+            free(many);
+        }
         /* Bytes after a member that are no member are refused, not dropped. */
         memcpy(two + n, "GARBAGE!", 8);
         memcpy(two, gz, n);
