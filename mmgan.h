@@ -7240,6 +7240,12 @@ MMGAN_DEF mmgan_status mmgan_inflate(mmgan_ctx *ctx, const unsigned char *in, si
     return mmgan__inflate(ctx, "inflate", in, n, 0, out, out_size, NULL);
 }
 
+/* The little-endian 32-bit number at p (gzip trailers, safetensors data). */
+static uint32_t mmgan__le32(const unsigned char *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* One gzip member at in[0, n): its data into *out (mmgan_alloc), the bytes it
  * took in *used.  hint: the expected size, or 0. */
 static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in, size_t n, size_t hint,
@@ -7283,8 +7289,8 @@ static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in
         mmgan_free(ctx, *out); *out = NULL;
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: truncated trailer");
     }
-    crc = in[pos] | (uint32_t)in[pos + 1] << 8 | (uint32_t)in[pos + 2] << 16 | (uint32_t)in[pos + 3] << 24;
-    isize = in[pos + 4] | (uint32_t)in[pos + 5] << 8 | (uint32_t)in[pos + 6] << 16 | (uint32_t)in[pos + 7] << 24;
+    crc = mmgan__le32(in + pos);
+    isize = mmgan__le32(in + pos + 4);
     if (crc != mmgan_crc32(0, *out, *out_size) || isize != (uint32_t)*out_size) {
         mmgan_free(ctx, *out); *out = NULL;
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: %s check fails: the data is corrupted",
@@ -7305,8 +7311,7 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
     *out = NULL;
     /* ISIZE, the file's last 4 bytes, is the (last member's) size mod 2^32:
      * only a hint; each member's trailer is checked. */
-    st = mmgan__gunzip_member(ctx, in, n, n >= 4 ? (in[n - 4] | (size_t)in[n - 3] << 8 | (size_t)in[n - 2] << 16 |
-                                                    (size_t)in[n - 1] << 24) : 0, out, out_size, &used);
+    st = mmgan__gunzip_member(ctx, in, n, n >= 4 ? mmgan__le32(in + n - 4) : 0, out, out_size, &used);
     /* A gzip file is a series of members (gzip -c a b, or appended ones):
      * their data is concatenated.  Anything else after a member is refused
      * rather than silently dropped. */
@@ -8005,6 +8010,7 @@ static mmgan_ckpt *mmgan__ck_check_all(mmgan_ckpt *ck, size_t dsize)
     uint64_t *sp, end = 0;
     const char **names;
     const char *why = NULL, *which = NULL;
+    char detail[128];
     size_t i;
     if (!n) return dsize ? mmgan__ck_bad(ck, "data after a header that names no tensor", NULL) : ck;
     sp = (uint64_t *)mmgan_alloc(ck->ctx, n * 2 * sizeof *sp);
@@ -8027,14 +8033,10 @@ static mmgan_ckpt *mmgan__ck_check_all(mmgan_ckpt *ck, size_t dsize)
         if (i && !strcmp(names[i - 1], names[i])) { why = "duplicate tensor"; which = names[i]; }
     }
     if (!why && end != dsize) why = "tensors do not cover the data section exactly";
-    if (why) {
-        char detail[128];
-        if (which) mmgan__copy_name(detail, sizeof detail, which);
-        mmgan_free(ck->ctx, sp); mmgan_free(ck->ctx, names);
-        return mmgan__ck_bad(ck, why, which ? detail : NULL);
-    }
-    mmgan_free(ck->ctx, sp); mmgan_free(ck->ctx, names);
-    return ck;
+    if (which) mmgan__copy_name(detail, sizeof detail, which);   /* the name dies with ck */
+    mmgan_free(ck->ctx, sp);
+    mmgan_free(ck->ctx, names);
+    return why ? mmgan__ck_bad(ck, why, which ? detail : NULL) : ck;
 }
 
 MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf, size_t n)
@@ -8124,8 +8126,7 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
                 mmgan_status st;
                 if (!tmp) { mmgan_ckpt_free(ck); return NULL; }
                 for (k = 0; k < numel; k++) {
-                    const unsigned char *q = data + offs[0] + 4 * k;
-                    uint32_t u = q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+                    uint32_t u = mmgan__le32(data + offs[0] + 4 * k);
                     memcpy(&tmp[k], &u, 4);
                 }
                 st = mmgan__ck_add(ck, name, nshape, shp, (size_t)numel, tmp);
@@ -8356,8 +8357,11 @@ MMGAN_DEF mmgan_status mmgan_rng_load(mmgan_rng *rng, mmgan_ckpt *ck, const char
     /* An even increment is no PCG stream: an all-zero state would give
      * zeros for ever, and rejection sampling would never end. */
     if (!v || !(v = mmgan__hex(v, 16, &state)) || *v++ != ':' || !(v = mmgan__hex(v, 16, &inc)) || *v++ != ':' ||
-        !(v = mmgan__hex(v, 8, &e)) || *v++ != ':' || !(v = mmgan__hex(v, 1, &hs)) || *v || hs > 1 || !(inc & 1))
+        !(v = mmgan__hex(v, 8, &e)) || *v++ != ':' || !(v = mmgan__hex(v, 1, &hs)) || *v || hs > 1)
         return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no valid random generator state '%s'", key);
+    if (!(inc & 1))
+        return mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: random generator state '%s' has an even stream "
+                           "increment (always odd when saved): the file is damaged", key);
     rng->state = state;
     rng->inc = inc;
     spare = (uint32_t)e;

@@ -28,8 +28,9 @@ result() { # name status(0 ok)
 has() { command -v "$1" >/dev/null 2>&1; }
 
 # Compiles at once: each suite compiles the whole header (4-5 s at -O2), and
-# the builds were most of `make test`'s time.  The suites still run one at a
-# time (their thread tests want the cores).
+# the builds were most of `make test`'s time.  Natively the suites still run
+# one at a time (their thread tests want the cores); under qemu, where
+# timing means nothing, test-cross runs JOBS of them at once.
 # At most 4 at a time (each gcc takes about 160 MB; a container may see
 # more cores than it may use).
 JOBS=${JOBS:-$( (nproc || getconf _NPROCESSORS_ONLN) 2>/dev/null || echo 1)}

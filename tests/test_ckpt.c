@@ -306,6 +306,10 @@ static void test_state_strings(void)
               !memcmp(&r, &keep, sizeof r), "bad generator state %d refused: %s", i, bad_rng[i]);
         mmgan_ckpt_free(ck);
     }
+    ck = meta_ckpt("rng", bad_rng[1]);
+    CHECK(mmgan_rng_load(&r, ck, "rng") == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "even stream increment"),
+          "an even increment named as the fault: %s", mmgan_ctx_error(ctx));
+    mmgan_ckpt_free(ck);
     ck = meta_ckpt("rng", "0123456789ABCDEF:0000000000000003:3F800000:1");
     CHECK(mmgan_rng_load(&r, ck, "rng") == MMGAN_OK && r.state == 0x0123456789abcdefull && r.inc == 3 &&
           r.has_spare == 1 && r.spare == 1.0f, "generator state read exactly: %s", mmgan_ctx_error(ctx));
