@@ -1929,6 +1929,18 @@ typedef struct mmgan__bgather {
     const float *x;
 } mmgan__bgather;
 
+/* What threads that claim their work as they go share (mmgan__claim_run).
+ * They finish together even when one core runs slower than the other: the
+ * dev VM's second core, shared with other guests, ran the 1024^3 product
+ * 8-25% slower than the first, and with equal shares the faster thread
+ * spent that long waiting at each k block's barrier. */
+#define MMGAN__SHARE_MAX 64   /* threads a product uses at most */
+typedef struct mmgan__gemm_share {
+    int lo[MMGAN__SHARE_MAX];      /* each thread's run of units: [lo, lo + len) */
+    int len[MMGAN__SHARE_MAX];
+    int taken[MMGAN__SHARE_MAX];   /* how many of a run are claimed, counted on atomically */
+} mmgan__gemm_share;
+
 typedef struct mmgan__gemm_args {
     const mmgan__gemm_kernel *kr;
     int ta, tb, m, n, k;
@@ -1940,8 +1952,59 @@ typedef struct mmgan__gemm_args {
     float *hp;        /* where that panel is packed */
     const mmgan__bgather *bg;   /* non-NULL: B is gathered from images */
     const float *apk;           /* non-NULL: A packed whole beforehand (mmgan__gemm_prepack_a) */
+    mmgan__gemm_share *sh;      /* on threads: their shared claims of work */
     float *c, *ap, *bp;
 } mmgan__gemm_args;
+
+/* Adds n to a counter the threads share; returns its value before. */
+MMGAN__INLINE int mmgan__claim(int *count, int n)
+{
+    int v;
+#ifdef MMGAN__OMP
+    MMGAN__PRAGMA(omp atomic capture)
+#endif
+    { v = *count; *count += n; }
+    return v;
+}
+
+/* Claims units of work (row panels or tiles) for thread tid: from its own
+ * run first, so that its part of C stays in its cache from one k block to
+ * the next (claims from one counter shared by all measured 3-8% slower on
+ * 1024^3), then from the others'.  A claim takes half of what is left of
+ * its own run, a tenth of another's, at least `least` and at most `most`
+ * units; one thread claims its run at once.  Each claim is one atomic
+ * addition.  Returns how many units from *q0, 0 when none is left. */
+static int mmgan__claim_run(mmgan__gemm_share *sh, int tid, int nt, int least, int most, int *q0)
+{
+    int i;
+    for (i = 0; i < nt; i++) {
+        const int t = (tid + i) % nt, len = sh->len[t];
+        int seen, n, v;
+#ifdef MMGAN__OMP
+        MMGAN__PRAGMA(omp atomic read)
+#endif
+        seen = sh->taken[t];
+        if (seen >= len) continue;
+        n = nt == 1 ? len : (len - seen) / (i ? 10 : 2);
+        n = MMGAN__MIN(most, MMGAN__MAX(least, n));
+        v = mmgan__claim(&sh->taken[t], n);
+        if (v >= len) continue;
+        *q0 = sh->lo[t] + v;
+        return MMGAN__MIN(n, len - v);
+    }
+    return 0;
+}
+
+/* Gives each of nt threads its equal run of `total` units to claim. */
+static void mmgan__claim_reset(mmgan__gemm_share *sh, int nt, int total)
+{
+    int t, end;
+    for (t = 0; t < nt; t++) {
+        mmgan__range(total, t, nt, &sh->lo[t], &end);
+        sh->len[t] = end - sh->lo[t];
+        sh->taken[t] = 0;
+    }
+}
 
 /* Transposes a square block of registers, MMGAN__TB floats a side:
  * dst[r * ldd + c] = src[c * lds + r].  Packing a transposed operand a float
@@ -2263,37 +2326,41 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
 #endif
 
 #ifdef MMGAN__OMP
-/* A product with packed B on threads: each thread takes a run of C's row
- * panels and packs its own A; the threads pack each B block together and
- * meet twice per k block, not twice per row block as in mmgan__gemm_thread.
+/* A product with packed B on threads: each thread claims runs of C's row
+ * panels (its own, then the others' leftovers: mmgan__claim_run) and packs
+ * their A itself; the threads pack each B block together and meet twice
+ * per k block, not twice per row block as in mmgan__gemm_thread.
  * The same tiles, each summed over the k blocks in order: the same bits.
  * Thread 0 packs its A where mmgan__gemm_thread does, the others after
  * the B block (MMGAN__GEMM_A_BLOCKS).  On two threads (in one process):
  * 2048x490x256 (the generator's transposed conv) 1.05-1.07x, 256^3
  * 1.04-1.06x, 1024^3 1.02x, 2048^3 1.03x; with 64 rows a thread
  * (128x3136x1024) 0.82-0.86x, each thread then reading all of B for few
- * rows: MMGAN__GEMM_ROWS_MIN rows a thread at least. */
+ * rows: MMGAN__GEMM_ROWS_MIN rows a thread at least.  Claiming rather
+ * than taking equal shares, medians of 10-12 alternating pairs on two
+ * threads: 1024^3 1.03x, 256^3 1.03x, 2048x490x256 1.02x (and 1.14x with
+ * another process busy on one core). */
 #define MMGAN__GEMM_ROWS_MIN 128
+
 static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt)
 {
     const mmgan__gemm_kernel *kr = g->kr;
-    const int mr = kr->mr, nr = kr->nr;
+    const int mr = kr->mr, nr = kr->nr, npm_all = (g->m + mr - 1) / mr;
     mmgan__gemm_args my = *g;
-    int jc, pc, ic, p0, p1, r1, q0, q1, jr, ir;
-    mmgan__range((g->m + mr - 1) / mr, tid, nt, &p0, &p1);
-    r1 = MMGAN__MIN(p1 * mr, g->m);   /* this thread's rows: [p0 mr, r1) */
+    int jc, pc, q, n, q0, q1, jr, ir;
     if (tid) my.ap = mmgan__gemm_ws_after_b(g, tid);
     for (jc = 0; jc < g->n; jc += kr->nc) {
         const int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr;
         for (pc = 0; pc < g->k; pc += kr->kc) {
             const int kc = MMGAN__MIN(kr->kc, g->k - pc);
             const float beta = pc == 0 ? g->beta : 1.0f;
-            MMGAN__OMP_BARRIER();   /* everyone is done with the last B block */
+            MMGAN__OMP_BARRIER();   /* everyone is done with the last B block and its claims */
             mmgan__range(npn, tid, nt, &q0, &q1);
             mmgan__pack_b(g, pc, kc, jc, nc, q0, q1);
+            if (tid == 0) mmgan__claim_reset(g->sh, nt, npm_all);
             MMGAN__OMP_BARRIER();
-            for (ic = p0 * mr; ic < r1; ic += kr->mc) {
-                const int mc = MMGAN__MIN(kr->mc, r1 - ic), npm = (mc + mr - 1) / mr;
+            while ((n = mmgan__claim_run(g->sh, tid, nt, 1, kr->mc / mr, &q)) > 0) {
+                const int ic = q * mr, mc = MMGAN__MIN(n * mr, g->m - ic), npm = n;
                 const float *abase = my.ap;
                 if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, ic, kc);
                 else mmgan__pack_a(&my, ic, mc, pc, kc, 0, npm);
@@ -2310,12 +2377,15 @@ static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt)
 
 /* One thread's share of the whole product.  Every tile of C is computed by
  * one micro-kernel call per KC slice, in slice order, whichever thread makes
- * the call: that is why results do not depend on the thread count. */
+ * the call: that is why results do not depend on the thread count, nor on
+ * which thread claims a tile (mmgan__claim_run).  Claiming rather than
+ * taking equal shares, medians of 10 alternating pairs on two threads:
+ * 64x12544x16 1.13x, 128x256x256 1.08x, 128x3136x1024 1.02x. */
 static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
 {
     const mmgan__gemm_kernel *kr = g->kr;
     const int mr = kr->mr, nr = kr->nr;
-    int jc, pc, ic, q0, q1, t;
+    int jc, pc, ic, q0, q1, t, u, n;
     for (jc = 0; jc < g->n; jc += kr->nc) {
         int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr, head = jc == 0 && g->head;
         for (pc = 0; pc < g->k; pc += kr->kc) {
@@ -2337,12 +2407,13 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                     mmgan__range(npm, tid, nt, &q0, &q1);
                     mmgan__pack_a(g, ic, mc, pc, kc, q0, q1);
                 }
-                if (nt > 1) { MMGAN__OMP_BARRIER(); }   /* one thread: no team to wait for */
                 /* Tiles in column-panel-major order: consecutive tiles of a
                  * thread share the B panel that sits in L1.  The head is the
-                 * last panel. */
-                mmgan__range(npm * (npn + head), tid, nt, &q0, &q1);
-                for (t = q0; t < q1; t++) {
+                 * last panel.  Threads claim runs of column panels. */
+                if (tid == 0) mmgan__claim_reset(g->sh, nt, npm * (npn + head));
+                if (nt > 1) { MMGAN__OMP_BARRIER(); }   /* one thread: no team to wait for */
+                while ((n = mmgan__claim_run(g->sh, tid, nt, npm, npm * (npn + head), &u)) > 0)
+                  for (t = u; t < u + n; t++) {
                     int jr = t / npm, ir = t % npm;
                     if (jr == npn) {
                         mmgan__head_tile(g, kc, abase, ic, ir, mc, beta);
@@ -2357,7 +2428,7 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                     }
                     mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
                                      g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
-                }
+                  }
                 if (nt > 1) { MMGAN__OMP_BARRIER(); }
             }
         }
@@ -2523,6 +2594,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
                                        const float *apk, float beta, float *c, int ldc)
 {
     mmgan__gemm_args g;
+    mmgan__gemm_share sh;
     int nt;
     if (!ctx) return MMGAN_ERR_INVALID;
     if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
@@ -2549,7 +2621,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     if (!bg && !apk && (m == 1 || n == 1) && mmgan__gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         return MMGAN_OK;
 
-    nt = ctx->threads;
+    nt = MMGAN__MIN(ctx->threads, MMGAN__SHARE_MAX);
     if ((double)m * n * k < (double)MMGAN_GEMM_MT_MIN) nt = 1;
     /* A gathered B one panel wide (the weight gradient of a 1-channel layer,
      * 16 columns) is packed by one thread while the other waits at each k
@@ -2571,6 +2643,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
                             !bg && !tb && m <= (nt == 1 ? MMGAN__GEMM_DIRECT_B_M : 64) && k >= 64);
     g.bg = bg;
     g.apk = apk;
+    g.sh = &sh;
     g.ap = ctx->gemm_ws;
     g.bp = ctx->gemm_ws + (((size_t)kr->mc * kr->kc + 15) & ~(size_t)15);
     g.hp = mmgan__gemm_ws_after_b(&g, MMGAN__GEMM_A_BLOCKS);

@@ -138,10 +138,12 @@ static void test_blocks(const mmgan__gemm_kernel *kr)
               kr->name, m, n, k, t);
 }
 
-/* Bit-identical C for 1 and 2 threads.  With tb == 0, B is read in place
- * for m <= 256 on one thread and m <= 64 on two: 100 rows compare the
- * in-place and packed paths, 60 rows in-place on both. */
-static void test_threads(int tb, int m, int n, int k)
+/* Bit-identical C for 1 and nt threads.  With tb == 0, B is read in place
+ * for m <= 256 on one thread and m <= 64 on more: 100 rows compare the
+ * in-place and packed paths, 60 rows in-place on both.  Threads claim their
+ * tiles or rows as they go, and more threads than cores make claims from
+ * another thread's run happen: whoever computes a tile, its bits are the same. */
+static void test_threads_n(int nt, int tb, int m, int n, int k)
 {
     int i, maxt;
     size_t csz = (size_t)m * n;
@@ -153,15 +155,17 @@ static void test_threads(int tb, int m, int n, int k)
     memcpy(c2, c1, csz * sizeof(float));
     mmgan_ctx_set_threads(ctx, 1);
     CHECK(mmgan_gemm(ctx, 0, tb, m, n, k, 0.7f, a, k, b, tb ? k : n, 0.2f, c1, n) == MMGAN_OK, "1-thread gemm");
-    mmgan_ctx_set_threads(ctx, 2);
+    mmgan_ctx_set_threads(ctx, nt);
     maxt = mmgan_ctx_threads(ctx);
-    CHECK(mmgan_gemm(ctx, 0, tb, m, n, k, 0.7f, a, k, b, tb ? k : n, 0.2f, c2, n) == MMGAN_OK, "2-thread gemm");
+    CHECK(mmgan_gemm(ctx, 0, tb, m, n, k, 0.7f, a, k, b, tb ? k : n, 0.2f, c2, n) == MMGAN_OK, "%d-thread gemm", nt);
     i = memcmp(c1, c2, csz * sizeof(float));
-    CHECK(i == 0, "1 and 2 threads give different bits");
+    CHECK(i == 0, "%dx%dx%d: 1 and %d threads give different bits", m, n, k, maxt);
     printf("threads: %dx%dx%d trans_b=%d, 1 vs %d threads bit-identical: %s\n", m, n, k, tb, maxt, i == 0 ? "yes" : "NO");
     mmgan_ctx_set_threads(ctx, 1);
     free(a); free(b); free(c1); free(c2);
 }
+
+static void test_threads(int tb, int m, int n, int k) { test_threads_n(2, tb, m, n, k); }
 
 /* B read in place from every float offset within a cache line: C must not
  * depend on where B lies, bit for bit (B's rows a whole number of lines
@@ -275,6 +279,14 @@ int main(void)
     test_threads(0, 300, 700, 600);
     test_threads(0, 1030, 200, 300);
     test_threads(1, 260, 4500, 70);
+    /* more threads than the 2 cores of CI, so that claims interleave: rows
+     * a thread (3 and 4 threads: 3 and 4 A blocks), shared A and B, and
+     * seven threads for 18 tiles, some with no run of their own */
+    test_threads_n(3, 0, 1030, 200, 300);
+    test_threads_n(4, 1, 700, 1100, 600);
+    test_threads_n(3, 1, 128, 3136, 300);
+    test_threads_n(5, 0, 200, 1000, 300);
+    test_threads_n(7, 0, 72, 50, 1200);
     test_b_offsets();
     test_errors();
     mmgan_ctx_free(ctx);
