@@ -7,17 +7,18 @@
 #   sh tools/bench_gan.sh          timing table, then the loss check
 #   sh tools/bench_gan.sh check    the loss check alone (make crosscheck)
 # Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
-# ITERS (30 a round), ROUNDS (3), WARMUP (5), CSV (build/bench_gan.csv),
+# ITERS (30 a round), ROUNDS (5), WARMUP (5), CSV (build/bench_gan.csv),
 # BIN (build/bench_gan), BENCH_OPENBLAS_CORETYPE (measured by
 # tools/openblas_core.sh unless set).
-# Prints a table (ms per iteration, medians; peak resident memory) and
+# Prints a table (ms per iteration, medians; peak resident memory), each
+# side's penalty factor (hinge_linf_gp over hinge) per thread count, and
 # `N passed, N failed` for the loss check; exits 1 if a check fails.
 set -u
 BIN=${BIN:-build/bench_gan}
 THREADS=${THREADS:-"1 2"}
 CASES=${CASES:-"magan hinge_linf_gp hinge"}
 ITERS=${ITERS:-30}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-5}
 CSV=${CSV:-build/bench_gan.csv}
 PY=/usr/bin/python3
@@ -53,17 +54,25 @@ else CORE=$(sh tools/openblas_core.sh "${BENCH_BIN:-build/bench}"); fi
 echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
 # Each case runs as ROUNDS alternating pairs (mmgan, then PyTorch), each the
 # median of ITERS iterations: on a shared machine the load comes in bursts of
-# seconds, and a pair run back to back sees about the same load.  Times are
-# the medians of the rounds' medians, the speedup the median of the rounds'
-# ratios; the CSV has a row per round and side.
+# seconds, and a pair run back to back sees about the same load.  A round
+# runs every case once, so that a case's rounds are spread over the run and
+# the penalty's two cases of a round (hinge_linf_gp, hinge) see about the
+# same load too.  Times are the medians of the rounds' medians, the speedup
+# the median of the rounds' ratios, the penalty factor (hinge_linf_gp over
+# hinge) of each side the median of the rounds' ratios; the CSV has a row
+# per round and side.
+
+# The median of a[1..n] (sorts a).
+AWK_MED='function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+                                     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }'
 per=$ITERS
 printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads mmgan_ms torch_ms speedup mmgan_MiB torch_MiB mem_x
 for t in $THREADS; do
-    for c in $CASES; do
-        : > "$tmp/rounds"
-        r=0
-        while [ $r -lt "$ROUNDS" ]; do
-            r=$((r + 1))
+    for c in $CASES; do : > "$tmp/rounds.$c"; done
+    r=0
+    while [ $r -lt "$ROUNDS" ]; do
+        r=$((r + 1))
+        for c in $CASES; do
             m=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" bench --case "$c" --threads "$t" \
                   --iters "$per" --warmup "$WARMUP" --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
             set -- $m
@@ -75,15 +84,28 @@ for t in $THREADS; do
                 set -- $p
                 pms=$4 prss=$7
             fi
-            echo "$mms $pms $mrss $prss" >> "$tmp/rounds"
+            echo "$mms $pms $mrss $prss $r" >> "$tmp/rounds.$c"
         done
-        sort -n "$tmp/rounds" | awk -v c="$c" -v t="$t" -v torch=$torch '
-            function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-                                            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    done
+    for c in $CASES; do
+        awk -v c="$c" -v t="$t" -v torch=$torch "$AWK_MED"'
             { n++; m[n] = $1; p[n] = $2; r[n] = $2 / $1; if ($3 > mr) mr = $3; if ($4 > pr) pr = $4 }
             END { if (torch != "yes") { printf "%-14s %7d %10.2f %10s %7s %10.1f %10s %7s\n", c, t, med(m, n), "-", "-", mr, "-", "-"; exit }
-                  printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, med(m, n), med(p, n), med(r, n), mr, pr, pr / mr }'
+                  printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, med(m, n), med(p, n), med(r, n), mr, pr, pr / mr }' \
+            "$tmp/rounds.$c"
     done
+    # The penalty's cost: hinge_linf_gp over hinge, round by round.
+    if [ -s "$tmp/rounds.hinge_linf_gp" ] && [ -s "$tmp/rounds.hinge" ]; then
+        awk -v t="$t" -v torch=$torch "$AWK_MED"'
+            NR == FNR { gm[$5] = $1; gp[$5] = $2; next }
+            ($5 in gm) { n++; fm[n] = gm[$5] / $1; if (torch == "yes") { fp[n] = gp[$5] / $2; if (fm[n] < fp[n]) less++ } }
+            END { lo = hi = fm[1]; for (i = 2; i <= n; i++) { if (fm[i] < lo) lo = fm[i]; if (fm[i] > hi) hi = fm[i] }
+                  printf "penalty factor (hinge_linf_gp / hinge), %d threads: mmgan %.3f (rounds %.3f-%.3f)", t, med(fm, n), lo, hi
+                  if (torch == "yes") {
+                      lo = hi = fp[1]; for (i = 2; i <= n; i++) { if (fp[i] < lo) lo = fp[i]; if (fp[i] > hi) hi = fp[i] }
+                      printf ", PyTorch %.3f (rounds %.3f-%.3f); mmgan smaller in %d of %d rounds", med(fp, n), lo, hi, less, n }
+                  printf "\n" }' "$tmp/rounds.hinge_linf_gp" "$tmp/rounds.hinge"
+    fi
 done
 echo "(median of $ROUNDS alternating rounds of $per iterations each; speedup and mem_x: PyTorch's over mmgan's; CSV in $CSV)"
 fi
