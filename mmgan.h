@@ -2635,12 +2635,17 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
      * power-of-two strides included: 64x256x784 +13%), and 3% for 256 rows
      * (256x245x2048, the generator's conv products; the DCGAN step 1.2%
      * faster than packing above 128 rows, MAGAN's 1.1%; 512 rows gained
-     * nothing more).  On two it still was
-     * for 64 rows (64x784x256 +12-16%, 64x12544x128 +3-7%, MAGAN's step at 2
-     * threads 4%), but packing was 2-5% faster for 128 (128x980x1024).  Either
-     * way the sums are the same, in the same order. */
+     * nothing more).  On two threads (each its own columns of B,
+     * mmgan__gemm_thread_cols) it was for 64 rows on the Xeon (64x784x256
+     * +12-16%, 64x12544x128 +3-7%, MAGAN's step 4%), and on the Zen 5 for
+     * up to 256 rows as well: 128x3136x1024 1.21x, 256x3136x1024 1.29x,
+     * 256^3 1.25x, 256x1024x1024 1.17x, 128x2048x2048 1.11x, 160x1024x4096
+     * 1.13x (medians of 6-8 alternating pairs; the GAN steps, whose
+     * convolutions run a product per thread, unchanged), where the Xeon had
+     * measured packing 2-5% faster for 128 rows with the code of then.
+     * Either way the sums are the same, in the same order. */
     g = mmgan__gemm_args_of(kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                            !bg && !tb && m <= (nt == 1 ? MMGAN__GEMM_DIRECT_B_M : 64) && k >= 64);
+                            !bg && !tb && m <= MMGAN__GEMM_DIRECT_B_M && k >= 64);
     g.bg = bg;
     g.apk = apk;
     g.sh = &sh;

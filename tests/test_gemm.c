@@ -138,9 +138,9 @@ static void test_blocks(const mmgan__gemm_kernel *kr)
               kr->name, m, n, k, t);
 }
 
-/* Bit-identical C for 1 and nt threads.  With tb == 0, B is read in place
- * for m <= 256 on one thread and m <= 64 on more: 100 rows compare the
- * in-place and packed paths, 60 rows in-place on both.  Threads claim their
+/* Bit-identical C for 1 and nt threads.  With tb == 0 and k >= 64, B is
+ * read in place for m <= 256 (on threads each its own columns), and packed
+ * above; transposed B and k < 64 are packed.  Threads claim their
  * tiles or rows as they go, and more threads than cores make claims from
  * another thread's run happen: whoever computes a tile, its bits are the same. */
 static void test_threads_n(int nt, int tb, int m, int n, int k)
@@ -269,7 +269,10 @@ int main(void)
     test_threads(1, 72, 4200, 300);
     test_threads(1, 128, 1024, 980);
     /* B in place on two threads: each thread its own columns (a GAN
-     * layer's shape; one panel for two threads; a short last panel) */
+     * layer's shape; one panel for two threads; a short last panel; as
+     * many rows as B is read in place for; k < 64, packed) */
+    test_threads(0, 256, 1000, 300);
+    test_threads(0, 200, 3000, 40);
     test_threads(0, 64, 256, 784);
     test_threads(0, 64, 48, 2000);
     test_threads(0, 37, 100, 2000);
@@ -281,10 +284,13 @@ int main(void)
     test_threads(1, 260, 4500, 70);
     /* more threads than the 2 cores of CI, so that claims interleave: rows
      * a thread (3 and 4 threads: 3 and 4 A blocks), shared A and B, and
-     * seven threads for 18 tiles, some with no run of their own */
+     * seven threads for 18 tiles, some with no run of their own; and B in
+     * place on five and seven threads, some with no columns */
     test_threads_n(3, 0, 1030, 200, 300);
     test_threads_n(4, 1, 700, 1100, 600);
     test_threads_n(3, 1, 128, 3136, 300);
+    test_threads_n(5, 1, 200, 1000, 300);
+    test_threads_n(7, 1, 72, 50, 1200);
     test_threads_n(5, 0, 200, 1000, 300);
     test_threads_n(7, 0, 72, 50, 1200);
     test_b_offsets();
