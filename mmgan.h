@@ -881,6 +881,11 @@ MMGAN_DEF const char *mmgan_ckpt_get_meta(const mmgan_ckpt *ck, const char *key)
 MMGAN_DEF int mmgan_ckpt_count(const mmgan_ckpt *ck);
 /* Name of array i (0 <= i < count), for listing; NULL otherwise. */
 MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i);
+/* Index of the array called name, or -1 when there is none. */
+MMGAN_DEF int mmgan_ckpt_find(const mmgan_ckpt *ck, const char *name);
+/* Shape of array i: *ndim (0-4) and shape[0, ndim), so a file can be read
+ * without knowing its shapes first; MMGAN_ERR_INVALID for an i out of range. */
+MMGAN_DEF mmgan_status mmgan_ckpt_shape(const mmgan_ckpt *ck, int i, int *ndim, int shape[MMGAN_MAX_DIMS]);
 
 /* Optimizer state (moments, step count) under "prefix.<param>.m/.v" and metadata. */
 MMGAN_DEF mmgan_status mmgan_opt_save(const mmgan_optimizer *o, mmgan_ckpt *ck, const char *prefix);
@@ -8263,6 +8268,19 @@ MMGAN_DEF const char *mmgan_ckpt_get_meta(const mmgan_ckpt *ck, const char *key)
 
 MMGAN_DEF int mmgan_ckpt_count(const mmgan_ckpt *ck) { return ck ? ck->n : 0; }
 MMGAN_DEF const char *mmgan_ckpt_name(const mmgan_ckpt *ck, int i) { return ck && i >= 0 && i < ck->n ? ck->arr[i].name : NULL; }
+MMGAN_DEF int mmgan_ckpt_find(const mmgan_ckpt *ck, const char *name) { return ck && name ? mmgan__ck_find(ck, name) : -1; }
+
+MMGAN_DEF mmgan_status mmgan_ckpt_shape(const mmgan_ckpt *ck, int i, int *ndim, int shape[MMGAN_MAX_DIMS])
+{
+    int d;
+    if (!ck) return MMGAN_ERR_INVALID;
+    if (i < 0 || i >= ck->n)
+        return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_shape: array %d of a checkpoint with %d", i, ck->n);
+    if (!ndim || !shape) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_shape: NULL ndim or shape");
+    *ndim = ck->arr[i].ndim;
+    for (d = 0; d < MMGAN_MAX_DIMS; d++) shape[d] = d < *ndim ? ck->arr[i].shape[d] : 1;
+    return MMGAN_OK;
+}
 
 static const char *const mmgan__opt_names[4] = {"sgd", "adam", "adamax", "rmsprop"};
 

@@ -513,6 +513,55 @@ static int check(const char *path)
     return 0;
 }
 
+/* A file read without knowing its shapes: every array listed by name and
+ * shape, then read with the shape found; scalars have no dimensions. */
+static void test_shape_query(void)
+{
+    mmgan_ckpt *ck = mmgan_ckpt_new(ctx), *back;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    float w[24], one = 2.5f;
+    int i, nd = -1, sh[MMGAN_MAX_DIMS], seen = 0;
+    for (i = 0; i < 24; i++) w[i] = (float)i;
+    CHECK(mmgan_ckpt_put(ck, "w", 4, S(2, 3, 2, 2), w) == MMGAN_OK, "put w");
+    CHECK(mmgan_ckpt_put(ck, "s", 0, NULL, &one) == MMGAN_OK, "put a scalar");
+    CHECK(mmgan_ckpt_put(ck, "v", 1, S(7), w) == MMGAN_OK, "put v");
+    CHECK(mmgan_ckpt_encode(ck, &buf, &n) == MMGAN_OK, "encode");
+    back = buf ? mmgan_ckpt_decode(ctx, buf, n) : NULL;
+    CHECK(back != NULL, "decode: %s", mmgan_ctx_error(ctx));
+    for (i = 0; back && i < mmgan_ckpt_count(back); i++) {
+        const char *name = mmgan_ckpt_name(back, i);
+        const float *v;
+        CHECK(mmgan_ckpt_shape(back, i, &nd, sh) == MMGAN_OK, "shape of array %d", i);
+        CHECK(mmgan_ckpt_find(back, name) == i, "'%s' found where it is listed", name);
+        v = mmgan_ckpt_get(back, name, nd, sh);
+        CHECK(v != NULL, "'%s' read with the shape found: %s", name, mmgan_ctx_error(ctx));
+        if (!strcmp(name, "w")) {
+            seen |= 1;
+            CHECK(nd == 4 && sh[0] == 2 && sh[1] == 3 && sh[2] == 2 && sh[3] == 2 && v && v[23] == 23.0f,
+                  "w: %d dimensions [%d %d %d %d]", nd, sh[0], sh[1], sh[2], sh[3]);
+        } else if (!strcmp(name, "s")) {
+            seen |= 2;
+            CHECK(nd == 0 && sh[0] == 1 && sh[3] == 1 && v && *v == 2.5f, "scalar: %d dimensions", nd);
+        } else if (!strcmp(name, "v")) {
+            seen |= 4;
+            CHECK(nd == 1 && sh[0] == 7 && sh[1] == 1, "v: %d dimensions [%d]", nd, sh[0]);
+        }
+    }
+    CHECK(seen == 7, "all three arrays listed");
+    CHECK(mmgan_ckpt_find(back, "x") == -1 && mmgan_ckpt_find(back, NULL) == -1 && mmgan_ckpt_find(NULL, "w") == -1,
+          "no such array: -1");
+    CHECK(mmgan_ckpt_shape(back, 3, &nd, sh) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "array 3"),
+          "index past the end refused: %s", mmgan_ctx_error(ctx));
+    CHECK(mmgan_ckpt_shape(back, -1, &nd, sh) == MMGAN_ERR_INVALID, "negative index refused");
+    CHECK(mmgan_ckpt_shape(back, 0, NULL, sh) == MMGAN_ERR_INVALID && mmgan_ckpt_shape(back, 0, &nd, NULL) == MMGAN_ERR_INVALID,
+          "NULL outputs refused");
+    CHECK(mmgan_ckpt_shape(NULL, 0, &nd, sh) == MMGAN_ERR_INVALID, "no checkpoint");
+    mmgan_ckpt_free(back);
+    mmgan_ckpt_free(ck);
+    mmgan_free(ctx, buf);
+}
+
 int main(int argc, char **argv)
 {
     test_suite = "test_ckpt";
@@ -520,6 +569,7 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--writer")) return writer(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "--check")) return check(argv[2]);
     test_round_trip();
+    test_shape_query();
     test_malformed();
     test_corruption();
     test_resume();
