@@ -2414,26 +2414,28 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                 }
                 /* Tiles in column-panel-major order: consecutive tiles of a
                  * thread share the B panel that sits in L1.  The head is the
-                 * last panel.  Threads claim runs of column panels. */
+                 * last panel.  Threads claim runs of tiles, a column panel's
+                 * at least. */
                 if (tid == 0) mmgan__claim_reset(g->sh, nt, npm * (npn + head));
                 if (nt > 1) { MMGAN__OMP_BARRIER(); }   /* one thread: no team to wait for */
-                while ((n = mmgan__claim_run(g->sh, tid, nt, npm, npm * (npn + head), &u)) > 0)
-                  for (t = u; t < u + n; t++) {
-                    int jr = t / npm, ir = t % npm;
-                    if (jr == npn) {
-                        mmgan__head_tile(g, kc, abase, ic, ir, mc, beta);
-                        continue;
+                while ((n = mmgan__claim_run(g->sh, tid, nt, npm, npm * (npn + head), &u)) > 0) {
+                    for (t = u; t < u + n; t++) {
+                        int jr = t / npm, ir = t % npm;
+                        if (jr == npn) {
+                            mmgan__head_tile(g, kc, abase, ic, ir, mc, beta);
+                            continue;
+                        }
+                        int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
+                        const float *bp = g->bp + (size_t)jr * nr * kc;
+                        ptrdiff_t bs = nr;
+                        if (g->direct_b && cols == nr) {
+                            bp = g->b + (size_t)pc * g->ldb + jc + jr * nr;
+                            bs = g->ldb;
+                        }
+                        mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
+                                         g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
                     }
-                    int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
-                    const float *bp = g->bp + (size_t)jr * nr * kc;
-                    ptrdiff_t bs = nr;
-                    if (g->direct_b && cols == nr) {
-                        bp = g->b + (size_t)pc * g->ldb + jc + jr * nr;
-                        bs = g->ldb;
-                    }
-                    mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
-                                     g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
-                  }
+                }
                 if (nt > 1) { MMGAN__OMP_BARRIER(); }
             }
         }
@@ -8275,7 +8277,7 @@ MMGAN_DEF mmgan_status mmgan_ckpt_shape(const mmgan_ckpt *ck, int i, int *ndim, 
     int d;
     if (!ck) return MMGAN_ERR_INVALID;
     if (i < 0 || i >= ck->n)
-        return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_shape: array %d of a checkpoint with %d", i, ck->n);
+        return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_shape: no array %d (the checkpoint has %d)", i, ck->n);
     if (!ndim || !shape) return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_shape: NULL ndim or shape");
     *ndim = ck->arr[i].ndim;
     for (d = 0; d < MMGAN_MAX_DIMS; d++) shape[d] = d < *ndim ? ck->arr[i].shape[d] : 1;
