@@ -162,7 +162,8 @@ MMGAN_DEF void mmgan_ctx_clear_error(mmgan_ctx *ctx);
 MMGAN_DEF mmgan_ctx *mmgan_ctx_new(void *alloc_user);
 /* Free a context (NULL is ignored).  Tensors made from it must be freed first. */
 MMGAN_DEF void mmgan_ctx_free(mmgan_ctx *ctx);
-/* Ask for n >= 1 threads; capped at what the build offers (1 without OpenMP). */
+/* Ask for n >= 1 threads; capped at what the build offers (1 without OpenMP);
+ * a single GEMM uses at most 64. */
 MMGAN_DEF mmgan_status mmgan_ctx_set_threads(mmgan_ctx *ctx, int n);
 /* Number of threads kernels of ctx may use (1 without OpenMP). */
 MMGAN_DEF int mmgan_ctx_threads(const mmgan_ctx *ctx);
@@ -1935,10 +1936,10 @@ typedef struct mmgan__bgather {
 } mmgan__bgather;
 
 /* What threads that claim their work as they go share (mmgan__claim_run).
- * They finish together even when one core runs slower than the other: the
- * dev VM's second core, shared with other guests, ran the 1024^3 product
- * 8-25% slower than the first, and with equal shares the faster thread
- * spent that long waiting at each k block's barrier. */
+ * They finish together even when one core runs slower than the other: on
+ * the dev VM the second thread's micro-kernel ran 1024^3 10-34% slower than
+ * the first's (per-thread timers, quiet and loaded), and with equal shares
+ * the faster thread spent that long waiting at each k block's barrier. */
 #define MMGAN__SHARE_MAX 64   /* threads a product uses at most */
 typedef struct mmgan__gemm_share {
     int lo[MMGAN__SHARE_MAX];      /* each thread's run of units: [lo, lo + len) */
@@ -2343,8 +2344,8 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
  * (128x3136x1024) 0.82-0.86x, each thread then reading all of B for few
  * rows: MMGAN__GEMM_ROWS_MIN rows a thread at least.  Claiming rather
  * than taking equal shares, medians of 10-12 alternating pairs on two
- * threads: 1024^3 1.03x, 256^3 1.03x, 2048x490x256 1.02x (and 1.14x with
- * another process busy on one core). */
+ * threads: 1024^3 1.03x, 256^3 1.03x, 2048x490x256 1.02x; with another
+ * process busy on one core, 1024^3 1.45x and 2048x490x256 1.41x (5 pairs). */
 #define MMGAN__GEMM_ROWS_MIN 128
 
 static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt)

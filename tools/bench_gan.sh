@@ -72,6 +72,8 @@ for t in $THREADS; do
     r=0
     while [ $r -lt "$ROUNDS" ]; do
         r=$((r + 1))
+        # the table comes after all rounds of a thread count: show the way there
+        echo "bench_gan.sh: $t thread(s), round $r of $ROUNDS ..." >&2
         for c in $CASES; do
             m=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" bench --case "$c" --threads "$t" \
                   --iters "$per" --warmup "$WARMUP" --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
