@@ -2772,7 +2772,10 @@ static int mmgan__conv_chunk_nt(const mmgan__convgeom *q, int n, int threads)
     const int nb = mmgan__conv_chunk_of(q, n, MMGAN__CONV_CHUNK_FLOATS / 2);
     const int most = mmgan__conv_chunk_of(q, n, MMGAN__CONV_CHUNK_FLOATS);
     const int whole = nb + (threads - nb % threads) % threads;   /* nb on one thread */
-    return whole > most ? most : whole;
+    /* rounded down where up is too many: 21 images split 11:10 did not fit
+     * the threads' matrices into the scratch (mmgan__conv_own), 20 do */
+    if (whole > most) return most >= threads ? most - most % threads : most;
+    return whole;
 }
 
 /* Whether the forward and data-gradient products pack the weights once for
@@ -3366,14 +3369,20 @@ static size_t mmgan__own_part(size_t rows, int chunk, int nb, int hw, int tid, i
  * rows at most) run as one product per thread over that thread's own images
  * (mmgan__conv_own_run): where one thread's is not a matrix-vector product
  * (rows and images' columns 2 or more; mmgan__fold_group leaves no one-row
- * group), so that every column is summed as on one thread. */
+ * group), so that every column is summed as on one thread.  The whole
+ * batch's work must be worth the threads, not one chunk's: the 1-channel
+ * layers' chunks (20 images, 16 rows of k) fell below that and went as
+ * products split between the threads, three waits a chunk, slower on two
+ * threads than on one (two threads, own images against split products:
+ * the critic's 1 -> 64 forward 1.44x, the generator's 128 -> 1 data
+ * gradient 1.3x, its 128 -> 1 transposed conv 1.15x). */
 static int mmgan__conv_own(const mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, int rows, int chunk)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     const int hw = q->ho * q->wo, nt = ctx->threads;
     const size_t ckk = (size_t)q->c * q->kh * q->kw;
     if (nt < 2 || rows < 2 || hw < 2 || chunk < nt) return 0;
-    if ((double)o * ckk * hw * chunk < (double)MMGAN_GEMM_MT_MIN * nt) return 0;
+    if ((double)o * ckk * hw * n < (double)MMGAN_GEMM_MT_MIN * nt) return 0;
     if ((size_t)nt * mmgan__gemm_cols_ws(kr) > ctx->gemm_ws_floats) return 0;
     return (size_t)nt * mmgan__own_ld(chunk, hw, nt) <= mmgan__chunk_ld(mmgan__conv_chunk(q, n), hw);
 }

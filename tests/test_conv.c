@@ -428,20 +428,21 @@ counted:
  * not overlap in any two chunks (a thread ahead would overwrite one behind,
  * as when they followed each chunk's split: the classifier's batches of 100
  * in chunks of 18), and must lie within the scratch.  Layouts for the
- * critic's layer and the classifier's 3x3 one, batches 1-100, 2-4 threads. */
+ * critic's layer, the classifier's 3x3 one and the critic's first layer (1
+ * channel, 28x28), batches 1-100, 2-4 threads. */
 static void check_own_layout(void)
 {
-    static const int geo[2][2] = {{64, 4}, {64, 3}};   /* channels, window */
+    static const int geo[3][3] = {{64, 4, 14}, {64, 3, 14}, {1, 4, 28}};   /* channels, window, size */
     int gi, n, nt, bad = 0, used = 0;
-    for (gi = 0; gi < 2; gi++)
+    for (gi = 0; gi < 3; gi++)
         for (n = 1; n <= 100; n++)
             for (nt = 2; nt <= 4; nt++) {
                 mmgan__convgeom q;
                 const int o = 128;
                 int chunk, hw, t, u, b0, b1, s, e, s2, e2;
                 size_t rows, cap;
-                q.c = geo[gi][0]; q.kh = q.kw = geo[gi][1]; q.h = q.w = 14; q.stride = 2; q.pad = 1;
-                q.ho = q.wo = (14 + 2 - q.kh) / 2 + 1;
+                q.c = geo[gi][0]; q.kh = q.kw = geo[gi][1]; q.h = q.w = geo[gi][2]; q.stride = 2; q.pad = 1;
+                q.ho = q.wo = (q.h + 2 - q.kh) / 2 + 1;
                 hw = q.ho * q.wo; rows = (size_t)q.c * q.kh * q.kw + o;
                 chunk = mmgan__conv_chunk_nt(&q, n, nt);
                 mmgan_ctx_set_threads(ctx, nt);
@@ -575,9 +576,11 @@ int main(void)
          * + 4, at a third of the cost under qemu, and on two threads each
          * thread unfolds and multiplies its own images: 5 and 5, then 0
          * and 1; 1 and 2 threads only, the costly one), one output channel
-         * in chunks of 7 and 1 on one thread, one chunk of 8 on two and
-         * three (a matrix-vector product there would sum in another
-         * order), 12 images in chunks of 4 on
+         * in chunks of 7 and 1 on one thread, one chunk of 8 on two, 6
+         * and 2 on three (rounded down to whole images a thread, as 9 is
+         * more than a chunk may take; one chunk of 8 unpacked would be a
+         * matrix-vector product, summed in another order), 12 images in
+         * chunks of 4 on
          * one and two threads and of 6 on three (rounded up to whole images
          * a thread), one output channel in one chunk (a matrix-vector
          * product, which must not be split into groups on one thread
@@ -599,7 +602,7 @@ int main(void)
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 8, 1) < 8 && mmgan__conv_chunk_nt(&g1, 8, 2) == 8 &&
-                  mmgan__conv_chunk_nt(&g1, 8, 3) == 8,
+                  mmgan__conv_chunk_nt(&g1, 8, 3) == 6,
               "the one-channel case no longer splits differently by threads");
         g1.h = g1.w = 7; g1.pad = 0; g1.ho = g1.wo = 4;
         CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) == 4 && mmgan__conv_chunk_nt(&g1, 12, 2) == 4 &&
@@ -612,6 +615,16 @@ int main(void)
         for (i = 0; i < (int)(sizeof thr / sizeof thr[0]); i++) check_threads(&thr[i], i == 0 ? 2 : MOST_THREADS);
 #ifdef MMGAN__OMP
         check_own_layout();
+        /* the critic's first layer (batch 64, 1 channel): chunks of 20 on
+         * two threads, each thread multiplying its own images (its chunks'
+         * products, split between the threads, ran slower than on one) */
+        memset(&g1, 0, sizeof g1);
+        g1.c = 1; g1.h = g1.w = 28; g1.kh = g1.kw = 4; g1.stride = 2; g1.pad = 1; g1.ho = g1.wo = 14;
+        mmgan_ctx_set_threads(ctx, 2);
+        CHECK(mmgan__conv_chunk_nt(&g1, 64, 2) == 20 &&
+                  (mmgan_ctx_threads(ctx) < 2 || mmgan__conv_own(ctx, &g1, 64, 64, 64, 20)),
+              "the critic's first layer no longer takes its own images on two threads");
+        mmgan_ctx_set_threads(ctx, 1);
 #endif
     }
     {
