@@ -1604,6 +1604,10 @@ typedef void (*mmgan__ukr_fn)(int k, const float *a, const float *b, ptrdiff_t b
 /* The same on the first rows x cols of the tile only (C outside untouched). */
 typedef void (*mmgan__ukr_edge_fn)(int k, const float *a, const float *b, ptrdiff_t bs,
                                    float *c, ptrdiff_t ldc, float alpha, float beta, int rows, int cols);
+/* All MR rows and the first cols columns, with A read in place: a[i*as + p]
+ * for a[p*MR + i] (mmgan__gemm_a_inplace).  The same sums in the same order. */
+typedef void (*mmgan__ukr_a_fn)(int k, const float *a, ptrdiff_t as, const float *b, ptrdiff_t bs,
+                                float *c, ptrdiff_t ldc, float alpha, float beta, int cols);
 
 typedef struct mmgan__gemm_kernel {
     const char *name;
@@ -1611,6 +1615,7 @@ typedef struct mmgan__gemm_kernel {
     int kc, mc, nc;    /* cache blocks: kc*nr floats in L1, mc*kc in L2, kc*nc in L3 */
     mmgan__ukr_fn ukr;
     mmgan__ukr_edge_fn edge;   /* NULL: partial tiles go through a stack tile */
+    mmgan__ukr_a_fn ukr_a;     /* NULL: A is always packed */
 } mmgan__gemm_kernel;
 
 #define MMGAN__MAX_TILE (16 * 64)   /* largest mr*nr of any kernel */
@@ -1658,9 +1663,11 @@ MMGAN__INLINE __mmask16 mmgan__mask16(int n)
     return (__mmask16)(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
 }
 
-MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
+/* as = 0: A packed (a[p*8 + i]); otherwise A in place (a[i*as + p]). */
+MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, ptrdiff_t as, const float *b, ptrdiff_t bs, float *c,
                                       ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
 {
+    const ptrdiff_t ri = as ? as : 1, pk = as ? 1 : 8;   /* constants for packed A */
     const int nv = (cols + 15) >> 4;
     const __mmask16 m0 = mmgan__mask16(cols), m1 = mmgan__mask16(cols - 16), m2 = mmgan__mask16(cols - 32);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -1672,26 +1679,26 @@ MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptr
 #undef MMGAN__D
     if (nv == 1) {
         MMGAN__UNROLL4
-        for (p = 0; p < k; p++, a += 8, b += bs) {
+        for (p = 0; p < k; p++, a += pk, b += bs) {
             __m512 b0 = _mm512_loadu_ps(b);
-#define MMGAN__F(i) c##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, c##i##0);
+#define MMGAN__F(i) c##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i * ri]), b0, c##i##0);
             MMGAN__ROWS8(MMGAN__F)
 #undef MMGAN__F
         }
     } else if (nv == 2) {
         MMGAN__UNROLL4
-        for (p = 0; p < k; p++, a += 8, b += bs) {
+        for (p = 0; p < k; p++, a += pk, b += bs) {
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); \
+#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i * ri]); \
             c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
             MMGAN__ROWS8(MMGAN__F)
 #undef MMGAN__F
         }
     } else {
         MMGAN__UNROLL4
-        for (p = 0; p < k; p++, a += 8, b += bs) {
+        for (p = 0; p < k; p++, a += pk, b += bs) {
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
-#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); \
+#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i * ri]); c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); \
             c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2); }
             MMGAN__ROWS8(MMGAN__F)
 #undef MMGAN__F
@@ -1710,13 +1717,19 @@ MMGAN__INLINE void mmgan__avx512_tile(int k, const float *a, const float *b, ptr
 static void mmgan__ukr_avx512(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                               ptrdiff_t ldc, float alpha, float beta)
 {
-    mmgan__avx512_tile(k, a, b, bs, c, ldc, alpha, beta, 8, 48);
+    mmgan__avx512_tile(k, a, 0, b, bs, c, ldc, alpha, beta, 8, 48);
+}
+
+static void mmgan__ukr_avx512_a(int k, const float *a, ptrdiff_t as, const float *b, ptrdiff_t bs, float *c,
+                                ptrdiff_t ldc, float alpha, float beta, int cols)
+{
+    mmgan__avx512_tile(k, a, as, b, bs, c, ldc, alpha, beta, 8, cols);
 }
 
 static void mmgan__ukr_avx512_edge(int k, const float *a, const float *b, ptrdiff_t bs, float *c,
                                    ptrdiff_t ldc, float alpha, float beta, int rows, int cols)
 {
-    mmgan__avx512_tile(k, a, b, bs, c, ldc, alpha, beta, rows, cols);
+    mmgan__avx512_tile(k, a, 0, b, bs, c, ldc, alpha, beta, rows, cols);
 }
 #endif
 
@@ -1868,17 +1881,17 @@ static void mmgan__ukr_neon32(int k, const float *a, const float *b, ptrdiff_t b
  * within half of L2, kc*nc*4 within a share of L3. */
 static const mmgan__gemm_kernel mmgan__gemm_kernels[] = {
 #if defined(MMGAN__AVX512)
-    {"avx512", 8, 48, 256, 8 * 32, 48 * 85, mmgan__ukr_avx512, mmgan__ukr_avx512_edge},
+    {"avx512", 8, 48, 256, 8 * 32, 48 * 85, mmgan__ukr_avx512, mmgan__ukr_avx512_edge, mmgan__ukr_avx512_a},
 #elif defined(MMGAN__AVX2)
-    {"avx2", 6, 16, 256, 6 * 24, 4096, mmgan__ukr_avx2, NULL},
+    {"avx2", 6, 16, 256, 6 * 24, 4096, mmgan__ukr_avx2, NULL, NULL},
 #elif defined(MMGAN__SSE2)
-    {"sse2", 6, 8, 256, 6 * 24, 4096, mmgan__ukr_sse2, NULL},
+    {"sse2", 6, 8, 256, 6 * 24, 4096, mmgan__ukr_sse2, NULL, NULL},
 #elif defined(MMGAN__NEON64)
-    {"neon64", 8, 12, 256, 8 * 16, 12 * 128, mmgan__ukr_neon64, NULL},
+    {"neon64", 8, 12, 256, 8 * 16, 12 * 128, mmgan__ukr_neon64, NULL, NULL},
 #elif defined(MMGAN__NEON32)
-    {"neon32", 4, 8, 128, 4 * 32, 8 * 128, mmgan__ukr_neon32, NULL},
+    {"neon32", 4, 8, 128, 4 * 32, 8 * 128, mmgan__ukr_neon32, NULL, NULL},
 #endif
-    {"scalar", 4, 4, 256, 4 * 32, 4 * 256, mmgan__ukr_ref, NULL}
+    {"scalar", 4, 4, 256, 4 * 32, 4 * 256, mmgan__ukr_ref, NULL, NULL}
 };
 #define MMGAN__NKERNELS ((int)(sizeof mmgan__gemm_kernels / sizeof mmgan__gemm_kernels[0]))
 
@@ -2252,6 +2265,27 @@ static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap,
     }
 }
 
+/* Products whose B is read in place in at most this many column panels read
+ * A in place as well, where the kernel set can (ukr_a): packing A pays for
+ * itself over the panels that reuse it, over so few it did not (one thread,
+ * in one process: 64^3 1.2x, 128^3 1.07x, 64x128x128 1.09x, 256x128x256
+ * 1.15x; 64x784x256, 17 panels, 1.01x; with A 4 KB a row, 128x3136x1024,
+ * it could be slower).  Only whole row panels: a partial one is packed. */
+#define MMGAN__GEMM_A_INPLACE_PANELS 4
+
+static int mmgan__gemm_a_inplace(const mmgan__gemm_args *g)
+{
+    return g->kr->ukr_a && g->direct_b && !g->ta && !g->bg && !g->apk &&
+           g->n <= MMGAN__GEMM_A_INPLACE_PANELS * g->kr->nr;
+}
+
+/* The tile of whole row panel i0 (from column p0 of k) with A in place. */
+static void mmgan__gemm_tile_ain(const mmgan__gemm_args *g, int kc, int i0, int p0, const float *bp, ptrdiff_t bs,
+                                 float *cp, float beta, int cols)
+{
+    g->kr->ukr_a(kc, g->a + (size_t)i0 * g->lda + p0, g->lda, bp, bs, cp, g->ldc, g->alpha, beta, cols);
+}
+
 /* A block i >= 1 of the workspace, or with i = MMGAN__GEMM_A_BLOCKS the
  * head panel: after the B block at g->bp. */
 static float *mmgan__gemm_ws_after_b(const mmgan__gemm_args *g, int i)
@@ -2297,7 +2331,7 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
 {
     const mmgan__gemm_kernel *kr = g->kr;
     const int mr = kr->mr, nr = kr->nr;
-    const int npn = (g->n + nr - 1) / nr;
+    const int npn = (g->n + nr - 1) / nr, ain = mmgan__gemm_a_inplace(g);
     mmgan__gemm_args my = *g;
     int pc, ic, q0, q1, jr, ir;
     mmgan__range(npn, tid, nt, &q0, &q1);
@@ -2314,17 +2348,20 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
             const int mc = MMGAN__MIN(kr->mc, g->m - ic), npm = (mc + mr - 1) / mr;
             const float *abase = my.ap;
             if (g->apk) abase = g->apk + mmgan__apk_off(kr, g->m, pc, ic, kc);
-            else mmgan__pack_a(&my, ic, mc, pc, kc, 0, npm);
+            else if (!ain) mmgan__pack_a(&my, ic, mc, pc, kc, 0, npm);
+            else if (mc % mr) mmgan__pack_a(&my, ic, mc, pc, kc, npm - 1, npm);   /* the partial row panel */
             if (g->head && q0 == 0)
                 for (ir = 0; ir < npm; ir++) mmgan__head_tile(&my, kc, abase, ic, ir, mc, beta);
             for (jr = q0; jr < q1; jr++) {
                 const int cols = MMGAN__MIN(nr, g->n - jr * nr);
                 const float *bp = cols == nr ? g->b + (size_t)pc * g->ldb + (size_t)jr * nr : my.bp;
                 const ptrdiff_t bs = cols == nr ? g->ldb : nr;
-                for (ir = 0; ir < npm; ir++)
-                    mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
-                                     g->c + (size_t)(ic + ir * mr) * g->ldc + (size_t)jr * nr, beta,
-                                     MMGAN__MIN(mr, mc - ir * mr), cols);
+                for (ir = 0; ir < npm; ir++) {
+                    float *cp = g->c + (size_t)(ic + ir * mr) * g->ldc + (size_t)jr * nr;
+                    if (ain && mc - ir * mr >= mr) mmgan__gemm_tile_ain(g, kc, ic + ir * mr, pc, bp, bs, cp, beta, cols);
+                    else mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs, cp, beta,
+                                          MMGAN__MIN(mr, mc - ir * mr), cols);
+                }
             }
         }
     }
@@ -2390,7 +2427,7 @@ static void mmgan__gemm_thread_rows(const mmgan__gemm_args *g, int tid, int nt)
 static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
 {
     const mmgan__gemm_kernel *kr = g->kr;
-    const int mr = kr->mr, nr = kr->nr;
+    const int mr = kr->mr, nr = kr->nr, ain = mmgan__gemm_a_inplace(g);
     int jc, pc, ic, q0, q1, t, u, n;
     for (jc = 0; jc < g->n; jc += kr->nc) {
         int nc = MMGAN__MIN(kr->nc, g->n - jc), npn = (nc + nr - 1) / nr, head = jc == 0 && g->head;
@@ -2409,6 +2446,8 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                 const float *abase = g->ap;
                 if (g->apk) {
                     abase = g->apk + mmgan__apk_off(kr, g->m, pc, ic, kc);
+                } else if (ain) {   /* only a partial row panel is packed */
+                    if (mc % mr && tid == 0) mmgan__pack_a(g, ic, mc, pc, kc, npm - 1, npm);
                 } else {
                     mmgan__range(npm, tid, nt, &q0, &q1);
                     mmgan__pack_a(g, ic, mc, pc, kc, q0, q1);
@@ -2433,8 +2472,12 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                             bp = g->b + (size_t)pc * g->ldb + jc + jr * nr;
                             bs = g->ldb;
                         }
-                        mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
-                                         g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
+                        if (ain && rows == mr)
+                            mmgan__gemm_tile_ain(g, kc, ic + ir * mr, pc, bp, bs,
+                                                 g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, cols);
+                        else
+                            mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
+                                             g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
                     }
                 }
                 if (nt > 1) { MMGAN__OMP_BARRIER(); }

@@ -129,6 +129,28 @@ static void test_random_shapes(const mmgan__gemm_kernel *kr)
     CHECK(bad == 0, "%s: %d of 60 random shapes disagree", kr->name, bad);
 }
 
+/* Products with B read in place in at most four column panels read whole
+ * row panels of A in place where the kernel set can (and pack a partial last
+ * one): against the oracle with rows a whole number of panels and not, one
+ * and two k blocks, padded rows, partial column panels, alpha and beta; and
+ * the path is taken where it exists. */
+static void test_a_inplace(const mmgan__gemm_kernel *kr)
+{
+    static const int shapes[][4] = {{8, 48, 64, 0},  {64, 64, 64, 0}, {13, 100, 64, 3}, {100, 192, 300, 5},
+                                    {256, 130, 513, 1}, {16, 16, 200, 0}, {40, 7, 70, 2}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {-1.5f, 0.5f}, {0.25f, -2.0f}};
+    int i, j, bad = 0, runs = 0, taken = 0;
+    for (i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++) {
+        const int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+        mmgan__gemm_args g = mmgan__gemm_args_of(kr, 0, 0, m, n, k, 1.0f, NULL, k, NULL, n, 0.0f, NULL, n, 1);
+        taken += mmgan__gemm_a_inplace(&g);
+        for (j = 0; j < 3; j++, runs++) bad += !check_case(kr, 0, 0, m, n, k, ab[j][0], ab[j][1], shapes[i][3]);
+    }
+    CHECK(bad == 0, "%s: %d of %d products with A read in place disagree with the oracle", kr->name, bad, runs);
+    CHECK(taken == (kr->ukr_a ? (int)(sizeof shapes / sizeof shapes[0]) : 0),
+          "%s: A read in place for %d of the shapes", kr->name, taken);
+}
+
 /* Crosses the kc, mc and nc block edges of the kernel. */
 static void test_blocks(const mmgan__gemm_kernel *kr)
 {
@@ -260,6 +282,7 @@ int main(void)
         test_alpha_beta_pad(kr);
         test_random_shapes(kr);
         test_blocks(kr);
+        test_a_inplace(kr);
     }
     test_threads(1, 517, 1031, 700);
     test_threads(0, 100, 3001, 300);
@@ -277,6 +300,10 @@ int main(void)
     test_threads(0, 64, 48, 2000);
     test_threads(0, 37, 100, 2000);
     test_threads(0, 64, 5000, 128);   /* wider than a B block (nc) */
+    /* and A read in place as well (few column panels): whole row panels,
+     * and a partial one that each thread packs for itself */
+    test_threads(0, 256, 128, 256);
+    test_threads(0, 100, 150, 300);
     /* packed B, each thread its own rows and A: uneven row panels, two
      * row blocks a thread, more than one B block */
     test_threads(0, 300, 700, 600);
