@@ -2268,9 +2268,11 @@ static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap,
 /* Products whose B is read in place in at most this many column panels read
  * A in place as well, where the kernel set can (ukr_a): packing A pays for
  * itself over the panels that reuse it, over so few it did not (one thread,
- * in one process: 64^3 1.2x, 128^3 1.07x, 64x128x128 1.09x, 256x128x256
- * 1.15x; 64x784x256, 17 panels, 1.01x; with A 4 KB a row, 128x3136x1024,
- * it could be slower).  Only whole row panels: a partial one is packed. */
+ * alternating in one process, Zen 5: 64^3 1.10-1.14x, 128^3 1.06-1.07x,
+ * 64x128x128 1.02-1.13x, 256x128x256 1.03-1.09x).  With any number of
+ * panels (a trial) 64x784x256 gained 1.01x and 128x3136x1024, its rows of A
+ * 4 KB apart, ran 0.93-1.02x.  Only whole row panels: a partial one is
+ * packed. */
 #define MMGAN__GEMM_A_INPLACE_PANELS 4
 
 static int mmgan__gemm_a_inplace(const mmgan__gemm_args *g)
