@@ -1598,7 +1598,8 @@ MMGAN_DEF void mmgan_rng_permutation(mmgan_rng *rng, int *idx, int n)
  * Micro-kernel contract: c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*bs + j]
  *                                       + beta * c[i*ldc + j]   (i < MR, j < NR)
  * and with beta == 0 the old C is not read.  bs is NR for a packed B panel;
- * small-m products pass B itself (bs = ldb) and skip packing it. */
+ * small-m products pass B itself (bs = ldb) and skip packing it, and those
+ * with few column panels A as well where the kernel set can (ukr_a). */
 typedef void (*mmgan__ukr_fn)(int k, const float *a, const float *b, ptrdiff_t bs,
                               float *c, ptrdiff_t ldc, float alpha, float beta);
 /* The same on the first rows x cols of the tile only (C outside untouched). */
