@@ -2282,11 +2282,17 @@ static int mmgan__gemm_a_inplace(const mmgan__gemm_args *g)
            g->n <= MMGAN__GEMM_A_INPLACE_PANELS * g->kr->nr;
 }
 
-/* The tile of whole row panel i0 (from column p0 of k) with A in place. */
-static void mmgan__gemm_tile_ain(const mmgan__gemm_args *g, int kc, int i0, int p0, const float *bp, ptrdiff_t bs,
-                                 float *cp, float beta, int cols)
+/* Tile ir of the row block from ic (mc rows) at cp, k from pc: a whole row
+ * panel with A in place where ain (mmgan__gemm_a_inplace), else from the
+ * packed block abase. */
+static void mmgan__gemm_tile_at(const mmgan__gemm_args *g, int ain, int kc, const float *abase, int ic, int ir,
+                                int mc, int pc, const float *bp, ptrdiff_t bs, float *cp, float beta, int cols)
 {
-    g->kr->ukr_a(kc, g->a + (size_t)i0 * g->lda + p0, g->lda, bp, bs, cp, g->ldc, g->alpha, beta, cols);
+    const int mr = g->kr->mr, rows = MMGAN__MIN(mr, mc - ir * mr);
+    if (ain && rows == mr)
+        g->kr->ukr_a(kc, g->a + (size_t)(ic + ir * mr) * g->lda + pc, g->lda, bp, bs, cp, g->ldc, g->alpha, beta, cols);
+    else
+        mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs, cp, beta, rows, cols);
 }
 
 /* A block i >= 1 of the workspace, or with i = MMGAN__GEMM_A_BLOCKS the
@@ -2359,12 +2365,9 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
                 const int cols = MMGAN__MIN(nr, g->n - jr * nr);
                 const float *bp = cols == nr ? g->b + (size_t)pc * g->ldb + (size_t)jr * nr : my.bp;
                 const ptrdiff_t bs = cols == nr ? g->ldb : nr;
-                for (ir = 0; ir < npm; ir++) {
-                    float *cp = g->c + (size_t)(ic + ir * mr) * g->ldc + (size_t)jr * nr;
-                    if (ain && mc - ir * mr >= mr) mmgan__gemm_tile_ain(g, kc, ic + ir * mr, pc, bp, bs, cp, beta, cols);
-                    else mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs, cp, beta,
-                                          MMGAN__MIN(mr, mc - ir * mr), cols);
-                }
+                for (ir = 0; ir < npm; ir++)
+                    mmgan__gemm_tile_at(g, ain, kc, abase, ic, ir, mc, pc, bp, bs,
+                                        g->c + (size_t)(ic + ir * mr) * g->ldc + (size_t)jr * nr, beta, cols);
             }
         }
     }
@@ -2468,19 +2471,15 @@ static void mmgan__gemm_thread(const mmgan__gemm_args *g, int tid, int nt)
                             mmgan__head_tile(g, kc, abase, ic, ir, mc, beta);
                             continue;
                         }
-                        int rows = MMGAN__MIN(mr, mc - ir * mr), cols = MMGAN__MIN(nr, nc - jr * nr);
+                        int cols = MMGAN__MIN(nr, nc - jr * nr);
                         const float *bp = g->bp + (size_t)jr * nr * kc;
                         ptrdiff_t bs = nr;
                         if (g->direct_b && cols == nr) {
                             bp = g->b + (size_t)pc * g->ldb + jc + jr * nr;
                             bs = g->ldb;
                         }
-                        if (ain && rows == mr)
-                            mmgan__gemm_tile_ain(g, kc, ic + ir * mr, pc, bp, bs,
-                                                 g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, cols);
-                        else
-                            mmgan__gemm_tile(g, kc, abase + (size_t)ir * mr * kc, bp, bs,
-                                             g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, rows, cols);
+                        mmgan__gemm_tile_at(g, ain, kc, abase, ic, ir, mc, pc, bp, bs,
+                                            g->c + (size_t)(ic + ir * mr) * g->ldc + jc + jr * nr, beta, cols);
                     }
                 }
                 if (nt > 1) { MMGAN__OMP_BARRIER(); }
