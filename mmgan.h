@@ -162,8 +162,8 @@ MMGAN_DEF void mmgan_ctx_clear_error(mmgan_ctx *ctx);
 MMGAN_DEF mmgan_ctx *mmgan_ctx_new(void *alloc_user);
 /* Free a context (NULL is ignored).  Tensors made from it must be freed first. */
 MMGAN_DEF void mmgan_ctx_free(mmgan_ctx *ctx);
-/* Ask for n >= 1 threads; capped at what the build offers (1 without OpenMP);
- * a single GEMM uses at most 64. */
+/* Ask for n >= 1 threads; capped at what the build offers (1 without OpenMP,
+ * else 256); a single GEMM uses at most 64. */
 MMGAN_DEF mmgan_status mmgan_ctx_set_threads(mmgan_ctx *ctx, int n);
 /* Number of threads kernels of ctx may use (1 without OpenMP). */
 MMGAN_DEF int mmgan_ctx_threads(const mmgan_ctx *ctx);
@@ -235,7 +235,7 @@ MMGAN_DEF float mmgan_rng_normal(mmgan_rng *rng);
 MMGAN_DEF void mmgan_rng_fill_uniform(mmgan_rng *rng, float *x, size_t n, float lo, float hi);
 /* x[i] = mean + std * normal, for n values. */
 MMGAN_DEF void mmgan_rng_fill_normal(mmgan_rng *rng, float *x, size_t n, float mean, float std);
-/* Random permutation of 0..n-1 into idx (Fisher-Yates). */
+/* Random permutation of 0..n-1 into idx (Fisher-Yates); nothing when rng or idx is NULL. */
 MMGAN_DEF void mmgan_rng_permutation(mmgan_rng *rng, int *idx, int n);
 
 /* ===================================================================== */
@@ -509,7 +509,8 @@ MMGAN_DEF mmgan_status mmgan_plan_run(mmgan_plan *p);
 MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s);
 /* Number of stages (1 for mmgan_plan_new). */
 MMGAN_DEF int mmgan_plan_stages(const mmgan_plan *p);
-/* Value of a target (or input, parameter, constant) after the last run; NULL otherwise. */
+/* Value of a target (or input, parameter, constant) after the last run that
+ * computed it; NULL otherwise (a target before its stage first ran). */
 MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x);
 /* Bytes of activation and scratch memory the plan holds. */
 MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p);
@@ -667,10 +668,12 @@ typedef struct mmgan_began {
 /* Sets k = 0 and the given gamma (the paper uses 0.3 to 0.7) and lambda_k
  * (the paper: 0.001). */
 MMGAN_DEF void mmgan_began_init(mmgan_began *b, float gamma, float lambda_k);
-/* Builds L_D, reading b->k at every run (b must outlive the graph). */
+/* Builds L_D, reading b->k at every run (b must outlive the graph); gamma and
+ * lambda_k must be finite. */
 MMGAN_DEF mmgan_status mmgan_began_loss_d(mmgan_graph *g, mmgan_began *b, mmgan_node e_real,
                                           mmgan_node e_fake, mmgan_loss *out);
-/* Updates k from the step's mean energies; returns the convergence measure M. */
+/* Updates k from the step's mean energies (a NaN leaves k as it was); returns
+ * the convergence measure M. */
 MMGAN_DEF float mmgan_began_update(mmgan_began *b, float e_real, float e_fake);
 
 /* MAGAN's margin controller (Algorithm 1 of Wang et al.): pre-train the
@@ -811,7 +814,8 @@ MMGAN_DEF mmgan_status mmgan_batcher_init(mmgan_ctx *ctx, mmgan_batcher *b, cons
                                           mmgan_rng *rng);
 /* Copies the next batch into images (batch * c * h * w floats) and labels
  * (may be NULL); a batch never straddles two epochs. Returns 1 when this
- * batch started a new epoch, else 0. */
+ * batch started a new epoch, else 0; -1, copying nothing, for a NULL batcher
+ * or one whose mmgan_batcher_init failed. */
 MMGAN_DEF int mmgan_batcher_next(mmgan_batcher *b, float *images, unsigned char *labels);
 /* Frees the batcher's order array. */
 MMGAN_DEF void mmgan_batcher_free(mmgan_ctx *ctx, mmgan_batcher *b);
@@ -1228,6 +1232,9 @@ static mmgan_status mmgan__fail(mmgan_ctx *ctx, mmgan_status s, const char *fmt,
     return s;
 }
 
+/* Neither infinite nor NaN: an option that is either makes every value NaN. */
+static int mmgan__finite(float x) { return x - x == 0.0f; }
+
 #ifndef MMGAN_NO_STDIO
 /* Puts "path: " in front of the message a reader left, so it names the file. */
 static mmgan_status mmgan__fail_in(mmgan_ctx *ctx, mmgan_status s, const char *path)
@@ -1329,7 +1336,10 @@ MMGAN_DEF mmgan_status mmgan_ctx_set_threads(mmgan_ctx *ctx, int n)
     if (!ctx) return MMGAN_ERR_INVALID;
     if (n < 1) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "set_threads: thread count must be >= 1, got %d", n);
 #ifdef MMGAN__OMP
-    ctx->threads = n;
+    /* a team far past the cores only waits, and one of INT_MAX threads made
+     * libgomp exit for want of memory; OpenMP grants fewer than asked
+     * (OMP_THREAD_LIMIT) on its own, which every parallel region handles */
+    ctx->threads = n > 256 ? 256 : n;
 #else
     ctx->threads = 1;   /* built without OpenMP: one thread, same results */
 #endif
@@ -1576,6 +1586,7 @@ MMGAN_DEF void mmgan_rng_fill_normal(mmgan_rng *rng, float *x, size_t n, float m
 MMGAN_DEF void mmgan_rng_permutation(mmgan_rng *rng, int *idx, int n)
 {
     int i;
+    if (!rng || !idx) return;
     for (i = 0; i < n; i++) idx[i] = i;
     for (i = n - 1; i > 0; i--) {
         int j = (int)mmgan_rng_below(rng, (uint32_t)i + 1u), t = idx[i];
@@ -2838,8 +2849,8 @@ static int mmgan__conv_packs_w(const mmgan__convgeom *q, int n)
 static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
 {
     int a = q->pad - j, b = q->w + q->pad - j;   /* need a <= ox*stride < b */
-    *lo = a <= 0 ? 0 : (a + q->stride - 1) / q->stride;
-    *hi = b <= 0 ? 0 : (b + q->stride - 1) / q->stride;
+    *lo = a <= 0 ? 0 : (a - 1) / q->stride + 1;   /* rounded up, with no a + stride to overflow */
+    *hi = b <= 0 ? 0 : (b - 1) / q->stride + 1;
     if (*hi > q->wo) *hi = q->wo;
     if (*lo > *hi) *lo = *hi;
 }
@@ -4193,6 +4204,8 @@ MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a
     t = p->value;
     if (kind != MMGAN_INIT_ZEROS && kind != MMGAN_INIT_CONST && !rng)
         return mmgan__fail(p->ctx, MMGAN_ERR_INVALID, "param_init: '%s' needs an rng", p->name);
+    if (kind != MMGAN_INIT_ZEROS && !mmgan__finite(a))
+        return mmgan__fail(p->ctx, MMGAN_ERR_INVALID, "param_init: '%s': parameter a=%g must be finite", p->name, (double)a);
     /* Fans as PyTorch computes them: dims 2.. are the receptive field. */
     for (i = 2; i < t->ndim; i++) rf *= t->shape[i];
     fan_in = t->ndim >= 2 ? t->shape[1] * rf : (t->ndim == 1 ? t->shape[0] : 1);
@@ -4287,6 +4300,20 @@ static mmgan_node mmgan__gfail(mmgan_graph *g, mmgan_status s, const char *fmt, 
     return MMGAN_NONE;
 }
 
+/* A builder's shape check (mmgan__check_shape, whose message goes to the
+ * context): a graph that already failed keeps its first message. */
+static int mmgan__gshape_ok(mmgan_graph *g, const char *who, int ndim, const int *shape, size_t *numel)
+{
+    char first[sizeof g->ctx->err];
+    mmgan_status s;
+    memcpy(first, g->ctx->err, sizeof first);
+    s = mmgan__check_shape(g->ctx, who, ndim, shape, numel);
+    if (s == MMGAN_OK) return 1;
+    if (g->status == MMGAN_OK) g->status = s;
+    else memcpy(g->ctx->err, first, sizeof first);
+    return 0;
+}
+
 /* Validates node arguments; MMGAN_NONE inputs fail quietly (already reported). */
 static int mmgan__args_ok(mmgan_graph *g, const char *who, int n, const mmgan_node *x)
 {
@@ -4320,8 +4347,7 @@ static mmgan_node mmgan__push(mmgan_graph *g, int op, int nin, const mmgan_node 
     mmgan__node *nd;
     size_t numel = 0;
     int i;
-    if (mmgan__check_shape(g->ctx, mmgan__op_name(op), ndim, shape, &numel) != MMGAN_OK)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s", g->ctx->err);
+    if (!mmgan__gshape_ok(g, mmgan__op_name(op), ndim, shape, &numel)) return MMGAN_NONE;
     if (g->n == g->cap) {
         int cap = g->cap ? g->cap * 2 : 64;
         mmgan__node *nn = (mmgan__node *)MMGAN_REALLOC(g->ctx->alloc_user, g->nodes, (size_t)cap * sizeof *nn);
@@ -4644,6 +4670,17 @@ static int mmgan__conv_args(mmgan_graph *g, const char *who, mmgan_node x, mmgan
     return 1;
 }
 
+/* The kernels index a zero-padded image [c][h + 2 pad][w + 2 pad] with ints:
+ * it must hold at most INT_MAX floats. */
+static int mmgan__conv_fits(mmgan_graph *g, const char *who, long long c, long long h, long long w, int pad)
+{
+    const long long ph = h + 2LL * pad, pw = w + 2LL * pad;
+    if (ph <= INT_MAX && pw <= INT_MAX && ph * pw <= INT_MAX / c) return 1;
+    mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: %lld channels of %lldx%lld padded by %d make more than %d floats an image",
+                 who, c, h, w, pad, INT_MAX);
+    return 0;
+}
+
 MMGAN_DEF mmgan_node mmgan_conv2d(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad)
 {
     const mmgan__node *nx, *nw;
@@ -4654,6 +4691,7 @@ MMGAN_DEF mmgan_node mmgan_conv2d(mmgan_graph *g, mmgan_node x, mmgan_node w, in
     if (nx->shape[1] != nw->shape[1])
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv2d: input has %d channels, weight expects %d (input %s, weight %s)",
                             nx->shape[1], nw->shape[1], mmgan__nshape(nx, s1, sizeof s1), mmgan__nshape(nw, s2, sizeof s2));
+    if (!mmgan__conv_fits(g, "conv2d", nx->shape[1], nx->shape[2], nx->shape[3], pad)) return MMGAN_NONE;
     if (nx->shape[2] + 2 * pad < nw->shape[2] || nx->shape[3] + 2 * pad < nw->shape[3])
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv2d: kernel %dx%d is larger than the padded input (input %s, pad %d)",
                             nw->shape[2], nw->shape[3], mmgan__nshape(nx, s1, sizeof s1), pad);
@@ -4667,6 +4705,7 @@ MMGAN_DEF mmgan_node mmgan_conv2d(mmgan_graph *g, mmgan_node x, mmgan_node w, in
 static mmgan_node mmgan__conv_transpose(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad, int oph, int opw)
 {
     const mmgan__node *nx, *nw;
+    long long ph, pw;
     int shape[4];
     char s1[64], s2[64];
     if (!mmgan__conv_args(g, "conv_transpose2d", x, w, 4, stride, pad)) return MMGAN_NONE;
@@ -4678,13 +4717,17 @@ static mmgan_node mmgan__conv_transpose(mmgan_graph *g, mmgan_node x, mmgan_node
     if (oph < 0 || opw < 0 || oph >= stride || opw >= stride)
         return mmgan__gfail(g, MMGAN_ERR_INVALID, "conv_transpose2d: out_pad %d must be >= 0 and less than stride %d",
                             MMGAN__MAX(oph, opw), stride);
-    shape[0] = nx->shape[0];
-    shape[1] = nw->shape[1];
-    shape[2] = (nx->shape[2] - 1) * stride - 2 * pad + nw->shape[2] + oph;
-    shape[3] = (nx->shape[3] - 1) * stride - 2 * pad + nw->shape[3] + opw;
-    if (shape[2] < 1 || shape[3] < 1)
+    /* the output's extent plus 2 pad, in 64 bits: stride and pad are the caller's */
+    ph = (long long)(nx->shape[2] - 1) * stride + nw->shape[2] + oph;
+    pw = (long long)(nx->shape[3] - 1) * stride + nw->shape[3] + opw;
+    if (ph - 2LL * pad < 1 || pw - 2LL * pad < 1)
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "conv_transpose2d: pad %d leaves an empty output (input %s, weight %s)",
                             pad, mmgan__nshape(nx, s1, sizeof s1), mmgan__nshape(nw, s2, sizeof s2));
+    if (!mmgan__conv_fits(g, "conv_transpose2d", nw->shape[1], ph - 2LL * pad, pw - 2LL * pad, pad)) return MMGAN_NONE;
+    shape[0] = nx->shape[0];
+    shape[1] = nw->shape[1];
+    shape[2] = (int)(ph - 2LL * pad);
+    shape[3] = (int)(pw - 2LL * pad);
     return mmgan__conv_node(g, MMGAN__OP_CONVT, x, w, shape, stride, pad, nw->shape[2], nw->shape[3], oph, opw);
 }
 
@@ -4700,6 +4743,7 @@ MMGAN_DEF mmgan_node mmgan_conv2d_wgrad(mmgan_graph *g, mmgan_node x, mmgan_node
     char s1[64], s2[64];
     if (!mmgan__conv_args(g, "conv2d_wgrad", x, gy, 4, stride, pad)) return MMGAN_NONE;
     nx = &g->nodes[x]; ny = &g->nodes[gy];
+    if (!mmgan__conv_fits(g, "conv2d_wgrad", nx->shape[1], nx->shape[2], nx->shape[3], pad)) return MMGAN_NONE;
     if (kh < 1 || kw < 1 || nx->shape[2] + 2 * pad < kh || nx->shape[3] + 2 * pad < kw ||
         nx->shape[0] != ny->shape[0] ||
         ny->shape[2] != (nx->shape[2] + 2 * pad - kh) / stride + 1 ||
@@ -4714,8 +4758,7 @@ MMGAN_DEF mmgan_node mmgan_reshape(mmgan_graph *g, mmgan_node x, int ndim, const
 {
     size_t numel = 0;
     if (!mmgan__args_ok(g, "reshape", 1, &x)) return MMGAN_NONE;
-    if (mmgan__check_shape(g->ctx, "reshape", ndim, shape, &numel) != MMGAN_OK)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s", g->ctx->err);
+    if (!mmgan__gshape_ok(g, "reshape", ndim, shape, &numel)) return MMGAN_NONE;
     if (numel != g->nodes[x].numel) {
         char s1[64];
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "reshape: x %s has %lu elements, the new shape %lu",
@@ -4748,6 +4791,9 @@ MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b)
             return mmgan__gfail(g, MMGAN_ERR_SHAPE, "concat: %s and %s differ beyond the batch axis",
                                 mmgan__nshape(na, s1, sizeof s1), mmgan__nshape(nb, s2, sizeof s2));
         }
+    if (na->shape[0] > INT_MAX - nb->shape[0])
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "concat: %d and %d samples make more than %d", na->shape[0],
+                            nb->shape[0], INT_MAX);
     memcpy(shape, na->shape, sizeof shape);
     shape[0] = na->shape[0] + nb->shape[0];
     return mmgan__push(g, MMGAN__OP_CONCAT, 2, in, na->ndim, shape);
@@ -4773,7 +4819,7 @@ MMGAN_DEF mmgan_node mmgan_pad_batch(mmgan_graph *g, mmgan_node x, int start, in
     int shape[4];
     mmgan_node id;
     if (!mmgan__args_ok(g, "pad_batch", 1, &x)) return MMGAN_NONE;
-    if (start < 0 || start > total - g->nodes[x].shape[0])
+    if (start < 0 || total < g->nodes[x].shape[0] || start > total - g->nodes[x].shape[0])
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pad_batch: %d samples at %d do not fit in a batch of %d",
                             g->nodes[x].shape[0], start, total);
     memcpy(shape, g->nodes[x].shape, sizeof shape);
@@ -5978,6 +6024,7 @@ struct mmgan_plan {
     unsigned char *view;  /* 1: shares its input's buffer, nothing to compute */
     unsigned char *keep;  /* targets: readable after a run */
     unsigned char *zero;  /* per node: 1 if its value is all zeros as last computed */
+    unsigned char *done;  /* per node: 1 once a run of its stage has computed it */
     int zero_skip;        /* 1 (the default): ops with zero operands are not run (tests set 0) */
     int zeroed;           /* ops the last stage run filled with zeros instead of running */
     float *arena;
@@ -6084,16 +6131,19 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     p->view = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
     p->zero = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    p->done = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
     root = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     first = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !p->zero || !stage || !stack || !last || !root ||
+    if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !p->zero || !p->done || !stage || !stack ||
+        !last || !root ||
         !first || !end || !placed) goto fail;
     byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
     memset(p->view, 0, (size_t)g->n);
     memset(p->zero, 0, (size_t)g->n);
+    memset(p->done, 0, (size_t)g->n);
     p->zero_skip = 1;
     /* Prune: each node belongs to the first stage whose targets reach it
      * (found with an explicit stack); a later stage reuses it. */
@@ -6225,6 +6275,7 @@ MMGAN_DEF void mmgan_plan_free(mmgan_plan *p)
     mmgan_free(ctx, p->keep);
     mmgan_free(ctx, p->view);
     mmgan_free(ctx, p->zero);
+    mmgan_free(ctx, p->done);
     mmgan_free(ctx, p->arena);
     mmgan_free(ctx, p->bnat);
     mmgan_free(ctx, p->bnfill);
@@ -6326,6 +6377,7 @@ MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
         mmgan__ops[nd->op].fwd(&r, nd, y, x);
         p->zero[id] = nd->numel <= MMGAN__ZERO_SCAN && mmgan__all_zero(y, nd->numel);
     }
+    for (k = p->begin[s]; k < p->begin[s + 1]; k++) p->done[p->order[k]] = 1;
     p->next = s + 1 < p->nstages ? s + 1 : 0;
     return MMGAN_OK;
 }
@@ -6347,7 +6399,7 @@ MMGAN_DEF const float *mmgan_plan_value(const mmgan_plan *p, mmgan_node x)
 {
     if (!p || x < 0 || x >= p->nn) return NULL;
     if (mmgan__ops[p->g->nodes[x].op].flags & MMGAN__F_LEAF) return mmgan__value(p, x);
-    return p->keep[x] ? mmgan__value(p, x) : NULL;
+    return p->keep[x] && p->done[x] ? mmgan__value(p, x) : NULL;
 }
 
 MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p)
@@ -6510,6 +6562,11 @@ static mmgan_status mmgan__loss(mmgan_graph *g, const mmgan_loss_spec *sp, mmgan
         mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: unknown loss kind %d or relativistic form %d", who, (int)k, (int)sp->rel);
         return g->status;
     }
+    if (k == MMGAN_LOSS_LSGAN && (!mmgan__finite(sp->a) || !mmgan__finite(sp->b) || !mmgan__finite(sp->c))) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: LSGAN targets (%g, %g, %g) must be finite", who, (double)sp->a,
+                     (double)sp->b, (double)sp->c);
+        return g->status;
+    }
     /* The non-relativistic G side never reads the real scores. */
     r = (gside && sp->rel == MMGAN_REL_NONE) ? MMGAN_NONE : mmgan__scores(g, who, d_real);
     f = mmgan__scores(g, who, d_fake);
@@ -6632,6 +6689,12 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
         (int)sp->shape < MMGAN_GP_SQUARED || (int)sp->shape > MMGAN_GP_ABS) {
         mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: unknown points %d, norm %d or shape %d",
                      (int)sp->points, (int)sp->norm, (int)sp->shape);
+        return g->status;
+    }
+    if (!mmgan__finite(sp->center) || !mmgan__finite(sp->lambda) || !mmgan__finite(sp->smooth_s) ||
+        !mmgan__finite(sp->dragan_c)) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: center %g, lambda %g, smooth_s %g and dragan_c %g must be finite",
+                     (double)sp->center, (double)sp->lambda, (double)sp->smooth_s, (double)sp->dragan_c);
         return g->status;
     }
     if ((sp->points == MMGAN_GP_INTERPOLATE || sp->points == MMGAN_GP_DRAGAN) && !rng) {
@@ -6762,6 +6825,11 @@ MMGAN_DEF mmgan_status mmgan_ebgan_loss_g(mmgan_graph *g, mmgan_node e_fake, mmg
 {
     if (!g) return MMGAN_ERR_INVALID;
     if (!out) { mmgan__gfail(g, MMGAN_ERR_INVALID, "ebgan_loss_g: out is NULL"); return g->status; }
+    out->total = out->real = out->fake = MMGAN_NONE;
+    if (!mmgan__finite(pt_weight)) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "ebgan_loss_g: pt_weight %g must be finite", (double)pt_weight);
+        return g->status;
+    }
     out->fake = mmgan_mean(g, e_fake);
     out->real = embed == MMGAN_NONE ? mmgan_fill(g, 1, mmgan__one, 0.0f)
                                     : mmgan_scale(g, mmgan_pulling_away(g, embed), pt_weight);
@@ -6784,6 +6852,12 @@ MMGAN_DEF mmgan_status mmgan_began_loss_d(mmgan_graph *g, mmgan_began *b, mmgan_
 {
     if (!g) return MMGAN_ERR_INVALID;
     if (!out || !b) { mmgan__gfail(g, MMGAN_ERR_INVALID, "began_loss_d: controller or out is NULL"); return g->status; }
+    out->total = out->real = out->fake = MMGAN_NONE;
+    if (!mmgan__finite(b->gamma) || !mmgan__finite(b->lambda_k) || !(b->k >= 0.0f && b->k <= 1.0f)) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "began_loss_d: gamma %g and lambda_k %g must be finite and k %g in [0, 1]",
+                     (double)b->gamma, (double)b->lambda_k, (double)b->k);
+        return g->status;
+    }
     out->real = mmgan_mean(g, e_real);
     out->fake = mmgan_scale(g, mmgan_mul(g, mmgan_scalar_ref(g, &b->k), mmgan_mean(g, e_fake)), -1.0f);
     out->total = mmgan_add(g, out->real, out->fake);
@@ -6797,7 +6871,7 @@ MMGAN_DEF float mmgan_began_update(mmgan_began *b, float e_real, float e_fake)
     if (!b) return 0.0f;
     bal = b->gamma * e_real - e_fake;
     k = b->k + b->lambda_k * bal;
-    b->k = k < 0.0f ? 0.0f : k > 1.0f ? 1.0f : k;
+    if (k == k) b->k = k < 0.0f ? 0.0f : k > 1.0f ? 1.0f : k;   /* a NaN energy leaves k as it was */
     b->convergence = e_real + fabsf(bal);
     return b->convergence;
 }
@@ -6911,9 +6985,12 @@ MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *s
     }
     if ((int)spec->kind < MMGAN_OPT_SGD || (int)spec->kind > MMGAN_OPT_RMSPROP || !(spec->lr >= 0.0f) ||
         !(spec->beta1 >= 0.0f && spec->beta1 < 1.0f) || !(spec->beta2 >= 0.0f && spec->beta2 < 1.0f) ||
-        !(spec->eps >= 0.0f) || !(spec->momentum >= 0.0f) || !(spec->weight_decay >= 0.0f)) {
+        !(spec->eps >= 0.0f) || !(spec->momentum >= 0.0f) || !(spec->weight_decay >= 0.0f) ||
+        !mmgan__finite(spec->lr) || !mmgan__finite(spec->eps) || !mmgan__finite(spec->momentum) ||
+        !mmgan__finite(spec->weight_decay)) {
         mmgan__fail(ctx, MMGAN_ERR_INVALID,
-                    "opt_new: kind %d, lr %g, betas (%g, %g), eps %g, momentum %g, weight decay %g: out of range",
+                    "opt_new: kind %d, lr %g, betas (%g, %g), eps %g, momentum %g, weight decay %g: out of range "
+                    "(finite, >= 0, betas below 1)",
                     (int)spec->kind, (double)spec->lr, (double)spec->beta1, (double)spec->beta2, (double)spec->eps,
                     (double)spec->momentum, (double)spec->weight_decay);
         return NULL;
@@ -7620,7 +7697,9 @@ MMGAN_DEF mmgan_status mmgan_batcher_init(mmgan_ctx *ctx, mmgan_batcher *b, cons
 MMGAN_DEF int mmgan_batcher_next(mmgan_batcher *b, float *images, unsigned char *labels)
 {
     size_t per;
-    int i, fresh = b->pos == 0;
+    int i, fresh;
+    if (!b || !b->ds || !b->order || b->batch < 1 || b->batch > b->ds->n) return -1;
+    fresh = b->pos == 0;
     if (b->pos + b->batch > b->ds->n) {   /* the remainder waits for the next epoch */
         if (b->epoch < LONG_MAX) b->epoch++;   /* a loaded epoch may be anything up to LONG_MAX */
         b->pos = 0;
@@ -7714,7 +7793,11 @@ MMGAN_DEF mmgan_status mmgan_image_grid(mmgan_ctx *ctx, const float *images, int
         return mmgan__fail(ctx, MMGAN_ERR_INVALID, "image_grid: %d images of %dx%dx%d in %d columns, range [%g, %g]",
                            n, c, h, w, cols, (double)lo, (double)hi);
     if (cols > n) cols = n;
-    rows = (n + cols - 1) / cols;
+    rows = (n - 1) / cols + 1;
+    if ((long long)cols * (w + 1LL) + 1 > INT_MAX || (long long)rows * (h + 1LL) + 1 > INT_MAX ||
+        (double)(cols * (w + 1LL) + 1) * (double)(rows * (h + 1LL) + 1) * c > (double)SIZE_MAX)
+        return mmgan__fail(ctx, MMGAN_ERR_INVALID, "image_grid: %d images of %dx%d in %d columns make too large a grid",
+                           n, h, w, cols);
     *gw = cols * (w + 1) + 1;
     *gh = rows * (h + 1) + 1;
     if (!pixels) return MMGAN_OK;
@@ -7737,24 +7820,49 @@ MMGAN_DEF mmgan_status mmgan_read_file(mmgan_ctx *ctx, const char *path, unsigne
 {
     FILE *f;
     long len;
+    size_t cap = 4096, n = 0;
+    unsigned char *buf;
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!path || !data || !size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "read_file: NULL argument");
     *data = NULL;
     f = fopen(path, "rb");
     if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for reading", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot find the size of '%s'", path);
+    /* The size a seek tells is only the first guess of how much to read:
+     * files in /proc tell 0, a pipe tells none, and a directory opens
+     * (glibc) and tells LONG_MAX, then does not read. */
+    if (fseek(f, 0, SEEK_END) == 0) {
+        len = ftell(f);
+        if (fseek(f, 0, SEEK_SET) != 0) {
+            fclose(f);
+            return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot seek back to the start of '%s'", path);
+        }
+        if (len > 0 && (unsigned long)len < (1ul << 30)) cap = (size_t)len + 1;
     }
-    *data = (unsigned char *)mmgan_alloc(ctx, (size_t)len + 1);
-    if (!*data) { fclose(f); return MMGAN_ERR_NOMEM; }
-    if (fread(*data, 1, (size_t)len, f) != (size_t)len) {
+    clearerr(f);
+    buf = (unsigned char *)mmgan_alloc(ctx, cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;   /* the end, or an error */
+        {   /* more than guessed: twice the room */
+            unsigned char *more = cap <= ((size_t)-1) / 2 ? (unsigned char *)mmgan_alloc(ctx, 2 * cap) : NULL;
+            if (more) memcpy(more, buf, n);
+            mmgan_free(ctx, buf);
+            buf = more;
+            cap *= 2;
+        }
+    }
+    if (!buf) {
         fclose(f);
-        mmgan_free(ctx, *data); *data = NULL;
-        return mmgan__fail(ctx, MMGAN_ERR_IO, "error reading '%s'", path);
+        return mmgan__fail(ctx, MMGAN_ERR_NOMEM, "out of memory reading '%s' (%lu bytes so far)", path, (unsigned long)n);
+    }
+    if (ferror(f)) {
+        fclose(f);
+        mmgan_free(ctx, buf);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "error reading '%s' (a directory, or not a readable file?)", path);
     }
     fclose(f);
-    *size = (size_t)len;
+    *data = buf;
+    *size = n;
     return MMGAN_OK;
 }
 
@@ -8302,6 +8410,11 @@ MMGAN_DEF const float *mmgan_ckpt_get(mmgan_ckpt *ck, const char *name, int ndim
     char want[64], have[64];
     mmgan_tensor tw, th;
     if (!ck) return NULL;
+    if (ndim < 0 || ndim > MMGAN_MAX_DIMS || (ndim > 0 && !shape)) {
+        mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_get: '%s' asked for with %d dimensions%s (0 to %d, a shape for any)",
+                    name ? name : "(null)", ndim, shape ? "" : " and no shape", MMGAN_MAX_DIMS);
+        return NULL;
+    }
     i = name ? mmgan__ck_find(ck, name) : -1;
     if (i < 0) { mmgan__fail(ck->ctx, MMGAN_ERR_FORMAT, "checkpoint: no tensor '%s'", name ? name : "(null)"); return NULL; }
     for (d = 0; d < ndim && ndim == ck->arr[i].ndim; d++)

@@ -557,6 +557,12 @@ static void test_shape_query(void)
     CHECK(mmgan_ckpt_shape(back, 0, NULL, sh) == MMGAN_ERR_INVALID && mmgan_ckpt_shape(back, 0, &nd, NULL) == MMGAN_ERR_INVALID,
           "NULL outputs refused");
     CHECK(mmgan_ckpt_shape(NULL, 0, &nd, sh) == MMGAN_ERR_INVALID, "no checkpoint");
+    /* a shape of more dimensions than a tensor has was read past its end */
+    CHECK(mmgan_ckpt_get(back, "w", 5, S(2, 3, 2, 2, 1)) == NULL && strstr(mmgan_ctx_error(ctx), "5 dimensions"),
+          "5 dimensions refused: %s", mmgan_ctx_error(ctx));
+    CHECK(mmgan_ckpt_get(back, "w", 4, NULL) == NULL && strstr(mmgan_ctx_error(ctx), "no shape"),
+          "no shape refused: %s", mmgan_ctx_error(ctx));
+    CHECK(mmgan_ckpt_get(back, "w", -1, sh) == NULL, "-1 dimensions refused");
     mmgan_ckpt_free(back);
     mmgan_ckpt_free(ck);
     mmgan_free(ctx, buf);

@@ -38,6 +38,9 @@ static void test_status_and_context(void)
     mmgan_ctx_clear_error(ctx);
     CHECK(mmgan_ctx_error(ctx)[0] == '\0', "clear error");
     CHECK(mmgan_ctx_set_threads(ctx, 3) == MMGAN_OK && mmgan_ctx_threads(ctx) >= 1, "threads settable");
+    /* a team of INT_MAX threads made libgomp exit for want of memory */
+    CHECK(mmgan_ctx_set_threads(ctx, INT_MAX) == MMGAN_OK && mmgan_ctx_threads(ctx) >= 1 &&
+          mmgan_ctx_threads(ctx) <= 256, "INT_MAX threads capped (%d)", mmgan_ctx_threads(ctx));
     mmgan_ctx_free(ctx);
     CHECK(alloc_live == 0, "context frees all it allocated (%ld live)", alloc_live);
     mmgan_ctx_free(NULL);

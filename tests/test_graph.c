@@ -1053,6 +1053,73 @@ static void test_inplace(void)
     mmgan_graph_free(g);
 }
 
+/* Sizes past int: refused with a message when built, before any kernel
+ * indexes them (a pad of INT_MAX, a stride of 2^30 once wrapped to small
+ * outputs that crashed at the run). */
+static void test_size_errors(void)
+{
+    mmgan_graph *g;
+    mmgan_node x, w, y;
+    mmgan_plan *p;
+    const char *e;
+    int i;
+    for (i = 0; i < 4; i++) {   /* conv2d, conv2d_wgrad, conv_transpose2d twice */
+        g = mmgan_graph_new(ctx);
+        x = mmgan_input(g, "x", 4, S(1, 1, 8, 8));
+        w = mmgan_input(g, "w", 4, S(1, 1, 3, 3));
+        y = i == 0 ? mmgan_conv2d(g, x, w, 1, INT_MAX)
+          : i == 1 ? mmgan_conv2d_wgrad(g, x, mmgan_input(g, "gy", 4, S(1, 1, 1, 1)), 3, 3, 1, 1 << 30)
+          : i == 2 ? mmgan_conv_transpose2d(g, mmgan_input(g, "s", 4, S(1, 1, 5, 5)), w, 1 << 30, 0, 0)
+                   : mmgan_conv_transpose2d(g, mmgan_input(g, "s", 4, S(1, 1, 5, 5)), w, 1 << 14, 0, 0);
+        e = mmgan_ctx_error(ctx);
+        CHECK(y == MMGAN_NONE && mmgan_graph_status(g) == MMGAN_ERR_SHAPE && strstr(e, "floats an image") != NULL,
+              "case %d: an image past INT_MAX floats refused: %s", i, e);
+        mmgan_graph_free(g);
+    }
+    /* a stride of INT_MAX is fine (one output), and its span arithmetic does not overflow (UBSan) */
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 4, S(1, 1, 8, 8));
+    w = mmgan_input(g, "w", 4, S(1, 1, 3, 3));
+    y = mmgan_conv2d(g, x, w, INT_MAX, 1000);
+    p = y >= 0 ? mmgan_plan_new(g, 1, &y) : NULL;
+    {
+        static float xv[64], wv[9], *out;
+        for (i = 0; i < 64; i++) xv[i] = (float)i;
+        for (i = 0; i < 9; i++) wv[i] = 1.0f;
+        mmgan_graph_feed(g, x, xv);
+        mmgan_graph_feed(g, w, wv);
+        CHECK(p && mmgan_plan_run(p) == MMGAN_OK && (out = (float *)mmgan_plan_value(p, y)) != NULL && out[0] == 0.0f,
+              "stride INT_MAX, pad 1000: one output, all padding");
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 1, S(2000000000));
+    CHECK(mmgan_concat(g, x, x) == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "concat") != NULL,
+          "concat past INT_MAX samples: %s", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 2, S(2, 3));
+    CHECK(mmgan_pad_batch(g, x, 0, INT_MIN) == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "pad_batch") != NULL,
+          "pad_batch to a negative batch: %s", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+
+    /* A size check's message is the graph's, not an empty copy of itself;
+     * and a later one does not replace the first error. */
+    g = mmgan_graph_new(ctx);
+    CHECK(mmgan_fill(g, 5, S(1, 1, 1, 1), 0.0f) == MMGAN_NONE && mmgan_graph_status(g) == MMGAN_ERR_SHAPE &&
+          strstr(mmgan_ctx_error(ctx), "fill: 5 dimensions") != NULL, "fill with 5 dimensions: '%s'", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+    g = mmgan_graph_new(ctx);
+    x = mmgan_input(g, "x", 2, S(2, 3));
+    CHECK(mmgan_reshape(g, x, 2, S(0, 6)) == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "reshape: dimension 0 is 0") != NULL,
+          "reshape to a 0 dimension: '%s'", mmgan_ctx_error(ctx));
+    CHECK(mmgan_input(g, "big", 2, S(65536, 65536)) == MMGAN_NONE &&
+          strstr(mmgan_ctx_error(ctx), "reshape: dimension 0 is 0") != NULL, "first error kept: '%s'", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+}
+
 static void test_build_errors(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -1093,12 +1160,22 @@ static void test_build_errors(void)
     x = mmgan_input(g, "images", 2, S(2, 2));
     y = mmgan_relu(g, x);
     p = mmgan_plan_new(g, 1, &y);
+    CHECK(p && mmgan_plan_value(p, y) == NULL, "no value before the first run");
     CHECK(p && mmgan_plan_run(p) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "images") != NULL,
           "unfed input reported: %s", mmgan_ctx_error(ctx));
+    CHECK(p && mmgan_plan_value(p, y) == NULL, "no value after a run that failed");
+    {
+        static const float v[4] = {-1.0f, 2.0f, -3.0f, 4.0f};
+        const float *r;
+        mmgan_graph_feed(g, x, v);
+        CHECK(p && mmgan_plan_run(p) == MMGAN_OK && (r = mmgan_plan_value(p, y)) != NULL && r[0] == 0.0f && r[1] == 2.0f,
+              "the value once a run computed it");
+    }
     mmgan_plan_free(p);
     CHECK(mmgan_reshape(g, x, 1, S(5)) == MMGAN_NONE, "reshape to a different size refused");
     CHECK(mmgan_relu(g, 12345) == MMGAN_NONE, "a node that does not exist is refused");
     mmgan_graph_free(g);
+    test_size_errors();
     mmgan_ctx_clear_error(ctx);
 }
 

@@ -5,6 +5,7 @@
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include "harness.h"
+#include <limits.h>
 #include <stdlib.h>
 
 static mmgan_ctx *ctx;
@@ -323,6 +324,40 @@ static void test_svg(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+/* Inputs that used to crash or mislead: a grid wider than an int (the size
+ * wrapped, then a row was written past the buffer), a directory (glibc opens
+ * it and tells a size of LONG_MAX), a /proc file (tells 0 and has more), and
+ * a batcher whose init failed. */
+static void test_bad_inputs(void)
+{
+    float img[4] = {0, 0, 0, 0};
+    int gw = 0, gh = 0;
+    unsigned char *d = NULL;
+    size_t n = 0;
+    mmgan_batcher b;
+    mmgan_dataset ds;
+    FILE *f;
+    CHECK(mmgan_image_grid(ctx, img, 4, 1, 1, (1 << 30) - 1, 4, 0, 1, NULL, &gw, &gh) == MMGAN_ERR_INVALID &&
+          strstr(mmgan_ctx_error(ctx), "too large a grid") != NULL, "a grid wider than an int refused: %s",
+          mmgan_ctx_error(ctx));
+    CHECK(mmgan_image_grid(ctx, img, INT_MAX, 1, 1, 1, 1, 0, 1, NULL, &gw, &gh) == MMGAN_ERR_INVALID,
+          "a grid taller than an int refused");
+    CHECK(mmgan_read_file(ctx, "tests", &d, &n) == MMGAN_ERR_IO && d == NULL && strstr(mmgan_ctx_error(ctx), "tests"),
+          "a directory is an I/O error naming it: %s", mmgan_ctx_error(ctx));
+    if ((f = fopen("/proc/self/status", "rb")) != NULL) {
+        fclose(f);
+        CHECK(mmgan_read_file(ctx, "/proc/self/status", &d, &n) == MMGAN_OK && n > 0 && memchr(d, ':', n) != NULL,
+              "a /proc file is read whole (%lu bytes)", (unsigned long)n);
+        mmgan_free(ctx, d);
+    }
+    memset(&ds, 0, sizeof ds);
+    ds.n = 2; ds.c = ds.h = ds.w = 1; ds.images = img;
+    CHECK(mmgan_batcher_init(ctx, &b, &ds, 5, NULL) == MMGAN_ERR_INVALID, "a batch larger than the data refused");
+    CHECK(mmgan_batcher_next(&b, img, NULL) == -1, "next on a batcher whose init failed: -1");
+    CHECK(mmgan_batcher_next(NULL, img, NULL) == -1, "next on NULL: -1");
+    mmgan_ctx_clear_error(ctx);
+}
+
 int main(void)
 {
     test_suite = "test_io";
@@ -334,6 +369,7 @@ int main(void)
     test_png();
     test_atomic_write();
     test_svg();
+    test_bad_inputs();
     mmgan_ctx_free(ctx);
     return test_summary();
 }

@@ -645,6 +645,53 @@ static void test_loss_errors(void)
         critic_free(&c);
     }
     mmgan_graph_free(g);
+    {   /* NaN options built graphs whose every value was NaN */
+        volatile float zero = 0.0f;
+        const float nan = zero / zero;
+        mmgan_rng rng;
+        mmgan_began bg;
+        int k;
+        mmgan_rng_seed(&rng, 1, 1);
+        for (k = 0; k < 4; k++) {
+            mmgan_gp_spec gs = mmgan_gp_default();
+            mmgan_gp gp;
+            critic c;
+            if (k == 0) gs.lambda = nan;
+            if (k == 1) gs.center = nan;
+            if (k == 2) { gs.points = MMGAN_GP_DRAGAN; gs.dragan_c = nan; }
+            if (k == 3) { gs.norm = MMGAN_NORM_SMOOTH_MAX; gs.smooth_s = nan; }
+            g = mmgan_graph_new(ctx);
+            critic_init(&c, 1.0f);
+            r = mmgan_input(g, "r", 4, S(2, 1, 6, 6));
+            CHECK(mmgan_gradient_penalty(g, &gs, r, r, critic_fn, &c, &rng, &gp) == MMGAN_ERR_INVALID &&
+                  gp.penalty == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "must be finite"),
+                  "penalty option %d NaN refused: %s", k, mmgan_ctx_error(ctx));
+            critic_free(&c);
+            mmgan_graph_free(g);
+        }
+        g = mmgan_graph_new(ctx);
+        r = mmgan_input(g, "r", 2, S(4, 1));
+        s = mmgan_loss_default(MMGAN_LOSS_LSGAN, MMGAN_REL_NONE);
+        s.c = nan;
+        CHECK(mmgan_loss_g(g, &s, r, r, &L) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "LSGAN targets"),
+              "an LSGAN target of NaN refused: %s", mmgan_ctx_error(ctx));
+        mmgan_graph_free(g);
+        g = mmgan_graph_new(ctx);
+        r = mmgan_input(g, "r", 2, S(4, 1));
+        CHECK(mmgan_ebgan_loss_g(g, r, r, nan, &L) == MMGAN_ERR_INVALID && L.total == MMGAN_NONE,
+              "a pulling-away weight of NaN refused");
+        mmgan_graph_free(g);
+        g = mmgan_graph_new(ctx);
+        r = mmgan_input(g, "r", 2, S(4, 1));
+        mmgan_began_init(&bg, nan, 0.001f);
+        CHECK(mmgan_began_loss_d(g, &bg, r, r, &L) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "gamma"),
+              "a BEGAN gamma of NaN refused: %s", mmgan_ctx_error(ctx));
+        mmgan_graph_free(g);
+        mmgan_began_init(&bg, 0.5f, 0.1f);
+        mmgan_began_update(&bg, 1.0f, 0.2f);   /* k = 0.1 (0.5 - 0.2) = 0.03 */
+        mmgan_began_update(&bg, nan, 0.2f);
+        CHECK(fabsf(bg.k - 0.03f) < 1e-6f, "a NaN energy leaves k as it was (%g)", (double)bg.k);
+    }
     mmgan_ctx_clear_error(ctx);
 }
 

@@ -170,6 +170,24 @@ static void test_ema_and_errors(void)
     s.lr = -1.0f;
     CHECK(mmgan_opt_new(ctx, &s, 1, &p) == NULL, "negative lr refused");
     CHECK(mmgan_ema_new(ctx, 1.5f, 1, &p) == NULL, "EMA decay above 1 refused");
+    {   /* infinite options passed the >= 0 tests and made every weight NaN */
+        volatile float inf = 1e30f;
+        int k;
+        inf *= inf;
+        for (k = 0; k < 4; k++) {
+            s = mmgan_opt_default(k == 1 ? MMGAN_OPT_SGD : MMGAN_OPT_ADAM);
+            if (k == 0) s.lr = inf;
+            if (k == 1) s.momentum = inf;
+            if (k == 2) s.weight_decay = inf;
+            if (k == 3) s.eps = inf;
+            CHECK(mmgan_opt_new(ctx, &s, 1, &p) == NULL && strstr(mmgan_ctx_error(ctx), "inf"),
+                  "option %d infinite refused: %s", k, mmgan_ctx_error(ctx));
+        }
+        w[0] = 5.0f;
+        CHECK(mmgan_param_init(p, MMGAN_INIT_HE_NORMAL, inf - inf, NULL) == MMGAN_ERR_INVALID, "HE with a = NaN refused");
+        CHECK(mmgan_param_init(p, MMGAN_INIT_CONST, inf, NULL) == MMGAN_ERR_INVALID && w[0] == 5.0f,
+              "a constant of inf refused, the weights untouched");
+    }
     mmgan_param_free(p);
     mmgan_ctx_clear_error(ctx);
 }
