@@ -16,7 +16,7 @@
  * OUT/gan.safetensors, which holds everything a resumed run needs to continue
  * bit for bit: weights, batch-norm statistics, Adam moments, random
  * generators, the data order and position.  examples/sample.c draws from it. */
-#define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 */
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime (and mkdir) under -std=c99 */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include <math.h>
@@ -24,6 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/stat.h>
+#define HAVE_MKDIR 1
+#endif
 #include "gan_mnist_model.h"
 
 #define BATCH 64
@@ -63,7 +67,7 @@ static void usage(FILE *f)
             "  --every N         sample grid and checkpoint every N iterations (default 250)\n"
             "  --seed N          random seed (default 1)\n"
             "  --threads N       OpenMP threads (default: all)\n"
-            "  --out DIR         where gan_ITER.png and gan.safetensors go (default out); must exist\n"
+            "  --out DIR         where gan_ITER.png and gan.safetensors go (default out; created if missing)\n"
             "  --resume PATH     continue from a checkpoint of this program\n"
             "  --help            this text\n");
 }
@@ -308,6 +312,9 @@ int main(int argc, char **argv)
     char path[1024], eta[32];
 
     if (!parse(argc, argv, &o)) return 2;
+#ifdef HAVE_MKDIR
+    mkdir(o.out, 0777);   /* before training, not at the first save: an existing directory is fine */
+#endif
     ctx = mmgan_ctx_new(NULL);
     if (!ctx) return 1;
     if (o.threads) mmgan_ctx_set_threads(ctx, o.threads);

@@ -12,13 +12,17 @@
  * out/energy.svg (mean real and fake energy and the margin per epoch, like
  * the paper's Figure 3) and out/magan.safetensors after every epoch, from
  * which --resume continues exactly where the run stopped. */
-#define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 */
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime (and mkdir) under -std=c99 */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/stat.h>
+#define HAVE_MKDIR 1
+#endif
 #include "magan_mnist_model.h"   /* the generator, as mnist_eval rebuilds it */
 
 #define BATCH 64
@@ -36,7 +40,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: magan_mnist [options]\n"
             "  --data PATH          MNIST images, IDX, .gz or not (default data/mnist/t10k-images-idx3-ubyte.gz)\n"
-            "  --out DIR            where samples and plots go (default out); must exist\n"
+            "  --out DIR            where samples and plots go (default out; created if missing)\n"
             "  --epochs N           training epochs after pre-training (default 20; the paper: 200)\n"
             "  --seed N             random seed (default 1)\n"
             "  --threads N          OpenMP threads (default: all)\n"
@@ -233,6 +237,9 @@ int main(int argc, char **argv)
     const int sz[4] = {BATCH, NZ, 1, 1}, xs[4] = {BATCH, 1, 28, 28};
 
     if (!parse(argc, argv, &o)) return 2;
+#ifdef HAVE_MKDIR
+    mkdir(o.out, 0777);   /* before training, not at the first save: an existing directory is fine */
+#endif
     ctx = mmgan_ctx_new(NULL);
     if (!ctx) return 1;
     if (o.threads) mmgan_ctx_set_threads(ctx, o.threads);

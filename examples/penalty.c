@@ -2,17 +2,26 @@
  * graph and run many times: the gradient of || dD(x)/dx ||_2 with respect to
  * the critic's weights is a second derivative, built by calling mmgan_grad
  * on a graph that already holds a gradient.
- *   cc -O2 -march=native examples/penalty.c -lm && ./a.out */
+ *   cc -O2 -march=native examples/penalty.c -o build/penalty -lm && ./build/penalty */
 #define MMGAN_IMPLEMENTATION
 #include "../mmgan.h"
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+int main(int argc, char **argv)
 {
-    mmgan_ctx *ctx = mmgan_ctx_new(NULL);
+    mmgan_ctx *ctx;
     mmgan_rng rng;
     int xs[4] = {8, 1, 28, 28}, w1s[4] = {16, 1, 4, 4}, b1s[1] = {16}, w2s[2] = {1, 16 * 14 * 14};
     static float x[8 * 28 * 28];
+    if (argc > 1) {   /* no options: five steps on random inputs */
+        int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+        if (!help) fprintf(stderr, "penalty: unknown argument '%s'\n", argv[1]);
+        fputs("usage: penalty\n  five descent steps of a small conv critic on its WGAN-GP penalty, printing the\n"
+              "  penalty at each; no options\n", help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    ctx = mmgan_ctx_new(NULL);
     if (!ctx) return 1;
     mmgan_rng_seed(&rng, 1, 0);
     mmgan_rng_fill_uniform(&rng, x, 8 * 28 * 28, -1.0f, 1.0f);

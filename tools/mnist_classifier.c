@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "  --limit N       train on the first N images only (default: all)\n"
             "  --seed N        random seed (default 1)\n"
             "  --threads N     OpenMP threads (default: all)\n"
-            "  --out PATH      checkpoint to write (default data/mnist_classifier.safetensors)\n"
+            "  --out PATH      checkpoint to write (default build/mnist_classifier.safetensors, beside\n"
+            "                  the shipped data/mnist_classifier.safetensors, which mnist_eval reads)\n"
             "  --help          this text\n");
 }
 
@@ -69,7 +70,7 @@ static int long_arg(const char *a, const char *v, long lo, long hi, long *out)
 int main(int argc, char **argv)
 {
     const char *train = "data/mnist-full/train-images-idx3-ubyte.gz", *test = "data/mnist/t10k-images-idx3-ubyte.gz",
-               *out_path = "data/mnist_classifier.safetensors";
+               *out_path = "build/mnist_classifier.safetensors";
     long epochs = 4, limit = 0, seed = 1, threads = 0, i, correct = 0, steps, t, ep;
     char trl[1024], tel[1024], v[64];
     mmgan_ctx *ctx = NULL;
