@@ -2567,6 +2567,14 @@ static int mmgan__gemv(int ta, int tb, int m, int n, int k, float alpha, const f
                        const float *b, int ldb, float beta, float *c, int ldc)
 {
     int i, j;
+    /* One row of C: each column summed over k on its own, for any n, n = 1
+     * included (that went to a dot product, or with B strided to the blocked
+     * path): a 1-channel conv splits its images into chunks by the thread
+     * count, and a chunk of one 1x1 output changed the last image's value. */
+    if (m == 1 && !tb && beta == 0.0f) {
+        mmgan__gemv_rows(k, n, alpha, a, ta ? (size_t)lda : 1, b, (size_t)ldb, c);   /* c = alpha op(A)[0, :] B */
+        return 1;
+    }
     if (n == 1 && !ta) {    /* c[i] = alpha A[i, :] . op(B)[:, 0] + beta c[i] */
         if (!tb && ldb != 1) return 0;
         for (i = 0; i < m; i++) {
@@ -2589,9 +2597,7 @@ static int mmgan__gemv(int ta, int tb, int m, int n, int k, float alpha, const f
         }
         return 1;
     }
-    if (beta != 0.0f) return 0;
-    mmgan__gemv_rows(k, n, alpha, a, ta ? (size_t)lda : 1, b, (size_t)ldb, c);   /* c = alpha op(A)[0, :] B */
-    return 1;
+    return 0;   /* !tb with beta: the blocked path */
 }
 
 /* Columns of B read in place to take apart as a head, so that the in-place
@@ -5082,6 +5088,7 @@ typedef struct mmgan__opdef {
 static mmgan_node mmgan__unbroadcast(mmgan_graph *g, mmgan_node gy, mmgan_node target)
 {
     int shape[4];
+    if (gy < 0) return gy;   /* a builder failed (out of memory growing the graph): nothing to index */
     if (g->nodes[gy].numel == g->nodes[target].numel) return gy;
     memcpy(shape, g->nodes[target].shape, sizeof shape);
     return mmgan_sum_to(g, gy, g->nodes[target].ndim, shape);

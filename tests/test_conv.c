@@ -237,6 +237,7 @@ static void check_threads(const shp *q, int most)
 {
     int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
     int xs[4] = {q->n, q->c, q->h, q->w}, ws[4] = {q->o, q->c, q->kh, q->kw}, ys[4] = {q->n, q->o, ho, wo}, t, k;
+    const int outpad = (q->h + 2 * q->p - q->kh) % q->s;
     size_t nx = (size_t)q->n * q->c * q->h * q->w, nw = (size_t)q->o * q->c * q->kh * q->kw;
     size_t ny = (size_t)q->n * q->o * ho * wo;
     float *x = rnd(nx), *w = rnd(nw), *gy = rnd(ny), *out[MOST_THREADS];
@@ -245,6 +246,7 @@ static void check_threads(const shp *q, int most)
     size_t sz[3];
     sz[0] = ny; sz[1] = nx; sz[2] = nw;
     if (most > MOST_THREADS) most = MOST_THREADS;
+    CHECK(q->h == q->w && q->kh == q->kw, "check_threads takes square images and windows (one out_pad)");
     for (t = 0; t < most; t++) {
         mmgan_graph *g = mmgan_graph_new(ctx);
         mmgan_node X = mmgan_input(g, "x", 4, xs), Wn = mmgan_input(g, "w", 4, ws), GY = mmgan_input(g, "gy", 4, ys), r[3];
@@ -253,7 +255,7 @@ static void check_threads(const shp *q, int most)
         mmgan_ctx_set_threads(ctx, t + 1);
         mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, Wn, w); mmgan_graph_feed(g, GY, gy);
         r[0] = mmgan_conv2d(g, X, Wn, q->s, q->p);
-        r[1] = mmgan_conv_transpose2d(g, GY, Wn, q->s, q->p, 0);
+        r[1] = mmgan_conv_transpose2d(g, GY, Wn, q->s, q->p, outpad);   /* back to x's size */
         r[2] = mmgan_conv2d_wgrad(g, X, GY, q->kh, q->kw, q->s, q->p);
         p = mmgan_plan_new(g, 3, r);
         CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "threads %d: %s", t + 1, mmgan_ctx_error(ctx));
@@ -593,12 +595,16 @@ int main(void)
          * take as their own images (12, 12 and 1 on three threads, 10, 10
          * and 5 on two), 257 channels of 1x1 windows with 300 on the small
          * side (groups of 255 and 2 rows on one thread: a last group of one
-         * row was a matrix-vector product, summed in another order) */
+         * row was a matrix-vector product, summed in another order), and
+         * one output channel of 1x1 outputs, 3 and 7 images (chunks of 2 and
+         * 1 on two threads, 6 and 1 on three: a last chunk of one image was
+         * a product of one row and one column, summed in another order) */
         static const shp thr[] = {{21, 64, 14, 14, 128, 4, 4, 2, 1}, {8, 512, 4, 4, 1, 4, 4, 1, 1},
                                   {12, 512, 7, 7, 1, 4, 4, 1, 0}, {2, 64, 4, 4, 1, 4, 4, 1, 1},
                                   {8, 64, 9, 9, 16, 3, 3, 1, 1}, {64, 1, 28, 28, 64, 4, 4, 2, 1},
                                   {18, 32, 8, 8, 256, 4, 4, 2, 1}, {25, 64, 14, 14, 24, 4, 4, 2, 1},
-                                  {8, 257, 4, 4, 300, 1, 1, 1, 0}};
+                                  {8, 257, 4, 4, 300, 1, 1, 1, 0}, {3, 64, 6, 6, 1, 5, 5, 3, 0},
+                                  {7, 64, 3, 3, 1, 3, 3, 3, 1}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
         CHECK(mmgan__conv_chunk_nt(&g1, 8, 1) < 8 && mmgan__conv_chunk_nt(&g1, 8, 2) == 8 &&
