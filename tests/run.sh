@@ -158,6 +158,30 @@ unit)
         grep -v "^  " "$log" | sed "s/^/  native, OMP_THREAD_LIMIT=2: /"
         count "$log"
     fi
+    # The suites that take the API's input, and the convolutions, again under
+    # AddressSanitizer and UndefinedBehaviorSanitizer where the compiler has
+    # them: any report (a leak, a signed overflow) fails the suite, even
+    # after all its checks passed.
+    echo 'int main(void){return 0;}' >"$OUT/checks/san.c"
+    if $CC -fsanitize=address,undefined "$OUT/checks/san.c" -o "$OUT/checks/san" >/dev/null 2>&1 && "$OUT/checks/san"; then
+        ALL_SUITES=$SUITES; SUITES="test_core test_graph test_conv test_loss test_opt test_io test_ckpt"
+        build_suites sanitizers "$CC" -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -march=native $native_omp
+        for s in $SUITES; do
+            st=0
+            if [ "$(bg_status "$OUT/sanitizers/$s.build")" = 0 ]; then
+                "$OUT/sanitizers/$s" >"$OUT/sanitizers/$s.log" 2>&1; st=$?
+            fi
+            report_suite sanitizers "$s" $st
+            if [ $st -ne 0 ] && grep -q "passed, .* failed" "$OUT/sanitizers/$s.log" &&
+               grep -q "Sanitizer\|runtime error" "$OUT/sanitizers/$s.log"; then
+                note "FAIL sanitizers: $s:"; grep -m 5 "Sanitizer\|runtime error" "$OUT/sanitizers/$s.log"
+                failed=$((failed + 1))
+            fi
+        done
+        SUITES=$ALL_SUITES
+    else
+        skipped=$((skipped + 1)); note "skip: $CC has no AddressSanitizer and UndefinedBehaviorSanitizer"
+    fi
     # SIGKILL during checkpoint saves: the previous file must still load.
     if [ -x "$OUT/native/test_ckpt" ]; then
         sh tests/crash_ckpt.sh "$OUT/native/test_ckpt" >"$OUT/native/crash.log" 2>&1
