@@ -6144,8 +6144,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
     end = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     placed = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
     if (!p->order || !p->begin || !p->off || !p->keep || !p->view || !p->zero || !p->done || !stage || !stack ||
-        !last || !root ||
-        !first || !end || !placed) goto fail;
+        !last || !root || !first || !end || !placed) goto fail;
     byorder = stack;   /* the stack is done with before the placement */
     memset(p->keep, 0, (size_t)g->n);
     memset(p->view, 0, (size_t)g->n);
