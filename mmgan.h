@@ -4307,12 +4307,13 @@ static mmgan_node mmgan__gfail(mmgan_graph *g, mmgan_status s, const char *fmt, 
 }
 
 /* A builder's shape check (mmgan__check_shape, whose message goes to the
- * context): a graph that already failed keeps its first message. */
+ * context): a graph that already failed keeps its first message (saved
+ * only then: every node pushed passes here). */
 static int mmgan__gshape_ok(mmgan_graph *g, const char *who, int ndim, const int *shape, size_t *numel)
 {
     char first[sizeof g->ctx->err];
     mmgan_status s;
-    memcpy(first, g->ctx->err, sizeof first);
+    if (g->status != MMGAN_OK) memcpy(first, g->ctx->err, sizeof first);
     s = mmgan__check_shape(g->ctx, who, ndim, shape, numel);
     if (s == MMGAN_OK) return 1;
     if (g->status == MMGAN_OK) g->status = s;
