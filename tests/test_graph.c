@@ -1202,6 +1202,68 @@ static void test_initializers(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+/* max_abs_per_sample and max_per_sample, their values and subgradient
+ * masks, against the plain scan that defines them: the first index whose
+ * value is strictly larger than all before it, from index 0, NaNs never
+ * larger (index 0 when x_0 is NaN).  Values from a few integers, so that
+ * most samples tie; lengths around the kernels' 8-float steps; samples of
+ * all zeros, of ties between signs, and NaNs at 0 and inside. */
+static void test_max_ties(void)
+{
+    static const int pers[] = {1, 2, 7, 8, 9, 16, 17, 37};
+    const float nanv = (float)NAN;
+    int pi, sgn;
+    for (pi = 0; pi < (int)(sizeof pers / sizeof pers[0]); pi++)
+        for (sgn = 0; sgn < 2; sgn++) {
+            const int per = pers[pi], nb = 9;
+            mmgan_graph *g = mmgan_graph_new(ctx);
+            mmgan_node x = mmgan_input(g, "x", 2, S(nb, per)), m, gx;
+            float *xv = (float *)malloc(sizeof(float) * nb * per);
+            mmgan_plan *p;
+            int b, i, bad = 0;
+            for (i = 0; i < nb * per; i++) xv[i] = (float)((int)(mmgan_rng_u32(&rng) % 7) - 3);
+            for (i = 0; i < per; i++) {
+                xv[i] = 0.0f;                                   /* sample 0: zeros */
+                xv[per + i] = i % 2 ? 2.0f : -2.0f;             /* sample 1: ties of both signs */
+                xv[2 * per + i] = i == 0 ? -0.0f : 0.0f;        /* sample 2: signed zeros */
+            }
+            xv[3 * per] = nanv;                                 /* sample 3: NaN first */
+            xv[4 * per + per / 2] = nanv;                       /* sample 4: NaN inside */
+            mmgan_graph_feed(g, x, xv);
+            m = sgn ? mmgan_max_per_sample(g, x) : mmgan_max_abs_per_sample(g, x);
+            CHECK(mmgan_grad(g, mmgan_sum(g, m), 1, &x, &gx) == MMGAN_OK, "max ties: grad: %s", mmgan_ctx_error(ctx));
+            p = mmgan_plan_new(g, 1, &gx);
+            CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "max ties: plan: %s", mmgan_ctx_error(ctx));
+            if (p) {
+                const float *gv = mmgan_plan_value(p, gx);
+                mmgan_plan *pm = mmgan_plan_new(g, 1, &m);
+                const float *mv = pm && mmgan_plan_run(pm) == MMGAN_OK ? mmgan_plan_value(pm, m) : NULL;
+                CHECK(mv != NULL, "max ties: value plan: %s", mmgan_ctx_error(ctx));
+                for (b = 0; b < nb && mv; b++) {
+                    const float *a = xv + (size_t)b * per;
+                    float best = sgn ? a[0] : 0.0f, want;
+                    int k = 0;
+                    for (i = 0; i < per; i++) {
+                        float v = sgn ? a[i] : fabsf(a[i]);
+                        if (v > (sgn ? a[k] : fabsf(a[k]))) k = i;
+                        if (i > 0 || !sgn) best = v > best ? v : best;
+                    }
+                    if (!(mv[b] == best || (mv[b] != mv[b] && best != best))) bad++;
+                    for (i = 0; i < per; i++) {
+                        want = i != k ? 0.0f : sgn ? 1.0f : a[k] > 0.0f ? 1.0f : a[k] < 0.0f ? -1.0f : 0.0f;
+                        if (gv[(size_t)b * per + i] != want) bad++;
+                    }
+                }
+                CHECK(bad == 0, "%s of %d-float samples: %d values or mask entries differ from the scan",
+                      sgn ? "max_per_sample" : "max_abs_per_sample", per, bad);
+                mmgan_plan_free(pm);
+            }
+            mmgan_plan_free(p);
+            mmgan_graph_free(g);
+            free(xv);
+        }
+}
+
 int main(void)
 {
     test_suite = "test_graph";
@@ -1222,6 +1284,7 @@ int main(void)
     test_inplace();
     test_build_errors();
     test_initializers();
+    test_max_ties();
     mmgan_ctx_free(ctx);
     return test_summary();
 }
