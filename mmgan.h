@@ -160,7 +160,8 @@ MMGAN_DEF void mmgan_ctx_clear_error(mmgan_ctx *ctx);
 /* New context; alloc_user is passed to MMGAN_MALLOC/REALLOC/FREE.  NULL only
  * when memory is exhausted. */
 MMGAN_DEF mmgan_ctx *mmgan_ctx_new(void *alloc_user);
-/* Free a context (NULL is ignored).  Tensors made from it must be freed first. */
+/* Free a context (NULL is ignored).  Everything made from it (tensors, params,
+ * graphs, plans, optimizers, checkpoints, buffers) must be freed first. */
 MMGAN_DEF void mmgan_ctx_free(mmgan_ctx *ctx);
 /* Ask for n >= 1 threads; capped at what the build offers (1 without OpenMP,
  * else 256); a single GEMM uses at most 64. */
@@ -290,7 +291,8 @@ typedef struct mmgan_param mmgan_param;
 /* Initializers.  `a` means: CONST the value; NORMAL the standard deviation;
  * UNIFORM the half-width (U[-a, a]); HE_* the leaky-relu slope after the
  * layer (0 for relu); XAVIER_* the gain (1 for linear/sigmoid).  Fans follow
- * PyTorch: fan_in = shape[1] * kh * kw, fan_out = shape[0] * kh * kw. */
+ * PyTorch: fan_in = shape[1] * kh * kw, fan_out = shape[0] * kh * kw; a 1-d
+ * tensor, which PyTorch refuses, takes fan_in = fan_out = shape[0]. */
 typedef enum mmgan_init {
     MMGAN_INIT_ZEROS, MMGAN_INIT_CONST, MMGAN_INIT_NORMAL, MMGAN_INIT_UNIFORM,
     MMGAN_INIT_HE_NORMAL, MMGAN_INIT_HE_UNIFORM, MMGAN_INIT_XAVIER_NORMAL, MMGAN_INIT_XAVIER_UNIFORM
@@ -313,8 +315,8 @@ MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p);
 /* A graph is built once and run many times through plans (1.10).  Nodes are
  * small integers.  A builder that fails returns MMGAN_NONE, records the first
  * error in the graph (mmgan_graph_status) and the context's message, e.g.
- * "conv2d: input has 3 channels, weight expects 1 (input [2x3x8x8], weight
- * [4x1x3x3])"; builders given MMGAN_NONE return MMGAN_NONE, so a whole
+ * "conv2d: input has 3 channels, weight expects 1 (input [2, 3, 8, 8], weight
+ * [4, 1, 3, 3])"; builders given MMGAN_NONE return MMGAN_NONE, so a whole
  * network can be built and checked once at the end.  Shapes are NCHW for
  * images and [N, features] for vectors; axis 0 is always the batch. */
 typedef struct mmgan_graph mmgan_graph;
@@ -329,7 +331,8 @@ MMGAN_DEF void mmgan_graph_free(mmgan_graph *g);
 MMGAN_DEF mmgan_status mmgan_graph_status(const mmgan_graph *g);
 /* Number of nodes built so far. */
 MMGAN_DEF int mmgan_graph_size(const mmgan_graph *g);
-/* Shape of a node: returns ndim and writes up to 4 sizes to shape (may be NULL); 0 if invalid. */
+/* Shape of a node: returns ndim and writes up to 4 sizes to shape (may be NULL);
+ * 0 if invalid, and for a valid 0-d node (a scalar: numel 1). */
 MMGAN_DEF int mmgan_node_shape(const mmgan_graph *g, mmgan_node x, int *shape);
 /* Number of elements of a node (0 if invalid). */
 MMGAN_DEF size_t mmgan_node_numel(const mmgan_graph *g, mmgan_node x);
@@ -731,8 +734,8 @@ typedef struct mmgan_opt_spec {
 
 typedef struct mmgan_optimizer mmgan_optimizer;
 
-/* PyTorch's defaults for kind (lr 1e-3; Adam/Adamax betas (0.9, 0.999), eps 1e-8;
- * RMSprop alpha 0.99, eps 1e-8; Adamax lr 2e-3), bias correction on. */
+/* PyTorch's defaults for kind (lr 1e-3, RMSprop 1e-2, Adamax 2e-3; Adam/Adamax
+ * betas (0.9, 0.999), eps 1e-8; RMSprop alpha 0.99, eps 1e-8), bias correction on. */
 MMGAN_DEF mmgan_opt_spec mmgan_opt_default(mmgan_opt_kind kind);
 /* An optimizer over params[0..n) (the array is copied; the params must outlive it). */
 MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *spec, int n, mmgan_param *const *params);
@@ -783,7 +786,8 @@ typedef struct mmgan_idx {
     unsigned char *data;       /* count bytes (owned; mmgan_idx_free) */
 } mmgan_idx;
 
-/* Parses an IDX image in memory (gunzipped first if it starts with the gzip magic). */
+/* Parses an IDX image in memory (gunzipped first if it starts with the gzip
+ * magic).  Like every loader here, clears *out first: freeing it after an error is safe. */
 MMGAN_DEF mmgan_status mmgan_idx_parse(mmgan_ctx *ctx, const unsigned char *buf, size_t n, mmgan_idx *out);
 /* Frees an IDX array's data. */
 MMGAN_DEF void mmgan_idx_free(mmgan_ctx *ctx, mmgan_idx *idx);
@@ -809,7 +813,8 @@ typedef struct mmgan_batcher {
     long epoch;                /* completed passes over the data */
 } mmgan_batcher;
 
-/* Prepares batches of `batch` samples (allocates the order once). */
+/* Prepares batches of `batch` samples (allocates the order once; rng NULL: no
+ * shuffling).  *b is cleared first: after a failure next returns -1, free is safe. */
 MMGAN_DEF mmgan_status mmgan_batcher_init(mmgan_ctx *ctx, mmgan_batcher *b, const mmgan_dataset *ds, int batch,
                                           mmgan_rng *rng);
 /* Copies the next batch into images (batch * c * h * w floats) and labels
@@ -846,8 +851,8 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
 /* Writes a grid of images as a PNG file (see mmgan_image_grid). */
 MMGAN_DEF mmgan_status mmgan_save_grid_png(mmgan_ctx *ctx, const char *path, const float *images, int n, int c,
                                            int h, int w, int cols, float lo, float hi);
-/* Writes training curves as an SVG line plot: ncurves series ys[k][0..n)
- * against 1..n, each with its label, a shared y axis from min(0, ...) to max. */
+/* Writes training curves as an SVG line plot: ncurves (1 to 8) series
+ * ys[k][0..n) against 1..n, each with its label, a shared y axis from min(0, ...) to max. */
 MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const char *title, const char *xlabel,
                                         int ncurves, const char *const *labels, const double *const *ys, int n);
 #endif
@@ -858,7 +863,8 @@ MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const 
 /* A checkpoint is a set of named float32 arrays plus string metadata, saved
  * in the safetensors format (an 8-byte little-endian header length, a JSON
  * header, the raw little-endian data), so PyTorch users can open it.  Saving
- * is atomic: a crash mid-save leaves the previous file whole.  Loading checks
+ * is atomic: a crash of the process mid-save leaves the previous file whole
+ * (there is no fsync: a power loss may still lose the newest save).  Loading checks
  * every header field against the file before anything is read. */
 typedef struct mmgan_ckpt mmgan_ckpt;
 
@@ -3993,13 +3999,13 @@ static int mmgan__conv_sparse(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     float tx_[MMGAN__VN], ty_[MMGAN__VN]; mmgan__v v; size_t j_; \
     for (j_ = 0; j_ < MMGAN__VN; j_++) tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; \
     v = MMGAN__VLOAD(tx_); MMGAN__VSTORE(ty_, F); \
-    for (j_ = 0; i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]
+    for (j_ = 0; j_ < MMGAN__VN && i_ + j_ < (n); j_++) (y)[i_ + j_] = ty_[j_]   /* both bounds: gcc -O1 warned */
 #define MMGAN__TAIL2(n, x, y, z, F) \
     float tx_[MMGAN__VN], ty_[MMGAN__VN], tz_[MMGAN__VN]; mmgan__v u, w; size_t j_; \
     for (j_ = 0; j_ < MMGAN__VN; j_++) { \
         tx_[j_] = i_ + j_ < (n) ? (x)[i_ + j_] : 0.0f; ty_[j_] = i_ + j_ < (n) ? (y)[i_ + j_] : 0.0f; } \
     u = MMGAN__VLOAD(tx_); w = MMGAN__VLOAD(ty_); MMGAN__VSTORE(tz_, F); \
-    for (j_ = 0; i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]
+    for (j_ = 0; j_ < MMGAN__VN && i_ + j_ < (n); j_++) (z)[i_ + j_] = tz_[j_]
 #endif
 
 /* Range reduction shared by exp and expm1: x = n ln2 + r, |r| <= ln2/2.
@@ -7656,9 +7662,9 @@ MMGAN_DEF mmgan_status mmgan_idx_parse(mmgan_ctx *ctx, const unsigned char *buf,
     unsigned char *raw = NULL;
     size_t count = 1, i;
     int d;
+    if (out) memset(out, 0, sizeof *out);   /* so that freeing it after any error is safe */
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!buf || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "idx: NULL argument");
-    memset(out, 0, sizeof *out);
     if (n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
         size_t rn;
         mmgan_status st = mmgan_gunzip(ctx, buf, n, &raw, &rn);
@@ -7721,9 +7727,9 @@ MMGAN_DEF mmgan_status mmgan_dataset_from_idx(mmgan_ctx *ctx, const mmgan_idx *i
                                               float lo, float hi, mmgan_dataset *out)
 {
     size_t i;
+    if (out) memset(out, 0, sizeof *out);   /* so that freeing it after any error is safe */
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!images || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "dataset: NULL argument");
-    memset(out, 0, sizeof *out);
     if (images->ndim != 3)
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "dataset: images have %d dimensions, expected 3 (count, rows, columns)",
                            images->ndim);
@@ -7752,9 +7758,9 @@ static void mmgan__batcher_shuffle(mmgan_batcher *b)
 MMGAN_DEF mmgan_status mmgan_batcher_init(mmgan_ctx *ctx, mmgan_batcher *b, const mmgan_dataset *ds, int batch,
                                           mmgan_rng *rng)
 {
+    if (b) memset(b, 0, sizeof *b);   /* so that next (-1) and free are safe after any error */
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!b || !ds || !ds->images) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "batcher: NULL argument");
-    memset(b, 0, sizeof *b);
     if (batch < 1 || batch > ds->n)
         return mmgan__fail(ctx, MMGAN_ERR_INVALID, "batcher: batch %d must be 1 to the %d samples", batch, ds->n);
     b->order = (int *)mmgan_alloc(ctx, (size_t)ds->n * sizeof(int));
@@ -7967,7 +7973,9 @@ MMGAN_DEF mmgan_status mmgan_idx_load(mmgan_ctx *ctx, const char *path, mmgan_id
 {
     unsigned char *buf;
     size_t n;
-    mmgan_status st = mmgan_read_file(ctx, path, &buf, &n);
+    mmgan_status st;
+    if (out) memset(out, 0, sizeof *out);   /* so that freeing it after any error is safe */
+    st = mmgan_read_file(ctx, path, &buf, &n);
     if (st != MMGAN_OK) return st;
     st = mmgan_idx_parse(ctx, buf, n, out);
     mmgan_free(ctx, buf);
@@ -7980,6 +7988,7 @@ MMGAN_DEF mmgan_status mmgan_mnist_load(mmgan_ctx *ctx, const char *images_path,
     mmgan_idx im, lb;
     mmgan_status st;
     memset(&lb, 0, sizeof lb);
+    if (out) memset(out, 0, sizeof *out);   /* so that freeing it after any error is safe */
     st = mmgan_idx_load(ctx, images_path, &im);
     if (st != MMGAN_OK) return st;
     if (labels_path && (st = mmgan_idx_load(ctx, labels_path, &lb)) != MMGAN_OK) {

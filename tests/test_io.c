@@ -355,6 +355,34 @@ static void test_bad_inputs(void)
     CHECK(mmgan_batcher_init(ctx, &b, &ds, 5, NULL) == MMGAN_ERR_INVALID, "a batch larger than the data refused");
     CHECK(mmgan_batcher_next(&b, img, NULL) == -1, "next on a batcher whose init failed: -1");
     CHECK(mmgan_batcher_next(NULL, img, NULL) == -1, "next on NULL: -1");
+    /* Structs left as the stack had them: a failed init or load clears its
+     * output, so that next, and freeing, are safe after any error. */
+    {
+        mmgan_dataset bad;
+        mmgan_idx ix;
+        unsigned char junk[3] = {1, 2, 3};
+        memset(&b, 0xA5, sizeof b);
+        CHECK(mmgan_batcher_init(ctx, &b, NULL, 5, NULL) == MMGAN_ERR_INVALID && b.order == NULL && b.ds == NULL,
+              "a batcher init refused for a NULL dataset leaves the batcher cleared");
+        CHECK(mmgan_batcher_next(&b, img, NULL) == -1, "next after that init: -1");
+        mmgan_batcher_free(ctx, &b);
+        memset(&bad, 0xA5, sizeof bad);
+        CHECK(mmgan_mnist_load(ctx, "no/such/images.gz", NULL, 0.0f, 1.0f, &bad) == MMGAN_ERR_IO &&
+              bad.images == NULL && bad.labels == NULL, "a failed MNIST load leaves the dataset cleared");
+        mmgan_dataset_free(ctx, &bad);
+        memset(&bad, 0xA5, sizeof bad);
+        CHECK(mmgan_dataset_from_idx(ctx, NULL, NULL, 0.0f, 1.0f, &bad) == MMGAN_ERR_INVALID && bad.images == NULL,
+              "dataset_from_idx without images leaves the dataset cleared");
+        mmgan_dataset_free(ctx, &bad);
+        memset(&ix, 0xA5, sizeof ix);
+        CHECK(mmgan_idx_load(ctx, "no/such/file.idx", &ix) == MMGAN_ERR_IO && ix.data == NULL,
+              "a failed IDX load leaves the array cleared");
+        mmgan_idx_free(ctx, &ix);
+        memset(&ix, 0xA5, sizeof ix);
+        CHECK(mmgan_idx_parse(ctx, junk, sizeof junk, &ix) != MMGAN_OK && ix.data == NULL,
+              "a failed IDX parse leaves the array cleared");
+        mmgan_idx_free(ctx, &ix);
+    }
     mmgan_ctx_clear_error(ctx);
 }
 
