@@ -309,6 +309,14 @@ int main(void)
     test_threads(0, 300, 700, 600);
     test_threads(0, 1030, 200, 300);
     test_threads(1, 260, 4500, 70);
+#if defined(MMGAN__AVX512)
+    /* the deeper k blocks of large products (mmgan__gemm_pick): rows a
+     * thread, k blocks of 1024 and a short last one, packed B transposed or not */
+    test_threads(0, 300, 200, 1100);
+    test_threads(1, 520, 100, 2100);
+    CHECK(mmgan__gemm_pick(300, 1100) == &mmgan__gemm_kernels[1] && mmgan__gemm_pick(256, 4096) == &mmgan__gemm_kernels[0] &&
+          mmgan__gemm_pick(4096, 512) == &mmgan__gemm_kernels[0], "large products, and only they, take the deep blocks");
+#endif
     /* more threads than the 2 cores of CI, so that claims interleave: rows
      * a thread (3 and 4 threads: 3 and 4 A blocks), shared A and B, and
      * seven threads for 18 tiles, some with no run of their own; and B in
