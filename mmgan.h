@@ -5714,7 +5714,7 @@ static mmgan_node mmgan__vjp_maxabs(mmgan_graph *g, mmgan_node id, int i, mmgan_
  * keeping the first strictly larger value from k = 0 ends on, NaNs skipped
  * (k = 0 when x_0 is NaN).  Found as the maximum, then the first k holding
  * it: the scan itself, each compare waiting on the load of x_k, took 0.27
- * ms for the DCGAN critic's 64x784 input gradient, 10x this. */
+ * ms for the DCGAN critic's 64x784 input gradient, 5-10x this. */
 static void mmgan__fw_maxabs_mask(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     size_t per = nd->numel / (size_t)nd->shape[0], k;
