@@ -5682,7 +5682,9 @@ static float mmgan__max_run(const float *a, size_t n, int sign, float m0)
     for (i = 0; i + 8 <= n; i += 8)                                            \
         for (j = 0; j < 8; j++) m[j] = V(a[i + j]) > m[j] ? V(a[i + j]) : m[j]; \
     for (; i < n; i++) m[0] = V(a[i]) > m[0] ? V(a[i]) : m[0];
-    if (sign) { MMGAN__MAX_RUN(+) } else { MMGAN__MAX_RUN(fabsf) }
+#define MMGAN__AS_IS(v) (v)
+    if (sign) { MMGAN__MAX_RUN(MMGAN__AS_IS) } else { MMGAN__MAX_RUN(fabsf) }
+#undef MMGAN__AS_IS
 #undef MMGAN__MAX_RUN
     for (j = 1; j < 8; j++) m[0] = m[j] > m[0] ? m[j] : m[0];
     return m[0];
