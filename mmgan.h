@@ -2968,19 +2968,22 @@ MMGAN__INLINE void mmgan__add_evens(float *r, const float *d, int n)
 #define MMGAN__ROWS_FIT(q) ((q)->w <= 32 && (q)->wo <= 16 && (q)->kw <= 16)
 
 /* Window column j: lane ox of a matrix row reads image column s ox + j - pad
- * (lanes reading padding, or past wo, are off in the mask). */
-static __mmask16 mmgan__win_take(const mmgan__convgeom *q, int j, __m512i *idx)
+ * (lanes reading padding, or past wo, are off in the mask).  With pair (2 wo
+ * <= 16), lanes wo + ox do the same for a second image row, held in the
+ * second vector of a two-vector permute (indices from 16). */
+static __mmask16 mmgan__win_take(const mmgan__convgeom *q, int j, int pair, __m512i *idx)
 {
-    int t[16], ox;
+    int t[16], ox, r;
     unsigned m = 0;
     for (ox = 0; ox < 16; ox++) t[ox] = 0;
-    for (ox = 0; ox < q->wo; ox++) {
-        long ix = (long)ox * q->stride + j - q->pad;
-        if (ix >= 0 && ix < q->w) {
-            t[ox] = (int)ix;
-            m |= 1u << ox;
+    for (r = 0; r <= pair; r++)
+        for (ox = 0; ox < q->wo; ox++) {
+            long ix = (long)ox * q->stride + j - q->pad;
+            if (ix >= 0 && ix < q->w) {
+                t[r * q->wo + ox] = 16 * r + (int)ix;
+                m |= 1u << (r * q->wo + ox);
+            }
         }
-    }
     *idx = _mm512_loadu_si512((const void *)t);
     return (__mmask16)m;
 }
@@ -3028,12 +3031,8 @@ static void mmgan__im2col_rows(const mmgan__convgeom *q, const float *x, float *
     const int pairs = MMGAN__PAIR_FITS(q) ? q->ho / 2 : 0;
     int c, i, j, oy;
     for (j = 0; j < q->kw; j++) {
-        int t[16], l;
-        m[j] = mmgan__win_take(q, j, &idx[j]);
-        _mm512_storeu_si512((void *)t, idx[j]);
-        for (l = 15; l >= q->wo && pairs; l--) t[l] = 16 + t[l - q->wo];   /* lanes wo.. read the second row */
-        idx2[j] = _mm512_loadu_si512((const void *)t);
-        m2[j] = (__mmask16)(m[j] | (pairs ? (unsigned)m[j] << q->wo : 0u));
+        m[j] = mmgan__win_take(q, j, 0, &idx[j]);
+        m2[j] = pairs ? mmgan__win_take(q, j, 1, &idx2[j]) : 0;
     }
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++) {
