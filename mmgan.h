@@ -487,8 +487,8 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
  * input).  Running a plan allocates nothing; only targets are readable
  * after a run.  An op whose value must be all zeros (a product with an
  * all-zero operand and a finite other one, a sum of zeros: the gradients of
- * a hinge penalty no sample crosses) is filled with zeros rather than run;
- * the values are the same, up to the sign of a zero. */
+ * a hinge penalty no sample crosses) is not run, its zeros written only
+ * where something reads them; the values are the same, up to the sign of a zero. */
 typedef struct mmgan_plan mmgan_plan;
 
 /* Plans the computation of targets[0..n) (NULL and a message on failure). */
@@ -6106,7 +6106,7 @@ struct mmgan_plan {
     unsigned char *zero;  /* per node: 1 if its value is all zeros as last computed, 2 if so but not written */
     unsigned char *done;  /* per node: 1 once a run of its stage has computed it */
     int zero_skip;        /* 1 (the default): ops with zero operands are not run (tests set 0) */
-    int zeroed;           /* ops the last stage run filled with zeros instead of running */
+    int zeroed;           /* ops the last stage run took as zeros instead of running */
     float *arena;
     size_t arena_floats, scratch_floats;
     int *bnat;                /* per node: its channels' first entry in bnstats, or -1 */
