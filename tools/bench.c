@@ -1,7 +1,7 @@
 /* make bench: GEMM throughput against the machine's measured FMA peak, and
  * (when built with -DMMGAN_BENCH_OPENBLAS -lopenblas) against OpenBLAS on the
  * same shapes.  One line per case:
- *   gemm M N K threads GFLOP/s  pct-of-peak  [openblas GFLOP/s pct]
+ *   gemm M N K threads GFLOP/s  pct-of-peak (pct-of-paired-peak)  [openblas GFLOP/s pct]
  *   conv LAYER forward|input-grad|weight-grad threads GFLOP/s pct-of-peak ms
  * Times are medians of repeated runs, each run at least ~20 ms of work. */
 #define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 (without -fopenmp too) */
@@ -41,6 +41,31 @@ static double fma_peak_thread(long iters)
     return out[0];
 }
 
+/* Seconds of nt threads running the FMA loop at once, iters each. */
+static double fma_loop_time(int nt, long iters, double *sink)
+{
+    double t0 = now();
+#ifdef MMGAN__OMP
+    double s = 0;
+    #pragma omp parallel num_threads(nt) reduction(+:s)
+    s += fma_peak_thread(iters);
+    *sink += s;
+#else
+    (void)nt;
+    *sink += fma_peak_thread(iters);
+#endif
+    return now() - t0;
+}
+
+/* GFLOP/s of that loop: 2 flops a lane, 16 chains, nt threads. */
+static double fma_gflops(int nt, long iters, double sec)
+{
+#ifndef MMGAN__OMP
+    nt = 1;
+#endif
+    return 2.0 * 16 * MMGAN__VN * (double)iters * nt / sec * 1e-9;
+}
+
 /* GFLOP/s of nt threads running the FMA loop at once: the best of 7, as a
  * peak is what the cores can do.  The median took a loaded spell for the
  * peak once (195.3 GFLOP/s one thread, its neighbours' runs 205-210), and
@@ -52,22 +77,11 @@ static double fma_peak(int nt)
     double best = 0, sink = 0;
     int r;
     for (r = 0; r < 7; r++) {
-        double t0 = now();
-#ifdef MMGAN__OMP
-        #pragma omp parallel num_threads(nt) reduction(+:sink)
-        sink += fma_peak_thread(iters);
-#else
-        (void)nt;
-        sink += fma_peak_thread(iters);
-#endif
-        t0 = now() - t0;
-        if (r == 0 || t0 < best) best = t0;
+        double t = fma_loop_time(nt, iters, &sink);
+        if (r == 0 || t < best) best = t;
     }
     if (sink == 12345.0) printf(" ");
-#ifndef MMGAN__OMP
-    nt = 1;
-#endif
-    return 2.0 * 16 * MMGAN__VN * (double)iters * nt / best * 1e-9;
+    return fma_gflops(nt, iters, best);
 }
 
 typedef void (*gemm_fn)(mmgan_ctx *, int, int, int, const float *, const float *, float *);
@@ -115,9 +129,17 @@ static int openblas_probe(void)
 #endif
 }
 
-static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int m, int n, int k, const float *a, const float *b, float *c)
+/* Median GFLOP/s of 9 timed runs of f.  With nt > 0 each run is preceded by
+ * ~5 ms of the FMA loop on nt threads, and *paired is the median of the
+ * runs' GFLOP/s over the loop's just before: the load of a shared machine
+ * changes over seconds, and the peak measured at the start of the bench
+ * (minutes earlier) and a product's median are each judged against the
+ * other's load; a run and its own peak see about the same. */
+static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int nt, int m, int n, int k, const float *a, const float *b,
+                        float *c, double *paired)
 {
-    double flops = 2.0 * m * n * k, t[9];
+    double flops = 2.0 * m * n * k, t[9], ratio[9], sink = 0;
+    const long peak_iters = 2000000;
     int reps = (int)(2e8 / flops) + 1, r, i;  /* ~20 ms per timed run at 10 GFLOP/s... and up */
     /* The other library's threads spin for a while after its last call
      * (OpenBLAS's pthreads, libgomp's team): on two cores they took the
@@ -129,11 +151,16 @@ static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int m, int n, int k, const fl
     if (reps > 2000) reps = 2000;
     f(ctx, m, n, k, a, b, c);                 /* warm up caches and threads */
     for (r = 0; r < 9; r++) {
-        double t0 = now();
+        double t0, pk = nt > 0 ? fma_gflops(nt, peak_iters, fma_loop_time(nt, peak_iters, &sink)) : 0;
+        t0 = now();
         for (i = 0; i < reps; i++) f(ctx, m, n, k, a, b, c);
         t[r] = (now() - t0) / reps;
+        ratio[r] = nt > 0 ? flops / t[r] * 1e-9 / pk : 0;
     }
+    if (sink == 12345.0) printf(" ");
     qsort(t, 9, sizeof t[0], cmp_double);
+    qsort(ratio, 9, sizeof ratio[0], cmp_double);
+    if (paired) *paired = ratio[4];
     return flops / t[4] * 1e-9;
 }
 
@@ -252,13 +279,14 @@ int main(int argc, char **argv)
 #endif
         for (i = 0; i < (int)(sizeof sq / sizeof sq[0]) + 5; i++) {
             int m, n, k;
-            double g, o = 0;
+            double g, o = 0, pp = 0;
             if (i < 6) { m = n = k = sq[i]; if (quick && m > 1024) continue; }
             else { m = gan[i - 6][0]; n = gan[i - 6][1]; k = gan[i - 6][2]; }
-            g = time_gemm(run_mmgan, ctx, m, n, k, a, b, c);
-            printf("gemm %d %d %d %d %.1f GFLOP/s %5.1f%% of peak", m, n, k, nt, g, 100 * g / peak[nt]);
+            g = time_gemm(run_mmgan, ctx, nt, m, n, k, a, b, c, &pp);
+            printf("gemm %d %d %d %d %.1f GFLOP/s %5.1f%% of peak (%5.1f%% paired)", m, n, k, nt, g,
+                   100 * g / peak[nt], 100 * pp);
 #ifdef MMGAN_BENCH_OPENBLAS
-            o = time_gemm(run_openblas, ctx, m, n, k, a, b, c);
+            o = time_gemm(run_openblas, ctx, 0, m, n, k, a, b, c, NULL);
             printf(" | openblas %.1f GFLOP/s %5.1f%% | ratio %.2f", o, 100 * o / peak[nt], g / o);
 #endif
             (void)o;
