@@ -180,7 +180,10 @@ static double time_plan(mmgan_plan *p, double flops)
 }
 
 /* The MNIST DCGAN layers at batch 64 (4x4 kernels, stride 2, pad 1): each as
- * a forward op, its input gradient and its weight gradient. */
+ * a forward op, its input gradient and its weight gradient.  D1, D2 are the
+ * critic's and G1, G2 the generator's of examples/gan_mnist; the benchmark's
+ * GAN steps (tools/bench_gan.c) share the critic, and their generator's two
+ * layers are Gb1, Gb2 (Gb1, 256 -> 128, is about half of such a step). */
 static void bench_conv(mmgan_ctx *ctx, int nt, double peak)
 {
     static const struct { const char *name; int transpose, c, h, o; } layers[] = {
@@ -188,11 +191,13 @@ static void bench_conv(mmgan_ctx *ctx, int nt, double peak)
         {"D2 conv 64->128 14x14", 0, 64, 14, 128},
         {"G1 convT 128->64 7x7", 1, 128, 7, 64},
         {"G2 convT 64->1 14x14", 1, 64, 14, 1},
+        {"Gb1 convT 256->128 7x7", 1, 256, 7, 128},
+        {"Gb2 convT 128->1 14x14", 1, 128, 14, 1},
     };
     int l, n = 64;
     mmgan_rng rng;
     mmgan_rng_seed(&rng, 3, 3);
-    for (l = 0; l < 4; l++) {
+    for (l = 0; l < (int)(sizeof layers / sizeof layers[0]); l++) {
         int c = layers[l].c, h = layers[l].h, o = layers[l].o, tr = layers[l].transpose;
         int ho = tr ? 2 * h : h / 2, xs[4], ws[4], ys[4], k;
         mmgan_graph *g = mmgan_graph_new(ctx);
