@@ -132,9 +132,9 @@ static int openblas_probe(void)
 /* Median GFLOP/s of 9 timed runs of f.  With nt > 0 each run is preceded by
  * ~5 ms of the FMA loop on nt threads, and *paired is the median of the
  * runs' GFLOP/s over the loop's just before: the load of a shared machine
- * changes over seconds, and the peak measured at the start of the bench
- * (minutes earlier) and a product's median are each judged against the
- * other's load; a run and its own peak see about the same. */
+ * changes over seconds, so the peak taken at the start, minutes earlier,
+ * saw another load than the product; a run and its own peak see about the
+ * same. */
 static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int nt, int m, int n, int k, const float *a, const float *b,
                         float *c, double *paired)
 {
