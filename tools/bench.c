@@ -41,19 +41,21 @@ static double fma_peak_thread(long iters)
     return out[0];
 }
 
+/* Where the FMA loops' results go, so that the compiler keeps the loops. */
+static volatile double fma_sink;
+
 /* Seconds of nt threads running the FMA loop at once, iters each. */
-static double fma_loop_time(int nt, long iters, double *sink)
+static double fma_loop_time(int nt, long iters)
 {
-    double t0 = now();
+    double t0 = now(), s = 0;
 #ifdef MMGAN__OMP
-    double s = 0;
     #pragma omp parallel num_threads(nt) reduction(+:s)
     s += fma_peak_thread(iters);
-    *sink += s;
 #else
     (void)nt;
-    *sink += fma_peak_thread(iters);
+    s = fma_peak_thread(iters);
 #endif
+    fma_sink = s;
     return now() - t0;
 }
 
@@ -74,13 +76,12 @@ static double fma_gflops(int nt, long iters, double sec)
 static double fma_peak(int nt)
 {
     long iters = 20000000;
-    double best = 0, sink = 0;
+    double best = 0;
     int r;
     for (r = 0; r < 7; r++) {
-        double t = fma_loop_time(nt, iters, &sink);
+        double t = fma_loop_time(nt, iters);
         if (r == 0 || t < best) best = t;
     }
-    if (sink == 12345.0) printf(" ");
     return fma_gflops(nt, iters, best);
 }
 
@@ -138,7 +139,7 @@ static int openblas_probe(void)
 static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int nt, int m, int n, int k, const float *a, const float *b,
                         float *c, double *paired)
 {
-    double flops = 2.0 * m * n * k, t[9], ratio[9], sink = 0;
+    double flops = 2.0 * m * n * k, t[9], ratio[9];
     const long peak_iters = 2000000;
     int reps = (int)(2e8 / flops) + 1, r, i;  /* ~20 ms per timed run at 10 GFLOP/s... and up */
     /* The other library's threads spin for a while after its last call
@@ -151,13 +152,12 @@ static double time_gemm(gemm_fn f, mmgan_ctx *ctx, int nt, int m, int n, int k, 
     if (reps > 2000) reps = 2000;
     f(ctx, m, n, k, a, b, c);                 /* warm up caches and threads */
     for (r = 0; r < 9; r++) {
-        double t0, pk = nt > 0 ? fma_gflops(nt, peak_iters, fma_loop_time(nt, peak_iters, &sink)) : 0;
+        double t0, pk = nt > 0 ? fma_gflops(nt, peak_iters, fma_loop_time(nt, peak_iters)) : 0;
         t0 = now();
         for (i = 0; i < reps; i++) f(ctx, m, n, k, a, b, c);
         t[r] = (now() - t0) / reps;
         ratio[r] = nt > 0 ? flops / t[r] * 1e-9 / pk : 0;
     }
-    if (sink == 12345.0) printf(" ");
     qsort(t, 9, sizeof t[0], cmp_double);
     qsort(ratio, 9, sizeof ratio[0], cmp_double);
     if (paired) *paired = ratio[4];
