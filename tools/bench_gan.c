@@ -12,6 +12,12 @@
  *
  *   bench_gan bench --case C --threads N [--iters 30] [--warmup 5] [--csv FILE]
  *       prints `mmgan CASE THREADS median_ms min_ms max_ms peak_rss_mib`
+ *   bench_gan factor --threads N [--iters 60] [--warmup 5]
+ *       the penalty factor in one process: hinge_linf_gp and hinge built
+ *       side by side, their iterations alternating (the order swapped every
+ *       pair), so that both see the same load and the same cache; prints
+ *       `mmgan factor THREADS gp_ms hinge_ms median_ratio q1 q3` (times the
+ *       medians, the ratio the median of the pairs' ratios and its quartiles)
  *   bench_gan check --case C --out FILE.safetensors [--iters 3]
  *       runs a few iterations on one thread from seeded weights and writes
  *       those weights and every iteration's inputs (x.k, z.k, u.k) for the
@@ -250,10 +256,63 @@ static void real_batch(gan *s, mmgan_rng *rng)
     mmgan_rng_fill_uniform(rng, s->xb, BATCH * 784, s->which == MAGAN ? 0.0f : -1.0f, 1.0f);
 }
 
+/* The quartiles of t[0..n-1] (sorted), by linear interpolation. */
+static double quantile(const double *t, int n, double q)
+{
+    double x = q * (n - 1);
+    int i = (int)x;
+    return i + 1 < n ? t[i] + (x - i) * (t[i + 1] - t[i]) : t[n - 1];
+}
+
+/* The penalty factor measured in one process.  Across processes it is the
+ * ratio of two runs seconds apart, and on a shared machine their loads
+ * differ by more than the penalty costs; here each pair of iterations, one
+ * of each case, sees about the same load, and the order alternates so that
+ * neither case always runs on the other's cold cache. */
+static int factor(mmgan_ctx *ctx, int threads, int iters, int warmup)
+{
+    gan s[2];   /* hinge_linf_gp, hinge */
+    mmgan_rng xr;
+    double *t = (double *)malloc(sizeof(double) * 3 * (size_t)iters), *tg = t, *th = t + iters, *r = t + 2 * iters;
+    int i;
+    if (!t || !build(ctx, &s[0], HINGE_LINF_GP, 1, 1.0f) || !build(ctx, &s[1], HINGE, 1, 1.0f)) {
+        fprintf(stderr, "bench_gan: %s\n", t ? mmgan_ctx_error(ctx) : "out of memory");
+        return 1;
+    }
+    mmgan_rng_seed(&xr, 1, 3);
+    real_batch(&s[0], &xr);
+    memcpy(s[1].xb, s[0].xb, sizeof(float) * BATCH * 784);
+    for (i = 0; i < warmup + iters; i++) {
+        double d[2];
+        int k, first = i & 1;
+        for (k = 0; k < 2; k++) {
+            int c = k ^ first;
+            double t0 = now();
+            if (iteration(&s[c]) != MMGAN_OK) { fprintf(stderr, "bench_gan: %s\n", mmgan_ctx_error(ctx)); return 1; }
+            d[c] = (now() - t0) * 1e3;
+        }
+        if (i >= warmup) { tg[i - warmup] = d[0]; th[i - warmup] = d[1]; r[i - warmup] = d[0] / d[1]; }
+    }
+    qsort(tg, (size_t)iters, sizeof *t, cmp_double);
+    qsort(th, (size_t)iters, sizeof *t, cmp_double);
+    qsort(r, (size_t)iters, sizeof *t, cmp_double);
+    printf("mmgan penalty factor, %d thread%s: hinge_linf_gp %.3f ms, hinge %.3f ms (medians), factor %.3f "
+           "(median of %d alternating pairs' ratios; quartiles %.3f-%.3f)\n", threads, threads == 1 ? "" : "s",
+           quantile(tg, iters, 0.5), quantile(th, iters, 0.5), quantile(r, iters, 0.5), iters,
+           quantile(r, iters, 0.25), quantile(r, iters, 0.75));
+    printf("mmgan factor %d %.3f %.3f %.4f %.4f %.4f\n", threads, quantile(tg, iters, 0.5), quantile(th, iters, 0.5),
+           quantile(r, iters, 0.5), quantile(r, iters, 0.25), quantile(r, iters, 0.75));
+    release(&s[0]);
+    release(&s[1]);
+    free(t);
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_gan bench --case magan|hinge_linf_gp|hinge --threads N [--iters 30] [--warmup 5] [--csv FILE]\n"
                     "                       [--critic-scale S]  (critic weights times S: S = 8 makes the L-inf penalty active)\n"
+                    "       bench_gan factor --threads N [--iters 60] [--warmup 5]  (hinge_linf_gp over hinge, alternating)\n"
                     "       bench_gan check --case magan|hinge_linf_gp|hinge --out FILE.safetensors [--iters 3]\n");
     return 2;
 }
@@ -273,21 +332,22 @@ int main(int argc, char **argv)
     gan s;
     mmgan_rng xr;
     const char *csv = NULL, *out = NULL;
-    int bench, which = -1, threads = 0, iters = -1, warmup = 5, i, k;
+    int bench, fac, which = -1, threads = 0, iters = -1, warmup = 5, i, k;
     double cscale = 0.0;
-    if (argc < 2 || (strcmp(argv[1], "bench") && strcmp(argv[1], "check"))) return usage();
-    bench = !strcmp(argv[1], "bench");
-    for (i = 2; i < argc; i++) {
+    if (argc < 2 || (strcmp(argv[1], "bench") && strcmp(argv[1], "check") && strcmp(argv[1], "factor"))) return usage();
+    fac = !strcmp(argv[1], "factor");
+    bench = fac || !strcmp(argv[1], "bench");
+    for (i = 2; i < argc; i += 2) {   /* option, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = v != NULL;
-        if (!strcmp(a, "--case")) {
+        if (!strcmp(a, "--case") && !fac) {
             for (which = -1, k = 0; ok && k < 3; k++) if (!strcmp(v, CASES[k])) which = k;
             ok = which >= 0;
         } else if (!strcmp(a, "--threads") && bench) ok = ok && parse_int(v, 1, 1024, &threads);
         else if (!strcmp(a, "--iters")) ok = ok && parse_int(v, 1, 1000000, &iters);
         else if (!strcmp(a, "--warmup") && bench) ok = ok && parse_int(v, 0, 1000000, &warmup);
-        else if (!strcmp(a, "--csv") && bench) csv = v;
-        else if (!strcmp(a, "--critic-scale") && bench) {
+        else if (!strcmp(a, "--csv") && bench && !fac) csv = v;
+        else if (!strcmp(a, "--critic-scale") && bench && !fac) {
             char *end;
             cscale = ok ? strtod(v, &end) : 0.0;
             ok = ok && end != v && !*end && cscale > 0.0 && cscale <= 1e3;
@@ -304,17 +364,21 @@ int main(int argc, char **argv)
                                                            : "a positive count");
             return 2;
         }
-        i++;
     }
-    if (which < 0 || (bench && threads < 1) || (!bench && !out)) {
-        fprintf(stderr, "bench_gan: %s\n", which < 0 ? "--case is required" : bench ? "--threads is required"
+    if ((which < 0 && !fac) || (bench && threads < 1) || (!bench && !out)) {
+        fprintf(stderr, "bench_gan: %s\n", which < 0 && !fac ? "--case is required" : bench ? "--threads is required"
                                                                               : "--out is required");
         return usage();
     }
-    if (iters < 0) iters = bench ? 30 : 3;
+    if (iters < 0) iters = fac ? 60 : bench ? 30 : 3;
     ctx = mmgan_ctx_new(NULL);
     if (!ctx) { fprintf(stderr, "bench_gan: out of memory\n"); return 1; }
     mmgan_ctx_set_threads(ctx, bench ? threads : 1);
+    if (fac) {
+        k = factor(ctx, threads, iters, warmup);
+        mmgan_ctx_free(ctx);
+        return k;
+    }
     /* The check scales the DCGAN critic's weights up so that its input
      * gradients pass 1 and the L-inf penalty is not zero. */
     if (!build(ctx, &s, which, 1, cscale > 0.0 ? (float)cscale : !bench && which != MAGAN ? 8.0f : 1.0f)) {

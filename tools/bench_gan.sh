@@ -7,11 +7,13 @@
 #   sh tools/bench_gan.sh          timing table, then the loss check
 #   sh tools/bench_gan.sh check    the loss check alone (make crosscheck)
 # Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
-# ITERS (30 a round), ROUNDS (5), WARMUP (5), CSV (build/bench_gan.csv),
+# ITERS (30 a round), ROUNDS (5), WARMUP (5), FITERS (pairs of iterations
+# for the penalty factor, 2 ITERS), CSV (build/bench_gan.csv),
 # BIN (build/bench_gan), BENCH_OPENBLAS_CORETYPE (measured by
 # tools/openblas_core.sh unless set).
 # Prints a table (ms per iteration, medians; peak resident memory), each
-# side's penalty factor (hinge_linf_gp over hinge) per thread count, and
+# side's penalty factor (hinge_linf_gp over hinge, measured in one process
+# with the two cases alternating) per thread count, and
 # `N passed, N failed` for the loss check; exits 1 if a check fails.
 set -u
 BIN=${BIN:-build/bench_gan}
@@ -25,7 +27,11 @@ PY=/usr/bin/python3
 TORCH=tools/bench_gan_torch.py
 MODE=${1:-bench}
 case $MODE in bench|check) ;; *) echo "usage: sh tools/bench_gan.sh [check]" >&2; exit 2 ;; esac
-case $ROUNDS in ''|*[!0-9]*|0) echo "bench_gan.sh: ROUNDS=$ROUNDS is not a positive count" >&2; exit 2 ;; esac
+for v in ROUNDS ITERS FITERS; do
+    [ $v = FITERS ] && FITERS=${FITERS:-$((2 * ITERS))}
+    eval "x=\$$v"
+    case $x in ''|*[!0-9]*|0) echo "bench_gan.sh: $v=$x is not a positive count" >&2; exit 2 ;; esac
+done
 
 if [ ! -x "$BIN" ]; then
     echo "bench_gan.sh: $BIN is missing; run make bench" >&2
@@ -55,12 +61,9 @@ echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
 # Each case runs as ROUNDS alternating pairs (mmgan, then PyTorch), each the
 # median of ITERS iterations: on a shared machine the load comes in bursts of
 # seconds, and a pair run back to back sees about the same load.  A round
-# runs every case once, so that a case's rounds are spread over the run and
-# the penalty's two cases of a round (hinge_linf_gp, hinge) see about the
-# same load too.  Times are the medians of the rounds' medians, the speedup
-# the median of the rounds' ratios, the penalty factor (hinge_linf_gp over
-# hinge) of each side the median of the rounds' ratios; the CSV has a row
-# per round and side.
+# runs every case once, so that a case's rounds are spread over the run.
+# Times are the medians of the rounds' medians, the speedup the median of
+# the rounds' ratios; the CSV has a row per round and side.
 
 # The median of a[1..n] (sorts a).
 AWK_MED='function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
@@ -96,20 +99,26 @@ for t in $THREADS; do
                   printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, med(m, n), med(p, n), med(r, n), mr, pr, pr / mr }' \
             "$tmp/rounds.$c"
     done
-    # The penalty's cost: hinge_linf_gp over hinge, round by round.
-    if [ -s "$tmp/rounds.hinge_linf_gp" ] && [ -s "$tmp/rounds.hinge" ]; then
-        awk -v t="$t" -v torch=$torch "$AWK_MED"'
-            NR == FNR { gm[$5] = $1; gp[$5] = $2; next }
-            ($5 in gm) { n++; fm[n] = gm[$5] / $1; if (torch == "yes") { fp[n] = gp[$5] / $2; if (fm[n] < fp[n]) less++ } }
-            END { lo = hi = fm[1]; for (i = 2; i <= n; i++) { if (fm[i] < lo) lo = fm[i]; if (fm[i] > hi) hi = fm[i] }
-                  printf "penalty factor (hinge_linf_gp / hinge), %d threads: mmgan %.3f (rounds %.3f-%.3f)", t, med(fm, n), lo, hi
-                  if (torch == "yes") {
-                      lo = hi = fp[1]; for (i = 2; i <= n; i++) { if (fp[i] < lo) lo = fp[i]; if (fp[i] > hi) hi = fp[i] }
-                      printf ", PyTorch %.3f (rounds %.3f-%.3f); mmgan smaller in %d of %d rounds", med(fp, n), lo, hi, less, n }
-                  printf "\n" }' "$tmp/rounds.hinge_linf_gp" "$tmp/rounds.hinge"
-    fi
+    # The penalty's cost, hinge_linf_gp over hinge: each side in one process
+    # with the two cases' iterations alternating (their `factor` command),
+    # where the ratio of separate runs' medians swings with their loads.
+    case " $CASES " in *" hinge_linf_gp "*) case " $CASES " in *" hinge "*)
+        f=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" factor --threads "$t" --iters "$FITERS" \
+              --warmup "$WARMUP" | tail -n 1) || { echo "bench_gan.sh: mmgan factor failed" >&2; exit 1; }
+        set -- $f
+        line=$(printf "penalty factor (hinge_linf_gp / hinge), %d thread%s: mmgan %.3f (quartiles %.3f-%.3f; %.2f / %.2f ms)" \
+                 "$t" "$([ "$t" = 1 ] || echo s)" "$6" "$7" "$8" "$4" "$5")
+        if [ $torch = yes ]; then
+            p=$(env BENCH_OPENBLAS_CORETYPE="$CORE" "$PY" "$TORCH" factor --threads "$t" --iters "$FITERS" \
+                  --warmup "$WARMUP" | tail -n 1) || { echo "bench_gan.sh: torch factor failed" >&2; exit 1; }
+            set -- $p
+            line=$(printf "%s, PyTorch %.3f (quartiles %.3f-%.3f; %.2f / %.2f ms)" "$line" "$6" "$7" "$8" "$4" "$5")
+        fi
+        echo "$line"
+    ;; esac ;; esac
 done
-echo "(median of $ROUNDS alternating rounds of $per iterations each; speedup and mem_x: PyTorch's over mmgan's; CSV in $CSV)"
+echo "(table: median of $ROUNDS alternating rounds of $per iterations each; speedup and mem_x: PyTorch's over mmgan's; CSV in $CSV)"
+echo "(penalty factor: median of $FITERS alternating pairs of iterations in one process per side; not in the CSV)"
 fi
 
 [ $torch = yes ] || exit 0

@@ -19,6 +19,12 @@ Usage:
           [--iters 30] [--warmup 5] [--csv FILE]
       times `iters` iterations after `warmup` untimed ones; prints a human
       line and `torch CASE THREADS median_ms min_ms max_ms peak_rss_mib`.
+  /usr/bin/python3 tools/bench_gan_torch.py factor --threads N [--iters 60] [--warmup 5]
+      the penalty factor in one process: hinge_linf_gp and hinge side by
+      side, their iterations alternating (the order swapped every pair);
+      prints a human line and `torch factor THREADS gp_ms hinge_ms
+      median_ratio q1 q3` (times the medians, the ratio the median of the
+      pairs' ratios and its quartiles).
   /usr/bin/python3 tools/bench_gan_torch.py check --case CASE
           --init FILE.safetensors [--iters K]
       runs K iterations from the weights and inputs in FILE (G.* and D.*
@@ -45,13 +51,17 @@ CASES = ("magan", "hinge_linf_gp", "hinge")
 def parse_args(argv):
     p = argparse.ArgumentParser(description="PyTorch reference of the GAN-step benchmark.")
     # export-random is left out of the listed choices: it only feeds `check`.
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="{bench,check}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{bench,factor,check}")
     b = sub.add_parser("bench", help="time training iterations")
     b.add_argument("--case", choices=CASES, required=True)
     b.add_argument("--threads", type=int, required=True)
     b.add_argument("--iters", type=int, default=30)
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--csv", metavar="FILE")
+    f = sub.add_parser("factor", help="the penalty factor, alternating iterations")
+    f.add_argument("--threads", type=int, required=True)
+    f.add_argument("--iters", type=int, default=60)
+    f.add_argument("--warmup", type=int, default=5)
     c = sub.add_parser("check", help="losses from given weights and inputs")
     c.add_argument("--case", choices=CASES, required=True)
     c.add_argument("--init", required=True, metavar="FILE.safetensors")
@@ -82,9 +92,18 @@ def ensure_thread_env(threads):
     by this machine's environment) costs OpenBLAS half its speed, so it is
     dropped, unless BENCH_OPENBLAS_CORETYPE names the core type that
     tools/openblas_core.sh measured fastest here.  OpenBLAS itself stays at
-    one thread so that it does not fight torch's OpenMP pool."""
+    one thread so that it does not fight torch's OpenMP pool.
+
+    glibc's malloc is told to keep freed memory: by default it maps each
+    block of more than 128 KiB afresh (the threshold moves up only as far as
+    blocks freed) and returns the top of its heap, so every iteration pays
+    page faults and zeroing for the activations it allocates.  That made the
+    three steps 1.4-1.9x slower (PyTorch 1.13 here), the two-thread DCGAN
+    step swinging between 160 and 330 ms; with these two settings every
+    iteration runs at about the fastest, peak memory within 5%."""
     want = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads)}
+            "MKL_NUM_THREADS": str(threads),
+            "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
     core = os.environ.get("BENCH_OPENBLAS_CORETYPE", "")
     env = dict(os.environ)
     if env.get("OPENBLAS_CORETYPE", "") == core and all(env.get(k) == v for k, v in want.items()):
@@ -99,7 +118,7 @@ def ensure_thread_env(threads):
 
 if __name__ == "__main__":
     ARGS = parse_args(sys.argv[1:])
-    ensure_thread_env(ARGS.threads if ARGS.cmd == "bench" else 1)
+    ensure_thread_env(ARGS.threads if ARGS.cmd in ("bench", "factor") else 1)
 
 # Imported only now: see ensure_thread_env.
 try:
@@ -386,6 +405,47 @@ def bench(a):
             f.write("torch,%s,%d,%.3f,%.3f,%.3f,%.1f\n" % (a.case, a.threads, med, lo, hi, rss))
 
 
+def factor(a):
+    """The penalty factor within one process.  Measured as the ratio of two
+    processes' medians it swings with the load of each process's seconds;
+    here each pair of iterations sees about the same load, and the order
+    alternates so that neither case always runs right after the other."""
+    torch.manual_seed(0)
+    cases = [Case("hinge_linf_gp"), Case("hinge")]
+    built = [build(c) for c in cases]
+    x = cases[0].real_batch()
+
+    def iteration(k):
+        case, (G, D, opt_g, opt_d) = cases[k], built[k]
+        z = case.noise()
+        u = case.uniform() if case.uses_u else None
+        t0 = time.perf_counter()
+        train_step(case, G, D, opt_g, opt_d, x, z, u)
+        return (time.perf_counter() - t0) * 1e3
+
+    tg, th, r = [], [], []
+    for i in range(a.warmup + a.iters):
+        d = [0.0, 0.0]
+        for k in (0, 1) if i % 2 == 0 else (1, 0):
+            d[k] = iteration(k)
+        if i >= a.warmup:
+            tg.append(d[0])
+            th.append(d[1])
+            r.append(d[0] / d[1])
+
+    def quantile(v, q):
+        v = sorted(v)
+        x = q * (len(v) - 1)
+        i = int(x)
+        return v[i] + (x - i) * (v[i + 1] - v[i]) if i + 1 < len(v) else v[-1]
+    g, h, m, q1, q3 = (quantile(tg, 0.5), quantile(th, 0.5), quantile(r, 0.5),
+                       quantile(r, 0.25), quantile(r, 0.75))
+    print("torch penalty factor, %d thread%s: hinge_linf_gp %.3f ms, hinge %.3f ms (medians), factor %.3f "
+          "(median of %d alternating pairs' ratios; quartiles %.3f-%.3f)"
+          % (a.threads, "" if a.threads == 1 else "s", g, h, m, a.iters, q1, q3))
+    print("torch factor %d %.3f %.3f %.4f %.4f %.4f" % (a.threads, g, h, m, q1, q3))
+
+
 # ---------------------------------------------------------------------- check
 
 def model_tensors(model):
@@ -480,9 +540,9 @@ def export_random(a):
 
 
 def main(a):
-    torch.set_num_threads(a.threads if a.cmd == "bench" else 1)
+    torch.set_num_threads(a.threads if a.cmd in ("bench", "factor") else 1)
     torch.set_num_interop_threads(1)
-    {"bench": bench, "check": check, "export-random": export_random}[a.cmd](a)
+    {"bench": bench, "factor": factor, "check": check, "export-random": export_random}[a.cmd](a)
 
 
 if __name__ == "__main__":
