@@ -2820,9 +2820,9 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * (mmgan__conv_chunk_nt), which only changes which images share a product,
  * while the weight gradient, whose sums run across chunks, keeps one size. */
 /* Floats of column matrix per GEMM: about 4 MB for the weight gradient, and
- * at most that for the forward and data-gradient products (which start from
- * half and grow to whole images per thread: mmgan__conv_chunk_nt); wide
- * GEMMs, bounded scratch. */
+ * at most that for the forward and data-gradient products (the same on one
+ * thread; on threads they start from half and grow to whole images per
+ * thread: mmgan__conv_chunk_nt); wide GEMMs, bounded scratch. */
 #define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 /* Below this many floats moved, the image loops stay on one thread. */
 #define MMGAN__PAR_MIN (1 << 18)
@@ -2849,10 +2849,17 @@ static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
 
 /* The chunk of the forward and data-gradient products, where a column of
  * the result is one image's and no sum crosses chunks, so it may follow the
- * threads: a column matrix of half the size stays in the core's L2 (2 MB on
- * the Xeon) between the unfolding, the product and the folding: the DCGAN
- * step 3-4% faster at 1 thread (paired runs; 1 and 1.5 MB were no faster,
- * 3 MB slower).  On threads the image loops around the product split by
+ * threads.  On one thread, the weight gradient's: on the Xeon (2 MB of L2)
+ * a column matrix of half the size, staying in L2 between the unfolding,
+ * the product and the folding, had made the DCGAN step 3-4% faster (1 and
+ * 1.5 MB no faster, 3 MB slower), but on the Zen 5 (1 MB of L2) the whole
+ * chunk is the faster, the steps by 1.7-1.9% (40 alternating iterations in
+ * one process) and the generator's 256 -> 128 layer by 2-3%, a quarter of
+ * it 8-19% slower.  There the 7x7 layers' products are images of 49
+ * columns, and each product's last 48-wide tile mostly empty: less so the
+ * more images it holds.  (The channel groups, mmgan__fold_group and
+ * mmgan__unfold_group, keep the part of the matrix in use at 1 MB or less
+ * either way.)  On threads the image loops around the product split by
  * images, so the chunk grows (up to the 4 MB one) to a whole number of
  * images per thread: 5 images of the generator's 256 -> 128 layer split 3:2
  * and ran 4% slower than 10, while 6 ran as fast as 10; layers that already
@@ -2863,7 +2870,8 @@ static int mmgan__conv_chunk_nt(const mmgan__convgeom *q, int n, int threads)
 {
     const int nb = mmgan__conv_chunk_of(q, n, MMGAN__CONV_CHUNK_FLOATS / 2);
     const int most = mmgan__conv_chunk_of(q, n, MMGAN__CONV_CHUNK_FLOATS);
-    const int whole = nb + (threads - nb % threads) % threads;   /* nb on one thread */
+    const int whole = nb + (threads - nb % threads) % threads;
+    if (threads < 2) return most;
     /* rounded down where up is too many: 21 images split 11:10 did not fit
      * the threads' matrices into the scratch (mmgan__conv_own), 20 do */
     if (whole > most) return most >= threads ? most - most % threads : most;

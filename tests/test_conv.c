@@ -574,17 +574,17 @@ int main(void)
 #endif
     {
         /* the critic's layer (made in channel groups on one thread; 21
-         * images are chunks of 10, 10 and 1, as its batch of 64 is 6 x 10
-         * + 4, at a third of the cost under qemu, and on two threads each
-         * thread unfolds and multiplies its own images: 5 and 5, then 0
-         * and 1; 1 and 2 threads only, the costly one), one output channel
-         * in chunks of 7 and 1 on one thread, one chunk of 8 on two, 6
-         * and 2 on three (rounded down to whole images a thread, as 9 is
-         * more than a chunk may take; one chunk of 8 unpacked would be a
+         * images are chunks of 20 and 1 there, as its batch of 64 is 3 x
+         * 20 + 4, at a third of the cost under qemu, and chunks of 10, 10
+         * and 1 on two threads, where each thread unfolds and multiplies
+         * its own images: 5 and 5, then 0 and 1; 1 and 2 threads only, the
+         * costly one), one output channel in chunks of 14 and 2 on one
+         * thread, 8 and 8 on two, 9 and 7 on three (the weights packed
+         * once whatever the threads: one chunk unpacked would be a
          * matrix-vector product, summed in another order), 12 images in
-         * chunks of 4 on
-         * one and two threads and of 6 on three (rounded up to whole images
-         * a thread), one output channel in one chunk (a matrix-vector
+         * chunks of 8 and 4 on one thread, of 4 on two and of 6 on three
+         * (rounded up to whole images a thread), one output channel in one
+         * chunk (a matrix-vector
          * product, which must not be split into groups on one thread
          * only), groups of 28 channels of 3x3 windows (252 rows, not a
          * whole number of micro-kernel tiles), the critic's first layer,
@@ -599,7 +599,7 @@ int main(void)
          * one output channel of 1x1 outputs, 3 and 7 images (chunks of 2 and
          * 1 on two threads, 6 and 1 on three: a last chunk of one image was
          * a product of one row and one column, summed in another order) */
-        static const shp thr[] = {{21, 64, 14, 14, 128, 4, 4, 2, 1}, {8, 512, 4, 4, 1, 4, 4, 1, 1},
+        static const shp thr[] = {{21, 64, 14, 14, 128, 4, 4, 2, 1}, {16, 512, 4, 4, 1, 4, 4, 1, 1},
                                   {12, 512, 7, 7, 1, 4, 4, 1, 0}, {2, 64, 4, 4, 1, 4, 4, 1, 1},
                                   {8, 64, 9, 9, 16, 3, 3, 1, 1}, {64, 1, 28, 28, 64, 4, 4, 2, 1},
                                   {18, 32, 8, 8, 256, 4, 4, 2, 1}, {25, 64, 14, 14, 24, 4, 4, 2, 1},
@@ -607,17 +607,17 @@ int main(void)
                                   {7, 64, 3, 3, 1, 3, 3, 3, 1}};
         mmgan__convgeom g1;
         g1.c = 512; g1.h = g1.w = 4; g1.kh = g1.kw = 4; g1.stride = 1; g1.pad = 1; g1.ho = g1.wo = 3;
-        CHECK(mmgan__conv_chunk_nt(&g1, 8, 1) < 8 && mmgan__conv_chunk_nt(&g1, 8, 2) == 8 &&
-                  mmgan__conv_chunk_nt(&g1, 8, 3) == 6,
-              "the one-channel case no longer splits differently by threads");
+        CHECK(mmgan__conv_chunk_nt(&g1, 16, 1) == 14 && mmgan__conv_chunk_nt(&g1, 16, 2) == 8 &&
+                  mmgan__conv_chunk_nt(&g1, 16, 3) == 9 && mmgan__conv_packs_w(&g1, 16),
+              "the one-channel case no longer splits differently by threads, its weights packed");
         g1.h = g1.w = 7; g1.pad = 0; g1.ho = g1.wo = 4;
-        CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) == 4 && mmgan__conv_chunk_nt(&g1, 12, 2) == 4 &&
+        CHECK(mmgan__conv_chunk_nt(&g1, 12, 1) == 8 && mmgan__conv_chunk_nt(&g1, 12, 2) == 4 &&
                   mmgan__conv_chunk_nt(&g1, 12, 3) == 6,
-              "12 images of 512 channels no longer take chunks of 4, 4 and 6 on 1, 2 and 3 threads");
+              "12 images of 512 channels no longer take chunks of 8, 4 and 6 on 1, 2 and 3 threads");
         g1.c = 64; g1.h = g1.w = 14; g1.stride = 2; g1.pad = 1; g1.ho = g1.wo = 7;
-        CHECK(2 * mmgan__conv_chunk_nt(&g1, 21, 1) < 21 && mmgan__conv_chunk_nt(&g1, 21, 2) == 10 &&
+        CHECK(mmgan__conv_chunk_nt(&g1, 21, 1) == 20 && mmgan__conv_chunk_nt(&g1, 21, 2) == 10 &&
                   mmgan__conv_chunk(&g1, 21) < 21,
-              "the critic's layer of 21 images is no longer several chunks on one thread and chunks of 10 on two");
+              "the critic's layer of 21 images is no longer chunks of 20 and 1 on one thread and of 10 on two");
         for (i = 0; i < (int)(sizeof thr / sizeof thr[0]); i++) check_threads(&thr[i], i == 0 ? 2 : MOST_THREADS);
 #ifdef MMGAN__OMP
         check_own_layout();
