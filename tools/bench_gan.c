@@ -256,7 +256,7 @@ static void real_batch(gan *s, mmgan_rng *rng)
     mmgan_rng_fill_uniform(rng, s->xb, BATCH * 784, s->which == MAGAN ? 0.0f : -1.0f, 1.0f);
 }
 
-/* The quartiles of t[0..n-1] (sorted), by linear interpolation. */
+/* The q-quantile of sorted t[0..n-1], by linear interpolation (q = 0.5: the median). */
 static double quantile(const double *t, int n, double q)
 {
     double x = q * (n - 1);
@@ -396,7 +396,7 @@ int main(int argc, char **argv)
             if (i >= warmup) t[i - warmup] = (now() - t0) * 1e3;
         }
         qsort(t, (size_t)iters, sizeof *t, cmp_double);
-        med = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+        med = quantile(t, iters, 0.5);
         rss = peak_rss_mib();
         printf("mmgan %s, %d thread%s: median %.3f ms per iteration (min %.3f, max %.3f) over %d iterations after %d "
                "warm-up, peak RSS %.1f MiB (plan %.1f MiB)\n", CASES[which], threads, threads == 1 ? "" : "s", med,
