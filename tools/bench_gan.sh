@@ -103,6 +103,7 @@ for t in $THREADS; do
     # with the two cases' iterations alternating (their `factor` command),
     # where the ratio of separate runs' medians swings with their loads.
     case " $CASES " in *" hinge_linf_gp "*) case " $CASES " in *" hinge "*)
+        echo "bench_gan.sh: $t thread(s), penalty factor, $FITERS pairs a side ..." >&2
         f=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" factor --threads "$t" --iters "$FITERS" \
               --warmup "$WARMUP" | tail -n 1) || { echo "bench_gan.sh: mmgan factor failed" >&2; exit 1; }
         set -- $f
