@@ -2869,8 +2869,7 @@ static int mmgan__conv_chunk(const mmgan__convgeom *q, int n)
 static int mmgan__conv_chunk_nt(const mmgan__convgeom *q, int n, int threads)
 {
     const int nb = mmgan__conv_chunk_of(q, n, MMGAN__CONV_CHUNK_FLOATS / 2);
-    const int most = mmgan__conv_chunk_of(q, n, MMGAN__CONV_CHUNK_FLOATS);
-    const int whole = nb + (threads - nb % threads) % threads;
+    const int most = mmgan__conv_chunk(q, n), whole = nb + (threads - nb % threads) % threads;
     if (threads < 2) return most;
     /* rounded down where up is too many: 21 images split 11:10 did not fit
      * the threads' matrices into the scratch (mmgan__conv_own), 20 do */

@@ -89,7 +89,7 @@ for t in $THREADS; do
                 set -- $p
                 pms=$4 prss=$7
             fi
-            echo "$mms $pms $mrss $prss $r" >> "$tmp/rounds.$c"
+            echo "$mms $pms $mrss $prss" >> "$tmp/rounds.$c"
         done
     done
     for c in $CASES; do

@@ -433,13 +433,9 @@ def factor(a):
             th.append(d[1])
             r.append(d[0] / d[1])
 
-    def quantile(v, q):
-        v = sorted(v)
-        x = q * (len(v) - 1)
-        i = int(x)
-        return v[i] + (x - i) * (v[i + 1] - v[i]) if i + 1 < len(v) else v[-1]
-    g, h, m, q1, q3 = (quantile(tg, 0.5), quantile(th, 0.5), quantile(r, 0.5),
-                       quantile(r, 0.25), quantile(r, 0.75))
+    g, h = statistics.median(tg), statistics.median(th)
+    # quartiles interpolated between the sorted ratios, as bench_gan.c's
+    q1, m, q3 = statistics.quantiles(r, n=4, method="inclusive") if len(r) > 1 else r * 3
     print("torch penalty factor, %d thread%s: hinge_linf_gp %.3f ms, hinge %.3f ms (medians), factor %.3f "
           "(median of %d alternating pairs' ratios; quartiles %.3f-%.3f)"
           % (a.threads, "" if a.threads == 1 else "s", g, h, m, a.iters, q1, q3))
