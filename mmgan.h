@@ -985,6 +985,15 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #  define MMGAN__RESTRICT restrict
 #endif
 #define MMGAN__INLINE static inline
+/* For a micro-kernel called from a loop nest of its own: inlined there,
+ * its 24 accumulators went to the stack. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define MMGAN__NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#  define MMGAN__NOINLINE __declspec(noinline)
+#else
+#  define MMGAN__NOINLINE
+#endif
 
 /* The kernel set is a compile-time choice from the compiler's target macros,
  * so one binary never carries code its CPU cannot run. */
@@ -2898,6 +2907,70 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
     if (*lo > *hi) *lo = *hi;
 }
 
+/* Output rows whose windows reach into the padding multiply its zeros: the
+ * first and last rows of the DCGAN's 4x4 stride-2 layers between 14x14 and
+ * 7x7 read one window row in four from the padding, 7.1% of the products'
+ * multiply-adds (13.8% with the columns'; 3.6% between 28x28 and 14x14).
+ * On one thread (AVX-512) the forward and data-gradient products leave
+ * them out.  The output rows fall into runs whose windows keep the same
+ * rows [lo, hi) inside the image, and a chunk's matrix holds each run's
+ * columns together, image by image within the run.  The forward product
+ * then takes, for a run's columns, each channel's window rows [lo, hi) of
+ * k (mmgan__avx512_tile_seg); the data gradient's matrix has its rows in
+ * (i, c, j) order, window row outermost within a group of channels, so
+ * that a run's rows of C are one range.  Measured on the DCGAN steps (one
+ * thread, Zen 5, 40 alternating iterations in one process): 1.044-1.046x
+ * faster, with and without the penalty.  Runs of columns as well (runs of
+ * rows times runs of columns) left out all 13.8%, but then a row of an
+ * image split into three runs, and unfolding it took four times the
+ * stores: 1.29x slower at best (the critic's 64 -> 128 layer).  A plain
+ * matrix is the layout of one run of all rows, in (c, i, j) order. */
+#define MMGAN__RUNS_MAX 8
+typedef struct mmgan__runs {
+    int n;                         /* runs */
+    int at[MMGAN__RUNS_MAX + 1];   /* run r: output rows [at[r], at[r + 1]) */
+    int lo[MMGAN__RUNS_MAX], hi[MMGAN__RUNS_MAX];   /* its window rows inside the image */
+    int nb;                        /* images in the chunk */
+    int icj;                       /* rows in (i, c, j) order, not (c, i, j) */
+} mmgan__runs;
+
+#if defined(MMGAN__AVX512)   /* (the paths that take runs) */
+/* The runs of q's output rows (0 where there are more than MMGAN__RUNS_MAX). */
+static int mmgan__runs_of(const mmgan__convgeom *q, mmgan__runs *L)
+{
+    int oy, r = 0;
+    for (oy = 0; oy < q->ho; oy++) {
+        const long base = (long)oy * q->stride - q->pad;
+        const int lo = base >= 0 ? 0 : (int)MMGAN__MIN(-base, (long)q->kh);
+        const int hi = (int)MMGAN__MAX((long)lo, MMGAN__MIN((long)q->kh, (long)q->h - base));
+        if (r && L->lo[r - 1] == lo && L->hi[r - 1] == hi) continue;
+        if (r == MMGAN__RUNS_MAX) return L->n = 0;
+        L->at[r] = oy; L->lo[r] = lo; L->hi[r] = hi;
+        r++;
+    }
+    L->at[r] = q->ho;
+    L->nb = 1;
+    L->icj = 0;
+    return L->n = r;
+}
+
+/* The matrix row of window entry (c, i, 0) (L NULL: the plain layout). */
+MMGAN__INLINE size_t mmgan__runs_row(const mmgan__runs *L, const mmgan__convgeom *q, int c, int i)
+{
+    return (size_t)(L && L->icj ? i * q->c + c : c * q->kh + i) * q->kw;
+}
+
+/* The matrix columns at[oy] where image b's output rows start. */
+#define MMGAN__RUNS_HO 64   /* output rows at most, in runs */
+static void mmgan__runs_cols(const mmgan__runs *L, const mmgan__convgeom *q, int b, size_t *at)
+{
+    int r, oy;
+    for (r = 0; r < L->n; r++)
+        for (oy = L->at[r]; oy < L->at[r + 1]; oy++)
+            at[oy] = ((size_t)L->nb * L->at[r] + (size_t)b * (L->at[r + 1] - L->at[r]) + (size_t)(oy - L->at[r])) * q->wo;
+}
+#endif
+
 /* Images whose zero-padded plane fits this many floats (on the stack) are
  * unfolded through that plane: every window then lies inside it, with no
  * bounds to test.  On the MNIST DCGAN layers (batch 64, one thread) im2col
@@ -3032,48 +3105,59 @@ static __mmask16 mmgan__win_put(const mmgan__convgeom *q, int j, int h, __m512i 
  * thread, alternating runs). */
 #define MMGAN__PAIR_FITS(q) ((q)->w <= 16 && 2 * (q)->wo <= 16)
 
-static void mmgan__im2col_rows(const mmgan__convgeom *q, const float *x, float *cols, size_t ld)
+static void mmgan__im2col_rows(const mmgan__convgeom *q, const float *x, float *cols, size_t ld,
+                               const mmgan__runs *L, int img)
 {
     __m512i idx[16], idx2[16];
     __mmask16 m[16], m2[16];
     const __mmask16 mo = mmgan__mask16(q->wo), m0 = mmgan__mask16(q->w), m1 = mmgan__mask16(q->w - 16);
     const __mmask16 mo2 = mmgan__mask16(2 * q->wo);
     const size_t plane = (size_t)q->h * q->w * sizeof(float);
-    const int pairs = MMGAN__PAIR_FITS(q) ? q->ho / 2 : 0;
+    const int pairs = MMGAN__PAIR_FITS(q);
+    size_t at[MMGAN__RUNS_HO];
     int c, i, j, oy;
+    if (L) mmgan__runs_cols(L, q, img, at);
+#define MMGAN__AT(oy) (L ? at[oy] : (size_t)(oy) * q->wo)
     for (j = 0; j < q->kw; j++) {
         m[j] = mmgan__win_take(q, j, 0, &idx[j]);
         m2[j] = pairs ? mmgan__win_take(q, j, 1, &idx2[j]) : 0;
     }
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++) {
-            float *d = cols + (size_t)(c * q->kh + i) * q->kw * ld;
+            float *d = cols + mmgan__runs_row(L, q, c, i) * ld;
             if (i == 0 && c + 1 < q->c && plane <= MMGAN__PREFETCH_PLANE_MAX) {
                 const char *next = (const char *)(x + (size_t)(c + 1) * q->h * q->w);
                 size_t l;
                 for (l = 0; l < plane; l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
                 _mm_prefetch(next + plane - 1, _MM_HINT_T0);
             }
-            for (oy = 0; oy < 2 * pairs; oy += 2, d += 2 * q->wo) {
+            for (oy = 0; oy < q->ho;) {
                 const int iy = oy * q->stride + i - q->pad, iy1 = iy + q->stride;
+                float *e = d + MMGAN__AT(oy);
                 __m512 v0 = _mm512_setzero_ps(), v1 = v0;
-                if (iy >= 0 && iy < q->h) v0 = _mm512_maskz_loadu_ps(m0, x + ((size_t)c * q->h + iy) * q->w);
-                if (iy1 >= 0 && iy1 < q->h) v1 = _mm512_maskz_loadu_ps(m0, x + ((size_t)c * q->h + iy1) * q->w);
-                for (j = 0; j < q->kw; j++)
-                    _mm512_mask_storeu_ps(d + (size_t)j * ld, mo2, _mm512_maskz_permutex2var_ps(m2[j], v0, idx2[j], v1));
-            }
-            for (; oy < q->ho; oy++, d += q->wo) {
-                const int iy = oy * q->stride + i - q->pad;
-                __m512 v0 = _mm512_setzero_ps(), v1 = v0;
+                if (L && (iy < 0 || iy >= q->h)) {   /* rows of padding in runs: never read */
+                    oy++;
+                    continue;
+                }
+                if (pairs && oy + 1 < q->ho && MMGAN__AT(oy + 1) == MMGAN__AT(oy) + q->wo) {
+                    if (iy >= 0 && iy < q->h) v0 = _mm512_maskz_loadu_ps(m0, x + ((size_t)c * q->h + iy) * q->w);
+                    if (iy1 >= 0 && iy1 < q->h) v1 = _mm512_maskz_loadu_ps(m0, x + ((size_t)c * q->h + iy1) * q->w);
+                    for (j = 0; j < q->kw; j++)
+                        _mm512_mask_storeu_ps(e + (size_t)j * ld, mo2, _mm512_maskz_permutex2var_ps(m2[j], v0, idx2[j], v1));
+                    oy += 2;
+                    continue;
+                }
                 if (iy >= 0 && iy < q->h) {
                     const float *r = x + ((size_t)c * q->h + iy) * q->w;
                     v0 = _mm512_maskz_loadu_ps(m0, r);
                     if (m1) v1 = _mm512_maskz_loadu_ps(m1, r + 16);
                 }
                 for (j = 0; j < q->kw; j++)
-                    _mm512_mask_storeu_ps(d + (size_t)j * ld, mo, _mm512_maskz_permutex2var_ps(m[j], v0, idx[j], v1));
+                    _mm512_mask_storeu_ps(e + (size_t)j * ld, mo, _mm512_maskz_permutex2var_ps(m[j], v0, idx[j], v1));
+                oy++;
             }
         }
+#undef MMGAN__AT
 }
 
 /* Geometries mmgan__col2im_rows folds 4-wide windows for, unrolled (below). */
@@ -3099,12 +3183,16 @@ MMGAN__INLINE __m512 mmgan__col2im_row4(__m512 acc, const float *sv, size_t ld, 
 
 /* Each image value sums its terms in (i, j) order from zero, then the bias:
  * the order of the other paths, so the results are the same bits. */
-static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size_t ld, const float *bias, float *x)
+static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size_t ld, const float *bias, float *x,
+                               const mmgan__runs *L, int img)
 {
     __m512i idx[2][16];
     __mmask16 m[2][16];
     const __mmask16 mo = mmgan__mask16(q->wo), m0 = mmgan__mask16(q->w), m1 = mmgan__mask16(q->w - 16);
+    size_t at[MMGAN__RUNS_HO];
     int c, i, j, y;
+    if (L) mmgan__runs_cols(L, q, img, at);
+#define MMGAN__AT(oy) (L ? at[oy] : (size_t)(oy) * q->wo)
     for (j = 0; j < q->kw; j++) {
         m[0][j] = mmgan__win_put(q, j, 0, &idx[0][j]);
         m[1][j] = mmgan__win_put(q, j, 1, &idx[1][j]);
@@ -3116,8 +3204,7 @@ static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size
          * image), and two channels at a time, whose sums are two chains of
          * dependent adds rather than one.  1.66x faster than the loop below
          * alone, the 64 -> 128 layer's transpose 1.10-1.17x (one thread). */
-        const size_t cs = (size_t)q->kh * 4 * ld;   /* the next channel's rows */
-        const int groups = q->c * q->kh;          /* of 4 matrix rows, (c, i) */
+        const size_t rows = (size_t)q->c * q->kh * 4;
         mmgan__put4 p;
         p.i0 = idx[0][0]; p.i1 = idx[0][1]; p.i2 = idx[0][2]; p.i3 = idx[0][3];
         p.m0 = m[0][0]; p.m1 = m[0][1]; p.m2 = m[0][2]; p.m3 = m[0][3]; p.mo = mo;
@@ -3126,12 +3213,14 @@ static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size
             for (y = 0; y < q->h; y++) {
                 __m512 a = _mm512_setzero_ps(), b = a;
                 for (i = 0; i < q->kh; i++) {
-                    const int t = y + q->pad - i, g = c * q->kh + i;
-                    const float *sv;
+                    const int t = y + q->pad - i;
+                    size_t r0, r1, col;
                     if (t < 0 || t % q->stride || t / q->stride >= q->ho) continue;
-                    sv = cols + (size_t)g * 4 * ld + (size_t)(t / q->stride) * q->wo;
-                    a = mmgan__col2im_row4(a, sv, ld, g + 1 < groups, &p);
-                    if (two) b = mmgan__col2im_row4(b, sv + cs, ld, g + q->kh + 1 < groups, &p);
+                    r0 = mmgan__runs_row(L, q, c, i);
+                    r1 = mmgan__runs_row(L, q, c + 1, i);   /* the next channel's */
+                    col = MMGAN__AT(t / q->stride);
+                    a = mmgan__col2im_row4(a, cols + r0 * ld + col, ld, r0 + 4 < rows, &p);
+                    if (two) b = mmgan__col2im_row4(b, cols + r1 * ld + col, ld, r1 + 4 < rows, &p);
                 }
                 if (bias) {
                     a = _mm512_add_ps(a, _mm512_set1_ps(bias[c]));
@@ -3151,7 +3240,7 @@ static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size
                 const int t = y + q->pad - i;
                 const float *sv;
                 if (t < 0 || t % q->stride || t / q->stride >= q->ho) continue;
-                sv = cols + (size_t)(c * q->kh + i) * q->kw * ld + (size_t)(t / q->stride) * q->wo;
+                sv = cols + mmgan__runs_row(L, q, c, i) * ld + MMGAN__AT(t / q->stride);
                 for (j = 0; j < q->kw; j++) {
                     /* lanes without a term are left alone, not given +0: a
                      * -0 (under flush-to-zero) stays -0 as in the loops */
@@ -3167,6 +3256,7 @@ static void mmgan__col2im_rows(const mmgan__convgeom *q, const float *cols, size
             _mm512_mask_storeu_ps(r, m0, a0);
             if (m1) _mm512_mask_storeu_ps(r + 16, m1, a1);
         }
+#undef MMGAN__AT
 }
 #endif
 
@@ -3279,7 +3369,7 @@ static void mmgan__im2col(const mmgan__convgeom *q, const float *x, float *cols,
 {
 #if defined(MMGAN__AVX512)
     if (MMGAN__ROWS_FIT(q)) {
-        mmgan__im2col_rows(q, x, cols, ld);
+        mmgan__im2col_rows(q, x, cols, ld, NULL, 0);
         return;
     }
 #endif
@@ -3290,7 +3380,7 @@ static void mmgan__col2im(const mmgan__convgeom *q, const float *cols, size_t ld
 {
 #if defined(MMGAN__AVX512)
     if (MMGAN__ROWS_FIT(q)) {
-        mmgan__col2im_rows(q, cols, ld, bias, x);
+        mmgan__col2im_rows(q, cols, ld, bias, x, NULL, 0);
         return;
     }
 #endif
@@ -3419,19 +3509,78 @@ static size_t mmgan__fold_apk_floats(const mmgan__convgeom *q, int o)
     return f;
 }
 
+#if defined(MMGAN__TEST_HOOKS) && defined(MMGAN__AVX512)
+static int mmgan__runs_hits[2];   /* products in runs: forward, data gradient */
+static int mmgan__runs_off;       /* nonzero: none in runs */
+#endif
+
+/* Whether q's forward products (group: mmgan__unfold_group's) or its data
+ * gradient's (mmgan__fold_group's), o channels on the small side, can go in
+ * runs (mmgan__runs_of): AVX-512's unfolding and folding (rows in
+ * registers), a group's k one block, its rows of one window row whole row
+ * panels of the micro-kernel (the data gradient's runs are ranges of C's
+ * rows), and at least 3% of the multiply-adds saved.  L: the runs. */
+static int mmgan__runs_fit(const mmgan__convgeom *q, int o, int group, mmgan__runs *L)
+{
+#if defined(MMGAN__AVX512)
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    long used = 0;
+    int r;
+#if defined(MMGAN__TEST_HOOKS)
+    if (mmgan__runs_off) return 0;
+#endif
+    if (!q->pad || !MMGAN__ROWS_FIT(q) || q->ho > MMGAN__RUNS_HO || q->c * q->kh * q->kw < 64 || o < kr->mr ||
+        o > kr->kc || group * q->kh * q->kw > kr->kc || (group * q->kw) % kr->mr || (q->c % group * q->kw) % kr->mr ||
+        mmgan__runs_of(q, L) < 2)
+        return 0;
+    for (r = 0; r < L->n; r++) used += (long)(L->at[r + 1] - L->at[r]) * (L->hi[r] - L->lo[r]);
+    return used <= 0.97 * q->ho * q->kh;
+#else
+    (void)q; (void)o; (void)group; (void)L;
+    return 0;
+#endif
+}
+
+/* Their chunk (one thread): the whole number of 16 images nearest the
+ * plain chunk, so that every run's columns fill whole vectors.  On the
+ * DCGAN's 7x7 layers the plain chunks (10 images of the generator's 256 ->
+ * 128 layer, 20 of the critic's 64 -> 128) left each run a partial tile:
+ * in chunks of 16 images the steps ran 1.020-1.023x faster (40 alternating
+ * iterations in one process, Zen 5), their peak memory 1.2-1.3 MiB more. */
+static int mmgan__runs_chunk(const mmgan__convgeom *q, int n)
+{
+    const int nb = (mmgan__conv_chunk(q, n) + 8) / 16 * 16;
+    return MMGAN__MIN(MMGAN__MAX(nb, 16), n);
+}
+
+/* Whether the products of scratch kind how (mmgan__conv_ws) may go in runs. */
+static int mmgan__conv_ws_runs(const mmgan__convgeom *q, int o, int how)
+{
+    mmgan__runs L;
+    return (how == MMGAN__WS_COLS && mmgan__runs_fit(q, o, mmgan__unfold_group(q, 1), &L)) ||
+           (how == MMGAN__WS_FOLD && mmgan__runs_fit(q, o, mmgan__fold_group(q, 1), &L));
+}
+
+/* The images a chunk's matrices are sized for (scratch, mmgan__conv_ws). */
+static int mmgan__conv_ws_chunk(const mmgan__convgeom *q, int n, int o, int how)
+{
+    const int nb = mmgan__conv_chunk(q, n);
+    return mmgan__conv_ws_runs(q, o, how) ? MMGAN__MAX(nb, mmgan__runs_chunk(q, n)) : nb;
+}
+
 static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o, int how)
 {
-    size_t nb = (size_t)mmgan__conv_chunk(q, n), hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw;
+    size_t nb = (size_t)mmgan__conv_ws_chunk(q, n, o, how), hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw;
     size_t f = 16, ld = mmgan__chunk_ld((int)nb, (int)hw);
+    const int packs = mmgan__conv_packs_w(q, n) || mmgan__conv_ws_runs(q, o, how);   /* the weights packed once */
     if (how == MMGAN__WS_WDOT)
         return f + 64 + nb * hw * 16 + nb * q->c * (size_t)(q->h + 2 * q->pad) * (size_t)(q->w + 2 * q->pad);
     if (how != MMGAN__WS_GATHER) f += ld * ((size_t)o + ckk);
-    if (how == MMGAN__WS_FOLD && mmgan__conv_packs_w(q, n)) f += mmgan__fold_apk_floats(q, o);
+    if (how == MMGAN__WS_FOLD && packs) f += mmgan__fold_apk_floats(q, o);
     if (how == MMGAN__WS_COLS_T) f += ckk * (size_t)o;
     if (how == MMGAN__WS_GATHER && q->pad)
         f += nb * q->c * (size_t)(q->h + 2 * q->pad) * (size_t)(q->w + 2 * q->pad);
-    if (how == MMGAN__WS_COLS && mmgan__conv_packs_w(q, n))   /* the weights packed once for all chunks */
-        f += mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, (int)ckk);
+    if (how == MMGAN__WS_COLS && packs) f += mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], o, (int)ckk);
     return f;
 }
 
@@ -3574,6 +3723,249 @@ static void mmgan__conv_own_run(mmgan_ctx *ctx, const mmgan__convgeom *q, int n,
 }
 #endif
 
+/* Whether every value is finite: a product skipped for a zero operand must
+ * not hide the NaN an Inf or NaN in the other would have made. */
+static int mmgan__all_finite(const float *y, size_t n)
+{
+    size_t i, lo;
+    for (lo = 0; lo < n; lo += 4096) {   /* no early exit inside a block, which may vectorize */
+        size_t hi = n - lo < 4096 ? n : lo + 4096;
+        int bad = 0;
+        for (i = lo; i < hi; i++) bad |= !(fabsf(y[i]) <= FLT_MAX);
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+#if defined(MMGAN__AVX512)
+/* A group's weights for the data gradient, w^T [kb][o] (w from the
+ * group's first column), packed as the GEMM packs an A whole (one k block,
+ * rows in the micro-kernel's panels), its rows, the group's window
+ * entries, in (i, c, j) order. */
+static void mmgan__runs_pack_wt(const mmgan__gemm_kernel *kr, const mmgan__convgeom *qg, int o, const float *w,
+                                size_t ckk, float *dst)
+{
+    const int mr = kr->mr, kb = qg->c * qg->kh * qg->kw;
+    size_t src[16];
+    int r0, ii, p;
+    for (r0 = 0; r0 < kb; r0 += mr) {
+        for (ii = 0; ii < mr; ii++) {
+            const int e = MMGAN__MIN(r0 + ii, kb - 1), j = e % qg->kw, c = e / qg->kw % qg->c, i = e / qg->kw / qg->c;
+            src[ii] = (size_t)(c * qg->kh + i) * qg->kw + j;
+        }
+        for (p = 0; p < o; p++) {
+            const float *wp = w + (size_t)p * ckk;
+            float *d = dst + (size_t)r0 * o + (size_t)p * mr;
+            for (ii = 0; ii < mr; ii++) d[ii] = r0 + ii < kb ? wp[src[ii]] : 0.0f;
+        }
+    }
+}
+
+/* The micro-kernel's tile (8 x 48, AVX-512) over k in segments: len
+ * entries, then skip entries left out, nseg times (a and b at the first
+ * entry; A packed, 8 floats an entry; B's rows bs apart).  Each sum runs
+ * over its entries in order, as the whole tile's. */
+MMGAN__NOINLINE static void mmgan__avx512_tile_seg(int nseg, int len, int skip, const float *a, const float *b,
+                                                   ptrdiff_t bs, float *c, ptrdiff_t ldc, float beta, int rows,
+                                                   int cols)
+{
+    const int nv = (cols + 15) >> 4;
+    const __mmask16 m0 = mmgan__mask16(cols), m1 = mmgan__mask16(cols - 16), m2 = mmgan__mask16(cols - 32);
+    const ptrdiff_t bskip = (ptrdiff_t)skip * bs;
+    int s, p;
+#define MMGAN__D(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps();
+    MMGAN__ROWS8(MMGAN__D)
+#undef MMGAN__D
+    if (nv == 1) {
+        for (s = 0; s < nseg; s++, a += 8 * skip, b += bskip)
+            for (p = 0; p < len; p++, a += 8, b += bs) {
+                const __m512 b0 = _mm512_loadu_ps(b);
+#define MMGAN__F(i) c##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, c##i##0);
+                MMGAN__ROWS8(MMGAN__F)
+#undef MMGAN__F
+            }
+    } else if (nv == 2) {
+        for (s = 0; s < nseg; s++, a += 8 * skip, b += bskip)
+            for (p = 0; p < len; p++, a += 8, b += bs) {
+                const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); \
+                c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
+                MMGAN__ROWS8(MMGAN__F)
+#undef MMGAN__F
+            }
+    } else {
+        for (s = 0; s < nseg; s++, a += 8 * skip, b += bskip)
+            for (p = 0; p < len; p++, a += 8, b += bs) {
+                const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
+#define MMGAN__F(i) { __m512 ai = _mm512_set1_ps(a[i]); c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); \
+                c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2); }
+                MMGAN__ROWS8(MMGAN__F)
+#undef MMGAN__F
+            }
+    }
+#define MMGAN__V(i, v, mk) \
+    _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk, beta == 0.0f ? c##i##v \
+        : _mm512_add_ps(_mm512_maskz_loadu_ps(mk, c + i * ldc + 16 * v), c##i##v));
+#define MMGAN__S(i) if (i < rows) { MMGAN__V(i, 0, m0) if (nv > 1) MMGAN__V(i, 1, m1) if (nv > 2) MMGAN__V(i, 2, m2) }
+    MMGAN__ROWS8(MMGAN__S)
+#undef MMGAN__S
+#undef MMGAN__V
+}
+
+/* C (+)= A B over A's rows [r0, r1) and columns [0, n), k in nseg segments
+ * of len entries from k0, seg entries apart: A packed as the GEMM packs it
+ * whole (one k block of kp entries), B in place (rows ldb apart) but for
+ * its partial last panel, packed into bp.  With one segment, the
+ * micro-kernel itself. */
+static void mmgan__runs_tiles(const mmgan__gemm_kernel *kr, const float *apk, int kp, int k0, int nseg, int len,
+                              int seg, int r0, int r1, const float *b, size_t ldb, int n, float beta, float *c,
+                              size_t ldc, float *bp)
+{
+    const int mr = kr->mr, nr = kr->nr, kspan = nseg ? (nseg - 1) * seg + len : 0;
+    mmgan__gemm_args g;
+    int j, r, p, ic;
+    memset(&g, 0, sizeof g);
+    g.kr = kr;
+    g.ldc = (int)ldc;
+    g.alpha = 1.0f;
+    for (ic = r0; ic < r1; ic += kr->mc)   /* A's rows a block at a time, as the GEMM takes them */
+        for (j = 0; j < n; j += nr) {
+            const int cols = MMGAN__MIN(nr, n - j), rend = MMGAN__MIN(r1, ic + kr->mc);
+            const float *bb = b + (size_t)k0 * ldb + j;
+            ptrdiff_t bs = (ptrdiff_t)ldb;
+            if (cols < nr) {
+                for (p = 0; p < kspan; p++) {
+                    memcpy(bp + (size_t)p * nr, bb + (size_t)p * ldb, (size_t)cols * sizeof(float));
+                    memset(bp + (size_t)p * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+                }
+                bb = bp;
+                bs = nr;
+            }
+            for (r = ic; r < rend; r += mr) {
+                const float *ap = apk + (size_t)r * kp + (size_t)k0 * mr;
+                float *cp = c + (size_t)r * ldc + j;
+                if (nseg == 1) mmgan__gemm_tile(&g, len, ap, bb, bs, cp, beta, MMGAN__MIN(mr, rend - r), cols);
+                else mmgan__avx512_tile_seg(nseg, len, seg - len, ap, bb, bs, cp, (ptrdiff_t)ldc, beta,
+                                            MMGAN__MIN(mr, rend - r), cols);
+            }
+        }
+}
+
+/* Image b [ch][hw] <-> its columns in a matrix in runs (rows ld apart),
+ * plus bias[c] on the way out unless bias is NULL. */
+static void mmgan__runs_to_image(const mmgan__runs *L, const float *m, size_t ld, int b, int ch, int wo,
+                                 const float *bias, float *x)
+{
+    const size_t hw = (size_t)L->at[L->n] * wo;
+    int c, r;
+    for (c = 0; c < ch; c++)
+        for (r = 0; r < L->n; r++) {
+            const size_t len = (size_t)(L->at[r + 1] - L->at[r]) * wo;
+            const float *src = m + (size_t)c * ld + (size_t)L->nb * L->at[r] * wo + (size_t)b * len;
+            float *d = x + (size_t)c * hw + (size_t)L->at[r] * wo;
+            if (bias) mmgan__add_bias(len, src, bias[c], d);
+            else memcpy(d, src, len * sizeof(float));
+        }
+}
+
+static void mmgan__image_to_runs(const mmgan__runs *L, const float *x, int b, int ch, int wo, float *m, size_t ld)
+{
+    const size_t hw = (size_t)L->at[L->n] * wo;
+    int c, r;
+    for (c = 0; c < ch; c++)
+        for (r = 0; r < L->n; r++) {
+            const size_t len = (size_t)(L->at[r + 1] - L->at[r]) * wo;
+            memcpy(m + (size_t)c * ld + (size_t)L->nb * L->at[r] * wo + (size_t)b * len,
+                   x + (size_t)c * hw + (size_t)L->at[r] * wo, len * sizeof(float));
+        }
+}
+
+/* conv2d in runs (mmgan__conv2d_fwd's one-thread loop): each group of
+ * channels unfolded, then each run's columns multiplied over its window
+ * rows alone, k in segments of one channel's rows of the window.  Each sum
+ * drops only products with the padding's zeros and keeps its order
+ * otherwise, so the results are the same bits as the whole product's (a
+ * sum starts from +0, and adding +-0 leaves it as it is), unless a weight
+ * is an Inf or a NaN, whose product with 0 is a NaN: such weights take the
+ * whole product (checked by the caller). */
+static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, mmgan__runs *L, int n, int o, int chunk,
+                                   int group, const float *x, const float *apk, const float *bias, float *y, float *ws)
+{
+    const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
+    const size_t img = (size_t)q->c * plane;
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    int b0, b, c0, r;
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__runs_hits[0]++;
+#endif
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        const int nb = MMGAN__MIN(chunk, n - b0);
+        const size_t ld = mmgan__chunk_ld(nb, hw);
+        float *cols = ws, *out = ws + (size_t)ckk * ld;
+        L->nb = nb;
+        for (c0 = 0; c0 < q->c; c0 += group) {
+            mmgan__convgeom qg = *q;
+            qg.c = MMGAN__MIN(group, q->c - c0);
+            for (b = 0; b < nb; b++)
+                mmgan__im2col_rows(&qg, x + (size_t)(b0 + b) * img + (size_t)c0 * plane, cols, ld, L, b);
+            for (r = 0; r < L->n; r++) {
+                const size_t at = (size_t)nb * L->at[r] * q->wo;
+                const int len = (L->hi[r] - L->lo[r]) * q->kw;
+                mmgan__runs_tiles(kr, apk + mmgan__apk_off(kr, o, c0 * kk, 0, 0), qg.c * kk, L->lo[r] * q->kw,
+                                  len == kk ? 1 : qg.c, len == kk ? qg.c * kk : len, kk, 0, o, cols + at, ld,
+                                  nb * (L->at[r + 1] - L->at[r]) * q->wo, c0 ? 1.0f : 0.0f, out + at, ld, ctx->gemm_ws);
+            }
+        }
+        for (b = 0; b < nb; b++) mmgan__runs_to_image(L, out, ld, b, o, q->wo, bias, y + (size_t)(b0 + b) * o * hw);
+    }
+}
+
+/* conv_transpose2d in runs (mmgan__conv2d_bwd_data's one-thread loop): per
+ * group, each run's columns multiplied into the rows of the window rows
+ * inside the image alone, then folded.  The rows left out are those the
+ * folding never reads, so the results are the same bits. */
+static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, mmgan__runs *L, int n, int o,
+                                        int chunk, int group, const float *x, const float *w, float *apk,
+                                        const float *bias, float *y, float *ws)
+{
+    const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
+    const size_t img = (size_t)q->c * plane;
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    size_t off;
+    int b0, b, c0, r;
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__runs_hits[1]++;
+#endif
+    for (c0 = 0, off = 0; c0 < q->c; c0 += group) {
+        mmgan__convgeom qg = *q;
+        qg.c = MMGAN__MIN(group, q->c - c0);
+        mmgan__runs_pack_wt(kr, &qg, o, w + (size_t)c0 * kk, (size_t)ckk, apk + off);
+        off += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
+    }
+    for (b0 = 0; b0 < n; b0 += chunk) {
+        const int nb = MMGAN__MIN(chunk, n - b0);
+        const size_t ld = mmgan__chunk_ld(nb, hw);
+        float *cols = ws, *in = ws + (size_t)ckk * ld;
+        L->nb = nb;
+        L->icj = 1;
+        for (b = 0; b < nb; b++) mmgan__image_to_runs(L, x + (size_t)(b0 + b) * o * hw, b, o, q->wo, in, ld);
+        for (c0 = 0, off = 0; c0 < q->c; c0 += group) {
+            mmgan__convgeom qg = *q;
+            qg.c = MMGAN__MIN(group, q->c - c0);
+            for (r = 0; r < L->n; r++) {
+                const size_t at = (size_t)nb * L->at[r] * q->wo;
+                mmgan__runs_tiles(kr, apk + off, o, 0, 1, o, o, L->lo[r] * qg.c * q->kw, L->hi[r] * qg.c * q->kw, in + at,
+                                  ld, nb * (L->at[r + 1] - L->at[r]) * q->wo, 0.0f, cols + at, ld, ctx->gemm_ws);
+            }
+            off += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
+            for (b = 0; b < nb; b++)
+                mmgan__col2im_rows(&qg, cols, ld, bias ? bias + c0 : NULL, y + (size_t)(b0 + b) * img + (size_t)c0 * plane,
+                                   L, b);
+        }
+    }
+}
+#endif
+
 /* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]) (+ bias [O]). */
 static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
                               const float *x, const float *w, const float *bias, float *y, float *ws)
@@ -3582,10 +3974,21 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     const int chunk = mmgan__conv_chunk_nt(q, n, ctx->threads), group = mmgan__unfold_group(q, ctx->threads);
     const size_t img = (size_t)q->c * q->h * q->w;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    float *apk = NULL;
+    /* where the weights go packed (mmgan__conv_ws) */
+    float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_COLS), hw);
     int b0;
+#if defined(MMGAN__AVX512)
+    {
+        mmgan__runs L;
+        if (ctx->threads < 2 && mmgan__runs_fit(q, o, group, &L) && mmgan__all_finite(w, (size_t)o * ckk)) {
+            mmgan__gemm_prepack_a(kr, 0, o, ckk, w, ckk, apk_at);
+            mmgan__conv2d_fwd_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group, x, apk_at, bias, y, ws);
+            return;
+        }
+    }
+#endif
     if (mmgan__conv_packs_w(q, n)) {
-        apk = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_chunk(q, n), hw);
+        apk = apk_at;
         mmgan__gemm_prepack_a(kr, 0, o, ckk, w, ckk, apk);
     }
 #ifdef MMGAN__OMP
@@ -3630,8 +4033,19 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     const int group1 = mmgan__fold_group(q, 1), own = mmgan__conv_own(ctx, q, n, o, group1 * kk, chunk);
     if (own) group = group1;
 #endif
+#if defined(MMGAN__AVX512)
+    {
+        mmgan__runs L;
+        if (ctx->threads < 2 && mmgan__runs_fit(q, o, group, &L)) {
+            mmgan__conv2d_bwd_data_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group, x, w,
+                                        ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_FOLD), hw),
+                                        bias, y, ws);
+            return;
+        }
+    }
+#endif
     if (mmgan__conv_packs_w(q, n)) {
-        apk = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_chunk(q, n), hw);
+        apk = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_FOLD), hw);
         for (c0 = 0, off = 0; c0 < q->c; c0 += group) {
             const int rows = MMGAN__MIN(group, q->c - c0) * kk;
             mmgan__gemm_prepack_a(kr, 1, rows, o, w + (size_t)c0 * kk, ckk, apk + off);
@@ -3820,20 +4234,6 @@ static void mmgan__conv2d_bwd_weight_dot(mmgan_ctx *ctx, const mmgan__convgeom *
 #ifdef MMGAN__TEST_HOOKS
 static int mmgan__sparse_hits;   /* products that took the sparse path */
 #endif
-
-/* Whether every value is finite: a product skipped for a zero operand must
- * not hide the NaN an Inf or NaN in the other would have made. */
-static int mmgan__all_finite(const float *y, size_t n)
-{
-    size_t i, lo;
-    for (lo = 0; lo < n; lo += 4096) {   /* no early exit inside a block, which may vectorize */
-        size_t hi = n - lo < 4096 ? n : lo + 4096;
-        int bad = 0;
-        for (i = lo; i < hi; i++) bad |= !(fabsf(y[i]) <= FLT_MAX);
-        if (bad) return 0;
-    }
-    return 1;
-}
 
 /* Whether a plane looks sparse enough to look further: a quarter nonzero at most. */
 static int mmgan__sparse_try(const float *p, size_t n)
