@@ -2831,7 +2831,8 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
 /* Floats of column matrix per GEMM: about 4 MB for the weight gradient, and
  * at most that for the forward and data-gradient products (the same on one
  * thread; on threads they start from half and grow to whole images per
- * thread: mmgan__conv_chunk_nt); wide GEMMs, bounded scratch. */
+ * thread: mmgan__conv_chunk_nt); wide GEMMs, bounded scratch.  (Products in
+ * runs take chunks of 16 images instead: mmgan__runs_chunk.) */
 #define MMGAN__CONV_CHUNK_FLOATS (1 << 20)
 /* Below this many floats moved, the image loops stay on one thread. */
 #define MMGAN__PAR_MIN (1 << 18)

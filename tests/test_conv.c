@@ -669,7 +669,8 @@ int main(void)
     {
         /* the critic's layer (made in channel groups on one thread; 21
          * images are chunks of 20 and 1 there, as its batch of 64 is 3 x
-         * 20 + 4, at a third of the cost under qemu, and chunks of 10, 10
+         * 20 + 4, at a third of the cost under qemu (on AVX-512 in runs,
+         * chunks of 16 and 5: mmgan__runs_chunk), and chunks of 10, 10
          * and 1 on two threads, where each thread unfolds and multiplies
          * its own images: 5 and 5, then 0 and 1; 1 and 2 threads only, the
          * costly one), one output channel in chunks of 14 and 2 on one
