@@ -3885,10 +3885,13 @@ static void mmgan__image_to_runs(const mmgan__runs *L, const float *x, int b, in
  * channels unfolded, then each run's columns multiplied over its window
  * rows alone, k in segments of one channel's rows of the window.  Each sum
  * drops only products with the padding's zeros and keeps its order
- * otherwise, so the results are the same bits as the whole product's (a
- * sum starts from +0, and adding +-0 leaves it as it is), unless a weight
- * is an Inf or a NaN, whose product with 0 is a NaN: such weights take the
- * whole product (checked by the caller). */
+ * otherwise, and adding +-0 leaves a sum as it is, so the results are the
+ * same bits as the whole product's but for two cases.  A weight that is an
+ * Inf or a NaN makes a NaN of 0: such weights take the whole product
+ * (checked by the caller).  And a sum that is -0, its products so small
+ * that they rounded to zero, becomes +0 when a +0 is added: the whole
+ * product can give +0 where this gives -0 (a zero's sign only, and only
+ * without a bias; found by review, not by the tests' data). */
 static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, mmgan__runs *L, int n, int o, int chunk,
                                    int group, const float *x, const float *apk, const float *bias, float *y, float *ws)
 {
