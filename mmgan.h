@@ -3518,9 +3518,10 @@ static int mmgan__runs_off;       /* nonzero: none in runs */
 /* Whether q's forward products (group: mmgan__unfold_group's) or its data
  * gradient's (mmgan__fold_group's), o channels on the small side, can go in
  * runs (mmgan__runs_of): AVX-512's unfolding and folding (rows in
- * registers), a group's k one block, its rows of one window row whole row
- * panels of the micro-kernel (the data gradient's runs are ranges of C's
- * rows), and at least 3% of the multiply-adds saved.  L: the runs. */
+ * registers), a group's k one block (and o, the data gradient's k, one
+ * block too), its rows of one window row whole row panels of the
+ * micro-kernel (the data gradient's runs are ranges of C's rows), and at
+ * least 3% of the multiply-adds saved.  L: the runs. */
 static int mmgan__runs_fit(const mmgan__convgeom *q, int o, int group, mmgan__runs *L)
 {
 #if defined(MMGAN__AVX512)
@@ -3822,7 +3823,7 @@ static void mmgan__runs_tiles(const mmgan__gemm_kernel *kr, const float *apk, in
                               int seg, int r0, int r1, const float *b, size_t ldb, int n, float beta, float *c,
                               size_t ldc, float *bp)
 {
-    const int mr = kr->mr, nr = kr->nr, kspan = nseg ? (nseg - 1) * seg + len : 0;
+    const int mr = kr->mr, nr = kr->nr, kspan = (nseg - 1) * seg + len;   /* B's rows the segments reach */
     mmgan__gemm_args g;
     int j, r, p, ic;
     memset(&g, 0, sizeof g);
@@ -4030,7 +4031,8 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     int group = mmgan__fold_group(q, ctx->threads);
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    float *apk = NULL;
+    /* where the weights go packed (mmgan__conv_ws) */
+    float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_FOLD), hw);
     size_t off;
     int b0, b, c0;
 #ifdef MMGAN__OMP
@@ -4041,15 +4043,13 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     {
         mmgan__runs L;
         if (ctx->threads < 2 && mmgan__runs_fit(q, o, group, &L)) {
-            mmgan__conv2d_bwd_data_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group, x, w,
-                                        ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_FOLD), hw),
-                                        bias, y, ws);
+            mmgan__conv2d_bwd_data_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group, x, w, apk_at, bias, y, ws);
             return;
         }
     }
 #endif
     if (mmgan__conv_packs_w(q, n)) {
-        apk = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_FOLD), hw);
+        apk = apk_at;
         for (c0 = 0, off = 0; c0 < q->c; c0 += group) {
             const int rows = MMGAN__MIN(group, q->c - c0) * kk;
             mmgan__gemm_prepack_a(kr, 1, rows, o, w + (size_t)c0 * kk, ckk, apk + off);
