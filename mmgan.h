@@ -3743,22 +3743,33 @@ static int mmgan__all_finite(const float *y, size_t n)
 /* A group's weights for the data gradient, w^T [kb][o] (w from the
  * group's first column), packed as the GEMM packs an A whole (one k block,
  * rows in the micro-kernel's panels), its rows, the group's window
- * entries, in (i, c, j) order. */
+ * entries, in (i, c, j) order.  The panels are filled 16 of w's rows at a
+ * time: a panel at a time read all o rows, ckk floats apart (8 KB on the
+ * DCGAN's 256 -> 128 layer), a stride that maps them to a few cache sets,
+ * so each panel read them again from L3: the packing took 5% of that
+ * layer's transposed conv, 2% blocked, the layer 1.02-1.03x faster (one
+ * thread, alternating runs). */
+#define MMGAN__PACK_WT_ROWS 16
 static void mmgan__runs_pack_wt(const mmgan__gemm_kernel *kr, const mmgan__convgeom *qg, int o, const float *w,
                                 size_t ckk, float *dst)
 {
     const int mr = kr->mr, kb = qg->c * qg->kh * qg->kw;
     size_t src[16];
-    int r0, ii, p;
-    for (r0 = 0; r0 < kb; r0 += mr) {
-        for (ii = 0; ii < mr; ii++) {
-            const int e = MMGAN__MIN(r0 + ii, kb - 1), j = e % qg->kw, c = e / qg->kw % qg->c, i = e / qg->kw / qg->c;
-            src[ii] = (size_t)(c * qg->kh + i) * qg->kw + j;
-        }
-        for (p = 0; p < o; p++) {
-            const float *wp = w + (size_t)p * ckk;
-            float *d = dst + (size_t)r0 * o + (size_t)p * mr;
-            for (ii = 0; ii < mr; ii++) d[ii] = r0 + ii < kb ? wp[src[ii]] : 0.0f;
+    int r0, ii, p, p0;
+    for (p0 = 0; p0 < o; p0 += MMGAN__PACK_WT_ROWS) {
+        const int p1 = MMGAN__MIN(o, p0 + MMGAN__PACK_WT_ROWS);
+        for (r0 = 0; r0 < kb; r0 += mr) {
+            const int live = MMGAN__MIN(mr, kb - r0);
+            for (ii = 0; ii < live; ii++) {
+                const int e = r0 + ii, j = e % qg->kw, c = e / qg->kw % qg->c, i = e / qg->kw / qg->c;
+                src[ii] = (size_t)(c * qg->kh + i) * qg->kw + j;
+            }
+            for (p = p0; p < p1; p++) {
+                const float *wp = w + (size_t)p * ckk;
+                float *d = dst + (size_t)r0 * o + (size_t)p * mr;
+                for (ii = 0; ii < live; ii++) d[ii] = wp[src[ii]];
+                for (; ii < mr; ii++) d[ii] = 0.0f;
+            }
         }
     }
 }
