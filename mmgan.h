@@ -2912,8 +2912,8 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * first and last rows of the DCGAN's 4x4 stride-2 layers between 14x14 and
  * 7x7 read one window row in four from the padding, 7.1% of the products'
  * multiply-adds (13.8% with the columns'; 3.6% between 28x28 and 14x14).
- * On one thread (AVX-512) the forward and data-gradient products leave
- * them out.  The output rows fall into runs whose windows keep the same
+ * On AVX-512 the forward and data-gradient products leave them out, on
+ * any number of threads (mmgan__runs_threads).  The output rows fall into runs whose windows keep the same
  * rows [lo, hi) inside the image, and a chunk's matrix holds each run's
  * columns together, image by image within the run.  The forward product
  * then takes, for a run's columns, each channel's window rows [lo, hi) of
@@ -3543,8 +3543,9 @@ static int mmgan__runs_fit(const mmgan__convgeom *q, int o, int group, mmgan__ru
 #endif
 }
 
-/* Their chunk (one thread): the whole number of 16 images nearest the
- * plain chunk, so that every run's columns fill whole vectors.  On the
+/* Their chunk: the whole number of 16 images nearest the plain chunk, so
+ * that every run's columns fill whole vectors on one thread (threads split
+ * it: mmgan__runs_threads).  On the
  * DCGAN's 7x7 layers the plain chunks (10 images of the generator's 256 ->
  * 128 layer, 20 of the critic's 64 -> 128) left each run a partial tile:
  * in chunks of 16 images the steps ran 1.020-1.023x faster (40 alternating
@@ -3570,10 +3571,22 @@ static int mmgan__conv_ws_chunk(const mmgan__convgeom *q, int n, int o, int how)
     return mmgan__conv_ws_runs(q, o, how) ? MMGAN__MAX(nb, mmgan__runs_chunk(q, n)) : nb;
 }
 
+/* Threads in runs (mmgan__runs_threads) each take a matrix of their own,
+ * rows rounded to whole cache lines: the scratch leaves room for that many
+ * roundings beside one chunk's matrix. */
+#define MMGAN__RUNS_SLACK 4
+
+/* Floats per row of the scratch's matrix [ckk + o][ld]. */
+static size_t mmgan__conv_ws_ld(const mmgan__convgeom *q, int n, int o, int how)
+{
+    const size_t ld = mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, how), q->ho * q->wo);
+    return mmgan__conv_ws_runs(q, o, how) ? ld + (MMGAN__RUNS_SLACK - 1) * MMGAN__LINE_FLOATS : ld;
+}
+
 static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o, int how)
 {
     size_t nb = (size_t)mmgan__conv_ws_chunk(q, n, o, how), hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw;
-    size_t f = 16, ld = mmgan__chunk_ld((int)nb, (int)hw);
+    size_t f = 16, ld = mmgan__conv_ws_ld(q, n, o, how);
     const int packs = mmgan__conv_packs_w(q, n) || mmgan__conv_ws_runs(q, o, how);   /* the weights packed once */
     if (how == MMGAN__WS_WDOT)
         return f + 64 + nb * hw * 16 + nb * q->c * (size_t)(q->h + 2 * q->pad) * (size_t)(q->w + 2 * q->pad);
@@ -3825,6 +3838,63 @@ MMGAN__NOINLINE static void mmgan__avx512_tile_seg(int nseg, int len, int skip, 
 #undef MMGAN__V
 }
 
+/* Products in runs split each chunk's images between threads: a thread
+ * unfolds (or reorders) its own images into a matrix of its own, multiplies
+ * each run's columns of it and folds (or reorders) them back.  Every column
+ * is summed as on one thread, so the results are the same bits on any
+ * number of threads.  Threads writing columns side by side in one matrix
+ * made the critic's 64 -> 128 forward product 1.20x slower on two threads
+ * (their cores passing the lines they shared back and forth), with matrices
+ * of their own 1.02x faster than the plain products it replaced. */
+
+/* Thread tid's images [*s, *e) of a chunk of nb, its matrix's row stride
+ * *ld, and the row strides of the matrices before it (a matrix [rows][ld]
+ * starts rows times that many floats into the scratch). */
+static size_t mmgan__runs_part(int nb, int hw, int tid, int nt, int *s, int *e, size_t *ld)
+{
+    size_t before = 0;
+    int t, a, b;
+    for (t = 0; t < tid; t++) {
+        mmgan__range(nb, t, nt, &a, &b);
+        before += mmgan__chunk_ld(b - a, hw);
+    }
+    mmgan__range(nb, tid, nt, s, e);
+    *ld = mmgan__chunk_ld(*e - *s, hw);
+    return before;
+}
+
+/* The threads: as many as asked for whose edge-tile buffers (kc x nr,
+ * mmgan__runs_tiles) fit the context's GEMM workspace and whose matrices
+ * fit rows of cap floats (mmgan__conv_ws_ld). */
+static int mmgan__runs_threads(const mmgan_ctx *ctx, int chunk, int hw, size_t cap)
+{
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const size_t fit = ctx->gemm_ws_floats / ((size_t)kr->nr * kr->kc);
+    int nt = ctx->threads < 2 ? 1 : (size_t)ctx->threads < fit ? ctx->threads : fit > 0 ? (int)fit : 1, s, e;
+    size_t ld;
+    while (nt > 1 && (nt > chunk || mmgan__runs_part(chunk, hw, nt, nt, &s, &e, &ld) > cap)) nt--;
+    return nt;
+}
+
+/* This thread's place in a team asked to be want strong: *nt threads,
+ * *tid its index, or -1 where the team came short (one thread then does
+ * everything, the others only pass the barriers). */
+static void mmgan__runs_team(int want, int *nt, int *tid)
+{
+    *nt = 1;
+    *tid = 0;
+#ifdef MMGAN__OMP
+    if (omp_get_num_threads() == want) {
+        *nt = want;
+        *tid = omp_get_thread_num();
+    } else if (omp_get_thread_num() > 0) {
+        *tid = -1;
+    }
+#else
+    (void)want;
+#endif
+}
+
 /* C (+)= A B over A's rows [r0, r1) and columns [0, n), k in nseg segments
  * of len entries from k0, seg entries apart: A packed as the GEMM packs it
  * whole (one k block of kp entries), B in place (rows ldb apart) but for
@@ -3893,62 +3963,82 @@ static void mmgan__image_to_runs(const mmgan__runs *L, const float *x, int b, in
         }
 }
 
-/* conv2d in runs (mmgan__conv2d_fwd's one-thread loop): each group of
- * channels unfolded, then each run's columns multiplied over its window
- * rows alone, k in segments of one channel's rows of the window.  Each sum
- * drops only products with the padding's zeros and keeps its order
+/* conv2d in runs (for mmgan__conv2d_fwd, on any number of threads): each
+ * group of channels unfolded, then each run's columns multiplied over its
+ * window rows alone, k in segments of one channel's rows of the window.
+ * Each sum drops only products with the padding's zeros and keeps its order
  * otherwise, and adding +-0 leaves a sum as it is, so the results are the
  * same bits as the whole product's but for two cases.  A weight that is an
  * Inf or a NaN makes a NaN of 0: such weights take the whole product
  * (checked by the caller).  And a sum that is -0, its products so small
  * that they rounded to zero, becomes +0 when a +0 is added: the whole
  * product can give +0 where this gives -0 (a zero's sign only, and only
- * without a bias; found by review, not by the tests' data). */
-static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, mmgan__runs *L, int n, int o, int chunk,
-                                   int group, const float *x, const float *apk, const float *bias, float *y, float *ws)
+ * without a bias; found by review, not by the tests' data).  Which path a
+ * layer takes does not depend on the thread count, so neither does that
+ * sign. */
+static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, const mmgan__runs *L0, int n, int o,
+                                   int chunk, int group, const float *x, const float *apk, const float *bias, float *y,
+                                   float *ws, size_t cap)
 {
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    int b0, b, c0, r;
+    const int want = mmgan__runs_threads(ctx, chunk, hw, cap);
 #ifdef MMGAN__TEST_HOOKS
     mmgan__runs_hits[0]++;
 #endif
-    for (b0 = 0; b0 < n; b0 += chunk) {
-        const int nb = MMGAN__MIN(chunk, n - b0);
-        const size_t ld = mmgan__chunk_ld(nb, hw);
-        float *cols = ws, *out = ws + (size_t)ckk * ld;
-        L->nb = nb;
-        for (c0 = 0; c0 < q->c; c0 += group) {
-            mmgan__convgeom qg = *q;
-            qg.c = MMGAN__MIN(group, q->c - c0);
-            for (b = 0; b < nb; b++)
-                mmgan__im2col_rows(&qg, x + (size_t)(b0 + b) * img + (size_t)c0 * plane, cols, ld, L, b);
-            for (r = 0; r < L->n; r++) {
-                const size_t at = (size_t)nb * L->at[r] * q->wo;
-                const int len = (L->hi[r] - L->lo[r]) * q->kw;
-                mmgan__runs_tiles(kr, apk + mmgan__apk_off(kr, o, c0 * kk, 0, 0), qg.c * kk, L->lo[r] * q->kw,
-                                  len == kk ? 1 : qg.c, len == kk ? qg.c * kk : len, kk, 0, o, cols + at, ld,
-                                  nb * (L->at[r + 1] - L->at[r]) * q->wo, c0 ? 1.0f : 0.0f, out + at, ld, ctx->gemm_ws);
+#ifdef MMGAN__OMP
+    MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1))
+#endif
+    {
+        mmgan__runs L = *L0;
+        int nt, tid, b0, b, c0, r, s, e;
+        float *bp;
+        mmgan__runs_team(want, &nt, &tid);
+        bp = ctx->gemm_ws + (size_t)(tid > 0 ? tid : 0) * kr->nr * kr->kc;
+        for (b0 = 0; b0 < n; b0 += chunk) {
+            const int nb = MMGAN__MIN(chunk, n - b0);
+            size_t ld = 0, before = 0;
+            float *cols, *out;
+            s = e = 0;
+            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, &s, &e, &ld);
+            cols = ws + (size_t)(ckk + o) * before;
+            out = cols + (size_t)ckk * ld;
+            L.nb = e - s;
+            for (c0 = 0; c0 < q->c && s < e; c0 += group) {
+                mmgan__convgeom qg = *q;
+                qg.c = MMGAN__MIN(group, q->c - c0);
+                for (b = s; b < e; b++)
+                    mmgan__im2col_rows(&qg, x + (size_t)(b0 + b) * img + (size_t)c0 * plane, cols, ld, &L, b - s);
+                for (r = 0; r < L.n; r++) {
+                    const size_t at = (size_t)L.nb * L.at[r] * q->wo;
+                    const int span = (L.hi[r] - L.lo[r]) * q->kw;
+                    mmgan__runs_tiles(kr, apk + mmgan__apk_off(kr, o, c0 * kk, 0, 0), qg.c * kk, L.lo[r] * q->kw,
+                                      span == kk ? 1 : qg.c, span == kk ? qg.c * kk : span, kk, 0, o, cols + at, ld,
+                                      L.nb * (L.at[r + 1] - L.at[r]) * q->wo, c0 ? 1.0f : 0.0f, out + at, ld, bp);
+                }
             }
+            for (b = s; b < e; b++)
+                mmgan__runs_to_image(&L, out, ld, b - s, o, q->wo, bias, y + (size_t)(b0 + b) * o * hw);
+            MMGAN__OMP_BARRIER();   /* a last, smaller chunk lays the matrices out anew */
         }
-        for (b = 0; b < nb; b++) mmgan__runs_to_image(L, out, ld, b, o, q->wo, bias, y + (size_t)(b0 + b) * o * hw);
     }
 }
 
-/* conv_transpose2d in runs (mmgan__conv2d_bwd_data's one-thread loop): per
- * group, each run's columns multiplied into the rows of the window rows
- * inside the image alone, then folded.  The rows left out are those the
+/* conv_transpose2d in runs (for mmgan__conv2d_bwd_data, on any number of
+ * threads): per group, each run's columns multiplied into the rows of the
+ * window rows inside the image alone, then folded.  The rows left out are those the
  * folding never reads, so the results are the same bits. */
-static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, mmgan__runs *L, int n, int o,
-                                        int chunk, int group, const float *x, const float *w, float *apk,
-                                        const float *bias, float *y, float *ws)
+static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, const mmgan__runs *L0, int n,
+                                        int o, int chunk, int group, const float *x, const float *w, float *apk,
+                                        const float *bias, float *y, float *ws, size_t cap)
 {
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const int want = mmgan__runs_threads(ctx, chunk, hw, cap);
     size_t off;
-    int b0, b, c0, r;
+    int c0;
 #ifdef MMGAN__TEST_HOOKS
     mmgan__runs_hits[1]++;
 #endif
@@ -3958,25 +4048,41 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
         mmgan__runs_pack_wt(kr, &qg, o, w + (size_t)c0 * kk, (size_t)ckk, apk + off);
         off += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
     }
-    for (b0 = 0; b0 < n; b0 += chunk) {
-        const int nb = MMGAN__MIN(chunk, n - b0);
-        const size_t ld = mmgan__chunk_ld(nb, hw);
-        float *cols = ws, *in = ws + (size_t)ckk * ld;
-        L->nb = nb;
-        L->icj = 1;
-        for (b = 0; b < nb; b++) mmgan__image_to_runs(L, x + (size_t)(b0 + b) * o * hw, b, o, q->wo, in, ld);
-        for (c0 = 0, off = 0; c0 < q->c; c0 += group) {
-            mmgan__convgeom qg = *q;
-            qg.c = MMGAN__MIN(group, q->c - c0);
-            for (r = 0; r < L->n; r++) {
-                const size_t at = (size_t)nb * L->at[r] * q->wo;
-                mmgan__runs_tiles(kr, apk + off, o, 0, 1, o, o, L->lo[r] * qg.c * q->kw, L->hi[r] * qg.c * q->kw, in + at,
-                                  ld, nb * (L->at[r + 1] - L->at[r]) * q->wo, 0.0f, cols + at, ld, ctx->gemm_ws);
+#ifdef MMGAN__OMP
+    MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1))
+#endif
+    {
+        mmgan__runs L = *L0;
+        int nt, tid, b0, b, r, s, e, g0;
+        size_t goff;
+        float *bp;
+        mmgan__runs_team(want, &nt, &tid);
+        bp = ctx->gemm_ws + (size_t)(tid > 0 ? tid : 0) * kr->nr * kr->kc;
+        L.icj = 1;
+        for (b0 = 0; b0 < n; b0 += chunk) {
+            const int nb = MMGAN__MIN(chunk, n - b0);
+            size_t ld = 0, before = 0;
+            float *cols, *in;
+            s = e = 0;
+            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, &s, &e, &ld);
+            cols = ws + (size_t)(ckk + o) * before;
+            in = cols + (size_t)ckk * ld;
+            L.nb = e - s;
+            for (b = s; b < e; b++) mmgan__image_to_runs(&L, x + (size_t)(b0 + b) * o * hw, b - s, o, q->wo, in, ld);
+            for (g0 = 0, goff = 0; g0 < q->c && s < e; g0 += group) {
+                mmgan__convgeom qg = *q;
+                qg.c = MMGAN__MIN(group, q->c - g0);
+                for (r = 0; r < L.n; r++) {
+                    const size_t at = (size_t)L.nb * L.at[r] * q->wo;
+                    mmgan__runs_tiles(kr, apk + goff, o, 0, 1, o, o, L.lo[r] * qg.c * q->kw, L.hi[r] * qg.c * q->kw,
+                                      in + at, ld, L.nb * (L.at[r + 1] - L.at[r]) * q->wo, 0.0f, cols + at, ld, bp);
+                }
+                goff += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
+                for (b = s; b < e; b++)
+                    mmgan__col2im_rows(&qg, cols, ld, bias ? bias + g0 : NULL,
+                                       y + (size_t)(b0 + b) * img + (size_t)g0 * plane, &L, b - s);
             }
-            off += mmgan__gemm_apk_floats(kr, qg.c * kk, o);
-            for (b = 0; b < nb; b++)
-                mmgan__col2im_rows(&qg, cols, ld, bias ? bias + c0 : NULL, y + (size_t)(b0 + b) * img + (size_t)c0 * plane,
-                                   L, b);
+            MMGAN__OMP_BARRIER();   /* a last, smaller chunk lays the matrices out anew */
         }
     }
 }
@@ -3991,14 +4097,16 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     const size_t img = (size_t)q->c * q->h * q->w;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     /* where the weights go packed (mmgan__conv_ws) */
-    float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_COLS), hw);
+    float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__conv_ws_ld(q, n, o, MMGAN__WS_COLS);
     int b0;
 #if defined(MMGAN__AVX512)
     {
         mmgan__runs L;
-        if (ctx->threads < 2 && mmgan__runs_fit(q, o, group, &L) && mmgan__all_finite(w, (size_t)o * ckk)) {
+        const int group1 = mmgan__unfold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
+        if (mmgan__runs_fit(q, o, group1, &L) && mmgan__all_finite(w, (size_t)o * ckk)) {
             mmgan__gemm_prepack_a(kr, 0, o, ckk, w, ckk, apk_at);
-            mmgan__conv2d_fwd_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group, x, apk_at, bias, y, ws);
+            mmgan__conv2d_fwd_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group1, x, apk_at, bias, y, ws,
+                                   mmgan__conv_ws_ld(q, n, o, MMGAN__WS_COLS));
             return;
         }
     }
@@ -4043,7 +4151,7 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     /* where the weights go packed (mmgan__conv_ws) */
-    float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__chunk_ld(mmgan__conv_ws_chunk(q, n, o, MMGAN__WS_FOLD), hw);
+    float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__conv_ws_ld(q, n, o, MMGAN__WS_FOLD);
     size_t off;
     int b0, b, c0;
 #ifdef MMGAN__OMP
@@ -4053,8 +4161,10 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
 #if defined(MMGAN__AVX512)
     {
         mmgan__runs L;
-        if (ctx->threads < 2 && mmgan__runs_fit(q, o, group, &L)) {
-            mmgan__conv2d_bwd_data_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), group, x, w, apk_at, bias, y, ws);
+        const int g1 = mmgan__fold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
+        if (mmgan__runs_fit(q, o, g1, &L)) {
+            mmgan__conv2d_bwd_data_runs(ctx, q, &L, n, o, mmgan__runs_chunk(q, n), g1, x, w, apk_at, bias, y, ws,
+                                        mmgan__conv_ws_ld(q, n, o, MMGAN__WS_FOLD));
             return;
         }
     }

@@ -230,13 +230,15 @@ static void check_rows(void)
 
 #if defined(MMGAN__AVX512)
 /* Output rows whose windows reach into the padding (2.6, mmgan__runs_of):
- * on one thread the forward and data-gradient products of a padded layer
- * go in runs of rows and skip those products.  Against the naive loops
- * (check_shape), and bit for bit against the plain products: the DCGAN's
+ * the forward and data-gradient products of a padded layer go in runs of
+ * rows and skip those products.  Against the naive loops (check_shape),
+ * and bit for bit against the plain products and, on 2 and 3 threads
+ * (which split each chunk's images), against one thread: the DCGAN's
  * 14x14 <-> 7x7 layers (runs of 16 images: 21 is chunks of 16 and 5), a
  * 28x28 one (3.6% saved), a 5x5 window with 5 runs, 3x3 stride-1 windows,
  * a non-square image, and random padded geometries.  Counted: the
- * geometries that took runs in each direction. */
+ * geometries that took runs in each direction, on one thread and on
+ * more. */
 static void run_three(const shp *q, float *out)
 {
     int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
@@ -273,7 +275,7 @@ static void check_runs(void)
                                 {19, 8, 28, 28, 16, 4, 4, 2, 1}, {18, 8, 9, 9, 16, 5, 5, 1, 2},
                                 {17, 16, 10, 12, 24, 3, 3, 1, 1}, {20, 16, 12, 10, 24, 4, 4, 2, 1},
                                 {33, 32, 7, 7, 8, 4, 4, 2, 1}};
-    int i, took[2] = {0, 0}, tried = 0;
+    int i, t, took[2] = {0, 0}, took_t[2] = {0, 0}, tried = 0;
     mmgan_ctx_set_threads(ctx, 1);
     for (i = 0; i < 40; i++) {
         shp q;
@@ -313,10 +315,72 @@ static void check_runs(void)
         CHECK(memcmp(a, b, total * sizeof(float)) == 0,
               "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the products in runs differ from the plain ones",
               q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p);
+        for (t = 2; t <= 3; t++) {
+            mmgan_ctx_set_threads(ctx, t);
+            h0[0] = mmgan__runs_hits[0]; h0[1] = mmgan__runs_hits[1];
+            run_three(&q, b);
+            took_t[0] += mmgan__runs_hits[0] > h0[0];
+            took_t[1] += mmgan__runs_hits[1] > h0[1];
+            CHECK(memcmp(a, b, total * sizeof(float)) == 0,
+                  "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the products in runs differ between 1 and %d threads",
+                  q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p, t);
+        }
+        mmgan_ctx_set_threads(ctx, 1);
         free(a); free(b);
     }
     CHECK(took[0] >= 12 && took[1] >= 12, "of %d geometries, %d forward and %d transposed products took runs",
           tried, took[0], took[1]);
+    CHECK(took_t[0] == 2 * took[0] && took_t[1] == 2 * took[1],
+          "on 2 and 3 threads %d forward and %d transposed products took runs, on one %d and %d (each twice)",
+          took_t[0], took_t[1], took[0], took[1]);
+}
+
+/* The one place the products in runs are not the plain products' bits (2.6,
+ * mmgan__conv2d_fwd_runs): a bias-free output whose products all round to
+ * zero, the valid ones -0 (positive x, negative weights) and the padding's
+ * +0 (positive weights on the last window row, which lies over it for the
+ * last output row), is -0 in runs and +0 in the plain product, whose sums
+ * end on the padding's term.  Runs on every thread count, so the sign must
+ * be the same on 1, 2 and 3 threads; the plain product here must differ,
+ * or the data did not reach the case. */
+static void check_runs_signed_zero(void)
+{
+    static const int xs[4] = {16, 64, 14, 14}, ws[4] = {128, 64, 4, 4};
+    const size_t nx = 16 * 64 * 196, nw = 128 * 64 * 16, ny = 16 * 128 * 49;
+    float *x = (float *)malloc(nx * sizeof(float)), *w = (float *)malloc(nw * sizeof(float));
+    float *y[4];
+    size_t i;
+    int t, neg = 0, plain_pos = 0;
+    for (i = 0; i < nx; i++) x[i] = 1e-30f;
+    for (i = 0; i < nw; i++) w[i] = i % 16 >= 12 ? 1e-30f : -1e-30f;   /* window row 3 positive */
+    for (t = 0; t < 4; t++) {   /* 1, 2, 3 threads, then 1 thread plain */
+        mmgan_graph *g = mmgan_graph_new(ctx);
+        mmgan_node X = mmgan_input(g, "x", 4, xs), Wn = mmgan_input(g, "w", 4, ws), Y;
+        mmgan_plan *p;
+        mmgan_ctx_set_threads(ctx, t < 3 ? t + 1 : 1);
+        mmgan__runs_off = t == 3;
+        mmgan_graph_feed(g, X, x);
+        mmgan_graph_feed(g, Wn, w);
+        Y = mmgan_conv2d(g, X, Wn, 2, 1);
+        p = mmgan_plan_new(g, 1, &Y);
+        CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "signed zero: %s", mmgan_ctx_error(ctx));
+        y[t] = (float *)malloc(ny * sizeof(float));
+        if (p) memcpy(y[t], mmgan_plan_value(p, Y), ny * sizeof(float));
+        mmgan_plan_free(p);
+        mmgan_graph_free(g);
+    }
+    mmgan__runs_off = 0;
+    mmgan_ctx_set_threads(ctx, 1);
+    for (i = 0; i < ny; i++) {
+        neg += y[0][i] == 0.0f && signbit(y[0][i]);
+        plain_pos += y[3][i] == 0.0f && !signbit(y[3][i]) && signbit(y[0][i]);
+    }
+    CHECK(neg > 0 && plain_pos > 0, "signed zero: %d outputs -0 in runs, %d of them +0 in the plain product: the "
+          "data missed the case", neg, plain_pos);
+    for (t = 1; t < 3; t++)
+        CHECK(memcmp(y[0], y[t], ny * sizeof(float)) == 0, "signed zero: 1 and %d threads differ", t + 1);
+    for (t = 0; t < 4; t++) free(y[t]);
+    free(x); free(w);
 }
 
 #endif
@@ -665,6 +729,7 @@ int main(void)
 #if defined(MMGAN__AVX512)
     check_rows();
     check_runs();
+    check_runs_signed_zero();
 #endif
     {
         /* the critic's layer (made in channel groups on one thread; 21
