@@ -2913,9 +2913,10 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * 7x7 read one window row in four from the padding, 7.1% of the products'
  * multiply-adds (13.8% with the columns'; 3.6% between 28x28 and 14x14).
  * On AVX-512 the forward and data-gradient products leave them out, on
- * any number of threads (mmgan__runs_threads).  The output rows fall into runs whose windows keep the same
- * rows [lo, hi) inside the image, and a chunk's matrix holds each run's
- * columns together, image by image within the run.  The forward product
+ * any number of threads (mmgan__runs_threads).  The output rows fall into
+ * runs whose windows keep the same rows [lo, hi) inside the image, and a
+ * chunk's matrix holds each run's columns together, image by image within
+ * the run.  The forward product
  * then takes, for a run's columns, each channel's window rows [lo, hi) of
  * k (mmgan__avx512_tile_seg); the data gradient's matrix has its rows in
  * (i, c, j) order, window row outermost within a group of channels, so
@@ -3470,8 +3471,8 @@ static void mmgan__im2col_chunk(mmgan_ctx *ctx, const mmgan__convgeom *q, const 
  * the critic's 64 -> 128 layer 1.07x (forward) and 1.07-1.10x (data
  * gradient) faster, the generator's 256 -> 128 layer 1.00-1.04x.  Products
  * split between threads split worse in pieces (0.77-0.93x), so those stay
- * whole; a thread that takes its own images (mmgan__conv_own) takes one
- * thread's groups. */
+ * whole; a thread that takes its own images (mmgan__conv_own, and the
+ * products in runs on any number of threads) takes one thread's groups. */
 #define MMGAN__GROUP_ROWS 256
 
 /* Channels per group of the data gradient's rows (all of them when threads
@@ -3545,9 +3546,9 @@ static int mmgan__runs_fit(const mmgan__convgeom *q, int o, int group, mmgan__ru
 
 /* Their chunk: the whole number of 16 images nearest the plain chunk, so
  * that every run's columns fill whole vectors on one thread (threads split
- * it: mmgan__runs_threads).  On the
- * DCGAN's 7x7 layers the plain chunks (10 images of the generator's 256 ->
- * 128 layer, 20 of the critic's 64 -> 128) left each run a partial tile:
+ * it: mmgan__runs_threads).  On the DCGAN's 7x7 layers the plain chunks
+ * (10 images of the generator's 256 -> 128 layer, 20 of the critic's 64 ->
+ * 128) left each run a partial tile:
  * in chunks of 16 images the steps ran 1.020-1.023x faster (40 alternating
  * iterations in one process, Zen 5), their peak memory 1.2-1.3 MiB more. */
 static int mmgan__runs_chunk(const mmgan__convgeom *q, int n)
@@ -3572,8 +3573,9 @@ static int mmgan__conv_ws_chunk(const mmgan__convgeom *q, int n, int o, int how)
 }
 
 /* Threads in runs (mmgan__runs_threads) each take a matrix of their own,
- * rows rounded to whole cache lines: the scratch leaves room for that many
- * roundings beside one chunk's matrix. */
+ * its rows rounded up to whole cache lines: the scratch leaves room for the
+ * roundings of this many threads' matrices (more threads take rows of the
+ * exact length instead). */
 #define MMGAN__RUNS_SLACK 4
 
 /* Floats per row of the scratch's matrix [ckk + o][ld]. */
@@ -3847,34 +3849,46 @@ MMGAN__NOINLINE static void mmgan__avx512_tile_seg(int nseg, int len, int skip, 
  * (their cores passing the lines they shared back and forth), with matrices
  * of their own 1.02x faster than the plain products it replaced. */
 
+#ifdef MMGAN__TEST_HOOKS
+static int mmgan__runs_team_seen;   /* the team size of the last product in runs */
+static int mmgan__runs_exact;       /* products in runs whose threads took exact rows */
+#endif
+
 /* Thread tid's images [*s, *e) of a chunk of nb, its matrix's row stride
- * *ld, and the row strides of the matrices before it (a matrix [rows][ld]
- * starts rows times that many floats into the scratch). */
-static size_t mmgan__runs_part(int nb, int hw, int tid, int nt, int *s, int *e, size_t *ld)
+ * *ld (rounded to whole lines, or exact), and the row strides of the
+ * matrices before it (a matrix [rows][ld] starts rows times that many
+ * floats into the scratch). */
+static size_t mmgan__runs_part(int nb, int hw, int tid, int nt, int rounded, int *s, int *e, size_t *ld)
 {
     size_t before = 0;
     int t, a, b;
     for (t = 0; t < tid; t++) {
         mmgan__range(nb, t, nt, &a, &b);
-        before += mmgan__chunk_ld(b - a, hw);
+        before += rounded ? mmgan__chunk_ld(b - a, hw) : (size_t)(b - a) * hw;
     }
     mmgan__range(nb, tid, nt, s, e);
-    *ld = mmgan__chunk_ld(*e - *s, hw);
+    *ld = rounded ? mmgan__chunk_ld(*e - *s, hw) : (size_t)(*e - *s) * hw;
     return before;
 }
 
-/* The threads: as many as asked for whose edge-tile buffers (kc x nr,
- * mmgan__runs_tiles) fit the context's GEMM workspace and whose matrices
- * fit rows of cap floats (mmgan__conv_ws_ld). */
-static int mmgan__runs_threads(const mmgan_ctx *ctx, int chunk, int hw, size_t cap)
+/* The threads: as many as asked for, up to one per image of a chunk, whose
+ * edge-tile buffers (kc x nr, mmgan__runs_tiles) fit the context's GEMM
+ * workspace; *rounded where their matrices with rows rounded to whole lines
+ * fit rows of cap floats (mmgan__conv_ws_ld; exact rows always fit). */
+static int mmgan__runs_threads(const mmgan_ctx *ctx, int chunk, int hw, size_t cap, int *rounded)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     const size_t fit = ctx->gemm_ws_floats / ((size_t)kr->nr * kr->kc);
     int nt = ctx->threads < 2 ? 1 : (size_t)ctx->threads < fit ? ctx->threads : fit > 0 ? (int)fit : 1, s, e;
     size_t ld;
-    while (nt > 1 && (nt > chunk || mmgan__runs_part(chunk, hw, nt, nt, &s, &e, &ld) > cap)) nt--;
+    if (nt > chunk) nt = chunk;
+    *rounded = mmgan__runs_part(chunk, hw, nt, nt, 1, &s, &e, &ld) <= cap;
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__runs_exact += !*rounded;
+#endif
     return nt;
 }
+
 
 /* This thread's place in a team asked to be want strong: *nt threads,
  * *tid its index, or -1 where the team came short (one thread then does
@@ -3892,6 +3906,9 @@ static void mmgan__runs_team(int want, int *nt, int *tid)
     }
 #else
     (void)want;
+#endif
+#ifdef MMGAN__TEST_HOOKS
+    if (*tid == 0) mmgan__runs_team_seen = *nt;
 #endif
 }
 
@@ -3983,7 +4000,8 @@ static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, con
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    const int want = mmgan__runs_threads(ctx, chunk, hw, cap);
+    int rounded;
+    const int want = mmgan__runs_threads(ctx, chunk, hw, cap, &rounded);
 #ifdef MMGAN__TEST_HOOKS
     mmgan__runs_hits[0]++;
 #endif
@@ -4001,7 +4019,7 @@ static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, con
             size_t ld = 0, before = 0;
             float *cols, *out;
             s = e = 0;
-            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, &s, &e, &ld);
+            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, rounded, &s, &e, &ld);
             cols = ws + (size_t)(ckk + o) * before;
             out = cols + (size_t)ckk * ld;
             L.nb = e - s;
@@ -4020,7 +4038,9 @@ static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, con
             }
             for (b = s; b < e; b++)
                 mmgan__runs_to_image(&L, out, ld, b - s, o, q->wo, bias, y + (size_t)(b0 + b) * o * hw);
-            MMGAN__OMP_BARRIER();   /* a last, smaller chunk lays the matrices out anew */
+            if (b0 + chunk < n && n - b0 - chunk < chunk) {
+                MMGAN__OMP_BARRIER();   /* a last, smaller chunk lays the matrices out anew */
+            }
         }
     }
 }
@@ -4036,9 +4056,9 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
     const size_t img = (size_t)q->c * plane;
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    const int want = mmgan__runs_threads(ctx, chunk, hw, cap);
+    int rounded, c0;
+    const int want = mmgan__runs_threads(ctx, chunk, hw, cap, &rounded);
     size_t off;
-    int c0;
 #ifdef MMGAN__TEST_HOOKS
     mmgan__runs_hits[1]++;
 #endif
@@ -4064,7 +4084,7 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
             size_t ld = 0, before = 0;
             float *cols, *in;
             s = e = 0;
-            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, &s, &e, &ld);
+            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, rounded, &s, &e, &ld);
             cols = ws + (size_t)(ckk + o) * before;
             in = cols + (size_t)ckk * ld;
             L.nb = e - s;
@@ -4082,7 +4102,9 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
                     mmgan__col2im_rows(&qg, cols, ld, bias ? bias + g0 : NULL,
                                        y + (size_t)(b0 + b) * img + (size_t)g0 * plane, &L, b - s);
             }
-            MMGAN__OMP_BARRIER();   /* a last, smaller chunk lays the matrices out anew */
+            if (b0 + chunk < n && n - b0 - chunk < chunk) {
+                MMGAN__OMP_BARRIER();   /* a last, smaller chunk lays the matrices out anew */
+            }
         }
     }
 }

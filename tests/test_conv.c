@@ -232,8 +232,9 @@ static void check_rows(void)
 /* Output rows whose windows reach into the padding (2.6, mmgan__runs_of):
  * the forward and data-gradient products of a padded layer go in runs of
  * rows and skip those products.  Against the naive loops (check_shape),
- * and bit for bit against the plain products and, on 2 and 3 threads
- * (which split each chunk's images), against one thread: the DCGAN's
+ * and bit for bit against the plain products and, on 2, 3 and 8 threads
+ * (which split each chunk's images; 8 take rows of the exact length, the
+ * scratch's slack being for 4), against one thread: the DCGAN's
  * 14x14 <-> 7x7 layers (runs of 16 images: 21 is chunks of 16 and 5), a
  * 28x28 one (3.6% saved), a 5x5 window with 5 runs, 3x3 stride-1 windows,
  * a non-square image, and random padded geometries.  Counted: the
@@ -275,7 +276,7 @@ static void check_runs(void)
                                 {19, 8, 28, 28, 16, 4, 4, 2, 1}, {18, 8, 9, 9, 16, 5, 5, 1, 2},
                                 {17, 16, 10, 12, 24, 3, 3, 1, 1}, {20, 16, 12, 10, 24, 4, 4, 2, 1},
                                 {33, 32, 7, 7, 8, 4, 4, 2, 1}};
-    int i, t, took[2] = {0, 0}, took_t[2] = {0, 0}, tried = 0;
+    int i, t, took[2] = {0, 0}, took_t[2] = {0, 0}, tried = 0, teams_short = 0, exact0 = mmgan__runs_exact;
     mmgan_ctx_set_threads(ctx, 1);
     for (i = 0; i < 40; i++) {
         shp q;
@@ -315,12 +316,18 @@ static void check_runs(void)
         CHECK(memcmp(a, b, total * sizeof(float)) == 0,
               "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the products in runs differ from the plain ones",
               q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p);
-        for (t = 2; t <= 3; t++) {
+        for (t = 2; t <= 8; t = t == 3 ? 8 : t + 1) {
             mmgan_ctx_set_threads(ctx, t);
             h0[0] = mmgan__runs_hits[0]; h0[1] = mmgan__runs_hits[1];
             run_three(&q, b);
-            took_t[0] += mmgan__runs_hits[0] > h0[0];
-            took_t[1] += mmgan__runs_hits[1] > h0[1];
+            if (t <= 3) {
+                took_t[0] += mmgan__runs_hits[0] > h0[0];
+                took_t[1] += mmgan__runs_hits[1] > h0[1];
+            }
+#ifdef _OPENMP
+            /* a team as large as asked for (OMP_THREAD_LIMIT allowing) */
+            if (mmgan__runs_hits[1] > h0[1] && omp_get_thread_limit() >= t) teams_short += mmgan__runs_team_seen != t;
+#endif
             CHECK(memcmp(a, b, total * sizeof(float)) == 0,
                   "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the products in runs differ between 1 and %d threads",
                   q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p, t);
@@ -333,6 +340,12 @@ static void check_runs(void)
     CHECK(took_t[0] == 2 * took[0] && took_t[1] == 2 * took[1],
           "on 2 and 3 threads %d forward and %d transposed products took runs, on one %d and %d (each twice)",
           took_t[0], took_t[1], took[0], took[1]);
+    CHECK(teams_short == 0, "%d products in runs ran on fewer threads than asked for", teams_short);
+    (void)exact0;
+#ifdef _OPENMP
+    /* 8 threads on chunks of 16 images: rows rounded to lines no longer fit */
+    CHECK(omp_get_thread_limit() < 8 || mmgan__runs_exact > exact0, "no product in runs took exact rows");
+#endif
 }
 
 /* The one place the products in runs are not the plain products' bits (2.6,
