@@ -2814,7 +2814,9 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  *   conv_transpose2d:  Y   = col2im(W^T [CKK, Cin] * X)       (the adjoint)
  *   conv2d_wgrad:      dW += GY [O, nb HoWo] * cols(X)^T, with cols(X)^T
  *                      gathered by the GEMM as it packs B (implicit im2col, 2.5),
- *                      or for narrow windows dW^T = cols(X) * GY^T
+ *                      or for narrow windows dW^T = cols(X) * GY^T, and on
+ *                      AVX-512 with padding dW^T = cols(X) * GY^T in runs
+ *                      (mmgan__conv2d_bwd_weight_runs)
  * Measured side by side on the MNIST DCGAN layers (batch 64, one thread):
  * the gathered B is 4-8% faster for the weight gradient; for conv2d the
  * explicit column matrix (contiguous runs, vector packing) is 3-18% faster;
@@ -2922,7 +2924,9 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * (i, c, j) order, window row outermost within a group of channels, so
  * that a run's rows of C are one range.  Measured on the DCGAN steps (one
  * thread, Zen 5, 40 alternating iterations in one process): 1.044-1.046x
- * faster, with and without the penalty.  Runs of columns as well (runs of
+ * faster, with and without the penalty.  The weight gradient, as dW^T =
+ * cols(X) GY^T with cols(X)'s rows in (i, c, j) order, takes for each
+ * window row one range of k, the runs that hold it inside the image.  Runs of columns as well (runs of
  * rows times runs of columns) left out all 13.8%, but then a row of an
  * image split into three runs, and unfolding it took four times the
  * stores: 1.29x slower at best (the critic's 64 -> 128 layer).  A plain
@@ -3460,6 +3464,7 @@ static void mmgan__im2col_chunk(mmgan_ctx *ctx, const mmgan__convgeom *q, const 
 #define MMGAN__WS_GATHER 2
 #define MMGAN__WS_FOLD 3
 #define MMGAN__WS_WDOT 4
+#define MMGAN__WS_WRUNS 5
 
 /* On one thread a convolution's column matrix is made and used in groups of
  * channels, each about one k block of rows (256), while they sit in L2: the
@@ -3512,7 +3517,7 @@ static size_t mmgan__fold_apk_floats(const mmgan__convgeom *q, int o)
 }
 
 #if defined(MMGAN__TEST_HOOKS) && defined(MMGAN__AVX512)
-static int mmgan__runs_hits[2];   /* products in runs: forward, data gradient */
+static int mmgan__runs_hits[3];   /* products in runs: forward, data gradient, weight gradient */
 static int mmgan__runs_off;       /* nonzero: none in runs */
 #endif
 
@@ -3572,6 +3577,27 @@ static int mmgan__conv_ws_chunk(const mmgan__convgeom *q, int n, int o, int how)
     return mmgan__conv_ws_runs(q, o, how) ? MMGAN__MAX(nb, mmgan__runs_chunk(q, n)) : nb;
 }
 
+/* Threads the weight gradient in runs takes at most (each a column matrix
+ * of its own in the scratch, untouched by fewer threads). */
+#define MMGAN__WRUNS_THREADS 8
+/* The weight gradient in runs (mmgan__conv2d_bwd_weight_runs): its scratch,
+ * and where its parts lie (at, floats from the start, unless NULL): dw^T, a
+ * chunk's gy^T, each thread's image of it, and their column matrices of a
+ * group. */
+static size_t mmgan__wruns_ws(const mmgan__convgeom *q, int n, int o, size_t *at)
+{
+    const size_t hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw, l = MMGAN__LINE_FLOATS;
+    const size_t nb = (size_t)mmgan__runs_chunk(q, n), rows = (size_t)mmgan__unfold_group(q, 1) * q->kh * q->kw;
+    size_t f = 0;
+#define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
+    MMGAN__PUT(0, ckk * o);                                  /* dw^T */
+    MMGAN__PUT(1, nb * hw * o);                              /* a chunk's gy^T */
+    MMGAN__PUT(2, MMGAN__WRUNS_THREADS * hw * o);            /* each thread's image of it */
+    MMGAN__PUT(3, MMGAN__WRUNS_THREADS * rows * mmgan__chunk_ld((int)nb, (int)hw));   /* their column matrices */
+#undef MMGAN__PUT
+    return f;
+}
+
 /* Threads in runs (mmgan__runs_threads) each take a matrix of their own,
  * its rows rounded up to whole cache lines: the scratch leaves room for the
  * roundings of this many threads' matrices (more threads take rows of the
@@ -3592,6 +3618,7 @@ static size_t mmgan__conv_ws(const mmgan__convgeom *q, int n, int o, int how)
     const int packs = mmgan__conv_packs_w(q, n) || mmgan__conv_ws_runs(q, o, how);   /* the weights packed once */
     if (how == MMGAN__WS_WDOT)
         return f + 64 + nb * hw * 16 + nb * q->c * (size_t)(q->h + 2 * q->pad) * (size_t)(q->w + 2 * q->pad);
+    if (how == MMGAN__WS_WRUNS) return f + mmgan__wruns_ws(q, n, o, NULL);
     if (how != MMGAN__WS_GATHER) f += ld * ((size_t)o + ckk);
     if (how == MMGAN__WS_FOLD && packs) f += mmgan__fold_apk_floats(q, o);
     if (how == MMGAN__WS_COLS_T) f += ckk * (size_t)o;
@@ -3860,7 +3887,7 @@ MMGAN__NOINLINE static void mmgan__avx512_tile_seg(int nseg, int len, int skip, 
  * of their own 1.02x faster than the plain products it replaced. */
 
 #ifdef MMGAN__TEST_HOOKS
-static int mmgan__runs_team_seen;   /* the team size of the last product in runs */
+static int mmgan__runs_team_seen[3];   /* the team size of the last product in runs, by kind */
 static int mmgan__runs_exact;       /* products in runs whose threads took exact rows */
 #endif
 
@@ -3903,7 +3930,7 @@ static int mmgan__runs_threads(const mmgan_ctx *ctx, int chunk, int hw, size_t c
 /* This thread's place in a team asked to be want strong: *nt threads,
  * *tid its index, or -1 where the team came short (one thread then does
  * everything, the others only pass the barriers). */
-static void mmgan__runs_team(int want, int *nt, int *tid)
+static void mmgan__runs_team(int want, int *nt, int *tid, int kind)
 {
     *nt = 1;
     *tid = 0;
@@ -3918,7 +3945,9 @@ static void mmgan__runs_team(int want, int *nt, int *tid)
     (void)want;
 #endif
 #ifdef MMGAN__TEST_HOOKS
-    if (*tid == 0) mmgan__runs_team_seen = *nt;
+    if (*tid == 0) mmgan__runs_team_seen[kind] = *nt;
+#else
+    (void)kind;
 #endif
 }
 
@@ -4022,7 +4051,7 @@ static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, con
         mmgan__runs L = *L0;
         int nt, tid, b0, b, c0, r, s, e;
         float *bp;
-        mmgan__runs_team(want, &nt, &tid);
+        mmgan__runs_team(want, &nt, &tid, 0);
         bp = ctx->gemm_ws + (size_t)(tid > 0 ? tid : 0) * kr->nr * kr->kc;
         for (b0 = 0; b0 < n; b0 += chunk) {
             const int nb = MMGAN__MIN(chunk, n - b0);
@@ -4086,7 +4115,7 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
         int nt, tid, b0, b, r, s, e, g0;
         size_t goff;
         float *bp;
-        mmgan__runs_team(want, &nt, &tid);
+        mmgan__runs_team(want, &nt, &tid, 1);
         bp = ctx->gemm_ws + (size_t)(tid > 0 ? tid : 0) * kr->nr * kr->kc;
         L.icj = 1;
         for (b0 = 0; b0 < n; b0 += chunk) {
@@ -4255,6 +4284,138 @@ static void mmgan__conv2d_bwd_weight_implicit(mmgan_ctx *ctx, const mmgan__convg
                            NULL, ckk, &bg, NULL, b0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
 }
+
+#if defined(MMGAN__AVX512)
+/* Whether the weight gradient goes in runs: where the forward product would. */
+static int mmgan__wgrad_runs(const mmgan__convgeom *q, int o, mmgan__runs *L)
+{
+    return !mmgan__wgrad_dot(q) && mmgan__runs_fit(q, o, mmgan__unfold_group(q, 1), L);
+}
+
+/* dw [O, C, kh, kw] = the weight gradient in runs: dw^T = cols(x) gy^T, the
+ * rows of cols(x) in (i, c, j) order within each group of channels, its
+ * columns in runs, so that each window row's rows take one range of k: the
+ * runs whose windows hold that row inside the image (7.1% of the DCGAN
+ * layers' multiply-adds left out).  The micro-kernel reads cols(x) in
+ * place (8 rows, ld apart) and gy^T, made per chunk in the runs' column
+ * order, as B; dw^T is turned into dw at the end.  Against the product with
+ * B gathered from the padded images (2.5), which packs B as wide as the
+ * unfolding here: the generator's 256 -> 128 weight gradient alone 1.04x
+ * faster, the critic's 64 -> 128 1.06-1.09x; the DCGAN steps, alternating
+ * in one process (40 pairs), 1.017x (plain) and 1.019x (penalty) on one
+ * thread, 1.063x and 1.046x on two, where the gathered product split its
+ * columns between the threads.  Each sum runs over the chunks in order and
+ * within a chunk over its columns in order, from zero (another order than
+ * the gathered product's: not its bits); the threads take groups of rows
+ * (at most MMGAN__WRUNS_THREADS, one per group), so the thread count
+ * changes no sum. */
+static void mmgan__conv2d_bwd_weight_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, const mmgan__runs *L0, int n,
+                                          int o, const float *x, const float *gy, float *dw, float *ws)
+{
+    const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
+    const int chunk = mmgan__runs_chunk(q, n), group = mmgan__unfold_group(q, 1);
+    const int ngroups = (q->c + group - 1) / group;
+    const size_t img = (size_t)q->c * plane, rows = (size_t)group * kk;
+    size_t at[4];
+    float *dwt, *gyt, *tmps, *colbase;
+    const int want = MMGAN__MIN(MMGAN__MIN(ctx->threads, MMGAN__WRUNS_THREADS), ngroups);
+    mmgan__wruns_ws(q, n, o, at);
+    dwt = ws + at[0]; gyt = ws + at[1]; tmps = ws + at[2]; colbase = ws + at[3];
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__runs_hits[2]++;
+#endif
+    memset(dwt, 0, (size_t)ckk * o * sizeof(float));
+#ifdef MMGAN__OMP
+    MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1))
+#endif
+    {
+        mmgan__runs L = *L0;
+        int nt, tid, b0, b, r, i, c, oo, p, g, gs = 0, ge = 0, bs = 0, be = 0;
+        float *tmp;
+        mmgan__runs_team(want, &nt, &tid, 2);
+        if (tid >= 0) mmgan__range(ngroups, tid, nt, &gs, &ge);
+        tmp = tmps + (size_t)(tid > 0 ? tid : 0) * hw * o;
+        L.icj = 1;
+        for (b0 = 0; b0 < n; b0 += chunk) {
+            const int nb = MMGAN__MIN(chunk, n - b0);
+            const size_t ld = mmgan__chunk_ld(nb, hw);
+            float *cols = colbase + (size_t)(tid > 0 ? tid : 0) * rows * ld;
+            L.nb = nb;
+            if (tid >= 0) mmgan__range(nb, tid, nt, &bs, &be);
+            for (b = bs; b < be; b++) {   /* gy^T in the runs' column order, [nb hw][o], each thread its images */
+                const float *src = gy + (size_t)(b0 + b) * o * hw;
+                for (oo = 0; oo + MMGAN__TB <= o; oo += MMGAN__TB)
+                    for (p = 0; p + MMGAN__TB <= hw; p += MMGAN__TB)
+                        mmgan__tr_block(src + (size_t)oo * hw + p, (size_t)hw, tmp + (size_t)p * o + oo, (size_t)o);
+                for (oo = 0; oo < o; oo++)
+                    for (p = oo < o - o % MMGAN__TB ? hw - hw % MMGAN__TB : 0; p < hw; p++)
+                        tmp[(size_t)p * o + oo] = src[(size_t)oo * hw + p];
+                for (r = 0; r < L.n; r++) {
+                    const size_t len = (size_t)(L.at[r + 1] - L.at[r]) * q->wo;
+                    memcpy(gyt + ((size_t)nb * L.at[r] * q->wo + (size_t)b * len) * o,
+                           tmp + (size_t)L.at[r] * q->wo * o, len * o * sizeof(float));
+                }
+            }
+            MMGAN__OMP_BARRIER();
+            for (g = gs; g < ge; g++) {
+                mmgan__convgeom qg = *q;
+                const int c0 = g * group;
+                qg.c = MMGAN__MIN(group, q->c - c0);
+                for (b = 0; b < nb; b++)
+                    mmgan__im2col_rows(&qg, x + (size_t)(b0 + b) * img + (size_t)c0 * plane, cols, ld, &L, b);
+                for (i = 0; i < q->kh; i++) {
+                    int ra = -1, rb = -1, n0;
+                    size_t k0, k1, kb;
+                    const size_t r0 = (size_t)i * qg.c * q->kw, r1 = r0 + (size_t)qg.c * q->kw;
+                    for (r = 0; r < L.n; r++)
+                        if (L.lo[r] <= i && i < L.hi[r]) { if (ra < 0) ra = r; rb = r; }
+                    if (ra < 0) continue;
+                    k0 = (size_t)nb * L.at[ra] * q->wo;
+                    k1 = (size_t)nb * L.at[rb + 1] * q->wo;
+                    for (n0 = 0; n0 < o; n0 += 48)
+                        for (kb = k0; kb < k1; kb += 256) {
+                            const int kl = (int)MMGAN__MIN((size_t)256, k1 - kb);
+                            size_t row;
+                            for (row = r0; row < r1; row += 8)
+                                mmgan__ukr_avx512_a(kl, cols + row * ld + kb, (ptrdiff_t)ld, gyt + kb * o + n0, o,
+                                                    dwt + ((size_t)c0 * kk + row) * o + n0, o, 1.0f, 1.0f,
+                                                    MMGAN__MIN(48, o - n0));
+                        }
+                }
+            }
+            MMGAN__OMP_BARRIER();
+        }
+        /* dw [o][c][i][j] from dw^T's rows (i, c, j) of each group, by 8 x 8
+         * blocks (a row of dw^T at a time wrote ckk floats apart and took
+         * 15% of the 256 -> 128 layer's weight gradient) */
+        for (g = gs; g < ge; g++) {
+            const int c0 = g * group, gc = MMGAN__MIN(group, q->c - c0), gr = gc * kk;
+            int o0, r0, t;
+            for (r0 = 0; r0 < gr; r0 += 8) {
+                size_t dcol[8];
+                for (t = 0; t < 8; t++) {   /* row (i, c, j) of the group -> column of dw */
+                    const int e = r0 + t, j = e % q->kw;
+                    c = e / q->kw % gc;
+                    i = e / q->kw / gc;
+                    dcol[t] = (size_t)(c0 + c) * kk + (size_t)i * q->kw + j;
+                }
+                for (o0 = 0; o0 < o; o0 += 8) {
+                    const float *src = dwt + ((size_t)c0 * kk + r0) * o + o0;
+                    float tb[64];
+                    if (o0 + 8 <= o) {
+                        mmgan__tr_block(src, (size_t)o, tb, 8);
+                        for (oo = 0; oo < 8; oo++)
+                            for (t = 0; t < 8; t++) dw[(size_t)(o0 + oo) * ckk + dcol[t]] = tb[oo * 8 + t];
+                    } else {
+                        for (oo = 0; o0 + oo < o; oo++)
+                            for (t = 0; t < 8; t++) dw[(size_t)(o0 + oo) * ckk + dcol[t]] = src[(size_t)t * o + oo];
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
 
 /* The weight gradient as its transpose, dw^T [CKK, O] = cols(x) * GY^T, for
  * narrow windows (CKK < O).  ws also holds dw^T. */
@@ -5982,12 +6143,18 @@ static int mmgan__conv_may_sparse(const mmgan__node *nd, const mmgan__convgeom *
 static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 {
     mmgan__convgeom q;
+#if defined(MMGAN__AVX512)
+    mmgan__runs L;
+#endif
     const mmgan__node *nx = &g->nodes[nd->in[0]];
     mmgan__conv_geom(g, nd, &q);
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
     if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
     if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
+#if defined(MMGAN__AVX512)
+    if (mmgan__wgrad_runs(&q, nd->shape[0], &L)) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0], MMGAN__WS_WRUNS);
+#endif
     return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
                           mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
                           : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
@@ -5996,6 +6163,9 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
 {
     mmgan__convgeom q;
+#if defined(MMGAN__AVX512)
+    mmgan__runs L;
+#endif
     const mmgan__node *nx = &r->g->nodes[nd->in[0]];
     mmgan__conv_geom(r->g, nd, &q);
     if (mmgan__conv_dense(&q)) {
@@ -6040,6 +6210,8 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
 #if defined(MMGAN__AVX512)
     else if (mmgan__wgrad_dot(&q))
         mmgan__conv2d_bwd_weight_dot(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
+    else if (mmgan__wgrad_runs(&q, nd->shape[0], &L))
+        mmgan__conv2d_bwd_weight_runs(r->ctx, &q, &L, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);
 #endif
     else if (mmgan__wgrad_transposed(&q, nd->shape[0]))
         mmgan__conv2d_bwd_weight_t(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);

@@ -270,18 +270,32 @@ static void run_three(const shp *q, float *out)
     free(x); free(w); free(gy);
 }
 
+/* The weight gradient in runs takes a thread per group of channels. */
+#ifdef _OPENMP
+static int unfold_groups(const shp *s)
+{
+    mmgan__convgeom q;
+    int g;
+    memset(&q, 0, sizeof q);
+    q.c = s->c; q.kh = s->kh; q.kw = s->kw;
+    g = mmgan__unfold_group(&q, 1);
+    return (s->c + g - 1) / g;
+}
+#endif
+
 static void check_runs(void)
 {
     static const shp fixed[] = {{21, 64, 14, 14, 128, 4, 4, 2, 1}, {17, 128, 14, 14, 32, 4, 4, 2, 1},
                                 {19, 8, 28, 28, 16, 4, 4, 2, 1}, {18, 8, 9, 9, 16, 5, 5, 1, 2},
                                 {17, 16, 10, 12, 24, 3, 3, 1, 1}, {20, 16, 12, 10, 24, 4, 4, 2, 1},
                                 {33, 32, 7, 7, 8, 4, 4, 2, 1}};
-    int i, t, took[2] = {0, 0}, took_t[2] = {0, 0}, tried = 0, teams_short = 0, exact0 = mmgan__runs_exact;
+    int i, t, k, took[3] = {0, 0, 0}, took_t[3] = {0, 0, 0}, tried = 0, teams_short = 0, exact0 = mmgan__runs_exact;
+    double big, err;
     mmgan_ctx_set_threads(ctx, 1);
     for (i = 0; i < 40; i++) {
         shp q;
-        int ho, wo, h0[2];
-        size_t total;
+        int ho, wo, h0[3];
+        size_t total, nyx;
         float *a, *b;
         if (i < (int)(sizeof fixed / sizeof fixed[0])) {
             q = fixed[i];
@@ -300,33 +314,45 @@ static void check_runs(void)
         wo = out_size(q.w, q.kw, q.s, q.p);
         if (ho < 1 || wo < 1) continue;
         tried++;
-        total = (size_t)q.n * (q.c * q.h * q.w + q.o * ho * wo) + (size_t)q.o * q.c * q.kh * q.kw;
+        nyx = (size_t)q.n * (q.c * q.h * q.w + q.o * ho * wo);
+        total = nyx + (size_t)q.o * q.c * q.kh * q.kw;
         a = (float *)calloc(total, sizeof(float));
         b = (float *)calloc(total, sizeof(float));
-        h0[0] = mmgan__runs_hits[0]; h0[1] = mmgan__runs_hits[1];
+        for (k = 0; k < 3; k++) h0[k] = mmgan__runs_hits[k];
         if (i < (int)(sizeof fixed / sizeof fixed[0]) || i % 3 == 0) check_shape(&q);   /* the naive loops: costly */
         run_three(&q, a);
-        took[0] += mmgan__runs_hits[0] > h0[0];
-        took[1] += mmgan__runs_hits[1] > h0[1];
-        CHECK(i >= 4 || (mmgan__runs_hits[0] > h0[0] && mmgan__runs_hits[1] > h0[1]),
+        for (k = 0; k < 3; k++) took[k] += mmgan__runs_hits[k] > h0[k];
+        CHECK(i >= 4 || (mmgan__runs_hits[0] > h0[0] && mmgan__runs_hits[1] > h0[1] && mmgan__runs_hits[2] > h0[2]),
               "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: not in runs", q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p);
         mmgan__runs_off = 1;
         run_three(&q, b);
         mmgan__runs_off = 0;
-        CHECK(memcmp(a, b, total * sizeof(float)) == 0,
+        /* the forward and transposed products: the same bits as the plain
+         * ones; the weight gradient's sums run in another order */
+        CHECK(memcmp(a, b, nyx * sizeof(float)) == 0,
               "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the products in runs differ from the plain ones",
               q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p);
+        for (k = 0, big = 0, err = 0; k < (int)(total - nyx); k++) {
+            big = MMGAN__MAX(big, fabs(b[nyx + k]));
+            err = MMGAN__MAX(err, fabs((double)a[nyx + k] - b[nyx + k]));
+        }
+        CHECK(err <= 1e-5 * big, "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the weight gradient in runs is %g off the "
+              "plain one (largest %g)", q.n, q.c, q.h, q.w, q.o, q.c, q.kh, q.kw, q.s, q.p, err, big);
         for (t = 2; t <= 8; t = t == 3 ? 8 : t + 1) {
             mmgan_ctx_set_threads(ctx, t);
-            h0[0] = mmgan__runs_hits[0]; h0[1] = mmgan__runs_hits[1];
+            for (k = 0; k < 3; k++) h0[k] = mmgan__runs_hits[k];
             run_three(&q, b);
-            if (t <= 3) {
-                took_t[0] += mmgan__runs_hits[0] > h0[0];
-                took_t[1] += mmgan__runs_hits[1] > h0[1];
-            }
+            if (t <= 3)
+                for (k = 0; k < 3; k++) took_t[k] += mmgan__runs_hits[k] > h0[k];
 #ifdef _OPENMP
-            /* a team as large as asked for (OMP_THREAD_LIMIT allowing) */
-            if (mmgan__runs_hits[1] > h0[1] && omp_get_thread_limit() >= t) teams_short += mmgan__runs_team_seen != t;
+            /* teams as large as asked for (OMP_THREAD_LIMIT allowing); the
+             * weight gradient's at most MMGAN__WRUNS_THREADS, one per group */
+            if (omp_get_thread_limit() >= t) {
+                const int groups = unfold_groups(&q);
+                for (k = 0; k < 2; k++) teams_short += mmgan__runs_hits[k] > h0[k] && mmgan__runs_team_seen[k] != t;
+                teams_short += mmgan__runs_hits[2] > h0[2] &&
+                               mmgan__runs_team_seen[2] != MMGAN__MIN(MMGAN__MIN(t, MMGAN__WRUNS_THREADS), groups);
+            }
 #endif
             CHECK(memcmp(a, b, total * sizeof(float)) == 0,
                   "x [%d,%d,%d,%d] w [%d,%d,%d,%d] s%d p%d: the products in runs differ between 1 and %d threads",
@@ -335,11 +361,12 @@ static void check_runs(void)
         mmgan_ctx_set_threads(ctx, 1);
         free(a); free(b);
     }
-    CHECK(took[0] >= 12 && took[1] >= 12, "of %d geometries, %d forward and %d transposed products took runs",
-          tried, took[0], took[1]);
-    CHECK(took_t[0] == 2 * took[0] && took_t[1] == 2 * took[1],
-          "on 2 and 3 threads %d forward and %d transposed products took runs, on one %d and %d (each twice)",
-          took_t[0], took_t[1], took[0], took[1]);
+    CHECK(took[0] >= 12 && took[1] >= 12 && took[2] >= 12,
+          "of %d geometries, %d forward, %d transposed and %d weight-gradient products took runs",
+          tried, took[0], took[1], took[2]);
+    CHECK(took_t[0] == 2 * took[0] && took_t[1] == 2 * took[1] && took_t[2] == 2 * took[2],
+          "on 2 and 3 threads %d, %d and %d products took runs, on one %d, %d and %d (each twice)",
+          took_t[0], took_t[1], took_t[2], took[0], took[1], took[2]);
     CHECK(teams_short == 0, "%d products in runs ran on fewer threads than asked for", teams_short);
     (void)exact0;
 #ifdef _OPENMP
