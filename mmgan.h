@@ -2926,11 +2926,12 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * thread, Zen 5, 40 alternating iterations in one process): 1.044-1.046x
  * faster, with and without the penalty.  The weight gradient, as dW^T =
  * cols(X) GY^T with cols(X)'s rows in (i, c, j) order, takes for each
- * window row one range of k, the runs that hold it inside the image.  Runs of columns as well (runs of
- * rows times runs of columns) left out all 13.8%, but then a row of an
- * image split into three runs, and unfolding it took four times the
- * stores: 1.29x slower at best (the critic's 64 -> 128 layer).  A plain
- * matrix is the layout of one run of all rows, in (c, i, j) order. */
+ * window row one range of k: the runs that hold it inside the image.
+ * Runs of columns as well (runs of rows times runs of columns) left out
+ * all 13.8%, but then a row of an image split into three runs, and
+ * unfolding it took four times the stores: 1.29x slower at best (the
+ * critic's 64 -> 128 layer).  A plain matrix is the layout of one run of
+ * all rows, in (c, i, j) order. */
 #define MMGAN__RUNS_MAX 8
 typedef struct mmgan__runs {
     int n;                         /* runs */
@@ -3587,13 +3588,17 @@ static int mmgan__conv_ws_chunk(const mmgan__convgeom *q, int n, int o, int how)
 static size_t mmgan__wruns_ws(const mmgan__convgeom *q, int n, int o, size_t *at)
 {
     const size_t hw = (size_t)q->ho * q->wo, ckk = (size_t)q->c * q->kh * q->kw, l = MMGAN__LINE_FLOATS;
-    const size_t nb = (size_t)mmgan__runs_chunk(q, n), rows = (size_t)mmgan__unfold_group(q, 1) * q->kh * q->kw;
+    const int group = mmgan__unfold_group(q, 1), groups = (q->c + group - 1) / group;
+    const size_t nb = (size_t)mmgan__runs_chunk(q, n), rows = (size_t)group * q->kh * q->kw;
+    const size_t nt = (size_t)MMGAN__MIN(MMGAN__WRUNS_THREADS, groups);   /* a thread per group at most */
     size_t f = 0;
 #define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
     MMGAN__PUT(0, ckk * o);                                  /* dw^T */
-    MMGAN__PUT(1, nb * hw * o);                              /* a chunk's gy^T */
-    MMGAN__PUT(2, MMGAN__WRUNS_THREADS * hw * o);            /* each thread's image of it */
-    MMGAN__PUT(3, MMGAN__WRUNS_THREADS * rows * mmgan__chunk_ld((int)nb, (int)hw));   /* their column matrices */
+    /* a chunk's gy^T; the micro-kernel's loads of its last row run up to
+     * 15 floats past it (unmasked, never stored), into the next part */
+    MMGAN__PUT(1, nb * hw * o);
+    MMGAN__PUT(2, nt * hw * o);                              /* each thread's image of it */
+    MMGAN__PUT(3, nt * rows * mmgan__chunk_ld((int)nb, (int)hw));   /* their column matrices */
 #undef MMGAN__PUT
     return f;
 }
