@@ -3913,6 +3913,18 @@ static size_t mmgan__runs_part(int nb, int hw, int tid, int nt, int rounded, int
     return before;
 }
 
+/* Thread tid's matrix [rows][*ld] in the scratch ws and its images [*s, *e)
+ * of a chunk of nb (none for tid -1, a short team's spare thread). */
+static float *mmgan__runs_matrix(float *ws, size_t rows, int nb, int hw, int tid, int nt, int rounded, int *s, int *e,
+                                 size_t *ld)
+{
+    size_t before = 0;
+    *s = *e = 0;
+    *ld = 0;
+    if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, rounded, s, e, ld);
+    return ws + rows * before;
+}
+
 /* The threads: as many as asked for, up to one per image of a chunk, whose
  * edge-tile buffers (kc x nr, mmgan__runs_tiles) fit the context's GEMM
  * workspace; *rounded where their matrices with rows rounded to whole lines
@@ -4060,12 +4072,9 @@ static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, con
         bp = ctx->gemm_ws + (size_t)(tid > 0 ? tid : 0) * kr->nr * kr->kc;
         for (b0 = 0; b0 < n; b0 += chunk) {
             const int nb = MMGAN__MIN(chunk, n - b0);
-            size_t ld = 0, before = 0;
-            float *cols, *out;
-            s = e = 0;
-            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, rounded, &s, &e, &ld);
-            cols = ws + (size_t)(ckk + o) * before;
-            out = cols + (size_t)ckk * ld;
+            size_t ld;
+            float *cols = mmgan__runs_matrix(ws, (size_t)(ckk + o), nb, hw, tid, nt, rounded, &s, &e, &ld);
+            float *out = cols + (size_t)ckk * ld;
             L.nb = e - s;
             for (c0 = 0; c0 < q->c && s < e; c0 += group) {
                 mmgan__convgeom qg = *q;
@@ -4125,12 +4134,9 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
         L.icj = 1;
         for (b0 = 0; b0 < n; b0 += chunk) {
             const int nb = MMGAN__MIN(chunk, n - b0);
-            size_t ld = 0, before = 0;
-            float *cols, *in;
-            s = e = 0;
-            if (tid >= 0) before = mmgan__runs_part(nb, hw, tid, nt, rounded, &s, &e, &ld);
-            cols = ws + (size_t)(ckk + o) * before;
-            in = cols + (size_t)ckk * ld;
+            size_t ld;
+            float *cols = mmgan__runs_matrix(ws, (size_t)(ckk + o), nb, hw, tid, nt, rounded, &s, &e, &ld);
+            float *in = cols + (size_t)ckk * ld;
             L.nb = e - s;
             for (b = s; b < e; b++) mmgan__image_to_runs(&L, x + (size_t)(b0 + b) * o * hw, b - s, o, q->wo, in, ld);
             for (g0 = 0, goff = 0; g0 < q->c && s < e; g0 += group) {
