@@ -3943,7 +3943,6 @@ static int mmgan__runs_threads(const mmgan_ctx *ctx, int chunk, int hw, size_t c
     return nt;
 }
 
-
 /* This thread's place in a team asked to be want strong: *nt threads,
  * *tid its index, or -1 where the team came short (one thread then does
  * everything, the others only pass the barriers). */
@@ -4100,8 +4099,8 @@ static void mmgan__conv2d_fwd_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, con
 
 /* conv_transpose2d in runs (for mmgan__conv2d_bwd_data, on any number of
  * threads): per group, each run's columns multiplied into the rows of the
- * window rows inside the image alone, then folded.  The rows left out are those the
- * folding never reads, so the results are the same bits. */
+ * window rows inside the image alone, then folded.  The rows left out are
+ * those the folding never reads, so the results are the same bits. */
 static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q, const mmgan__runs *L0, int n,
                                         int o, int chunk, int group, const float *x, const float *w, float *apk,
                                         const float *bias, float *y, float *ws, size_t cap)
