@@ -2918,11 +2918,10 @@ static void mmgan__conv_span(const mmgan__convgeom *q, int j, int *lo, int *hi)
  * any number of threads (mmgan__runs_threads).  The output rows fall into
  * runs whose windows keep the same rows [lo, hi) inside the image, and a
  * chunk's matrix holds each run's columns together, image by image within
- * the run.  The forward product
- * then takes, for a run's columns, each channel's window rows [lo, hi) of
- * k (mmgan__avx512_tile_seg); the data gradient's matrix has its rows in
- * (i, c, j) order, window row outermost within a group of channels, so
- * that a run's rows of C are one range.  Measured on the DCGAN steps (one
+ * the run.  The forward product then takes, for a run's columns, each
+ * channel's window rows [lo, hi) of k (mmgan__avx512_tile_seg); the data
+ * gradient's matrix has its rows in (i, c, j) order, window row outermost
+ * within a group of channels, so that a run's rows of C are one range.  Measured on the DCGAN steps (one
  * thread, Zen 5, 40 alternating iterations in one process): 1.044-1.046x
  * faster, with and without the penalty.  The weight gradient, as dW^T =
  * cols(X) GY^T with cols(X)'s rows in (i, c, j) order, takes for each
@@ -3797,6 +3796,15 @@ static int mmgan__all_finite(const float *y, size_t n)
  * layer's transposed conv, 2% blocked, the layer 1.02-1.03x faster (one
  * thread, alternating runs). */
 #define MMGAN__PACK_WT_ROWS 16
+
+/* Row e of a group's (i, c, j)-ordered rows (qg->c channels): its window
+ * entry in (c, i, j) order, as w's rows and dw's columns hold them. */
+static size_t mmgan__icj_entry(const mmgan__convgeom *qg, int e)
+{
+    const int j = e % qg->kw, c = e / qg->kw % qg->c, i = e / qg->kw / qg->c;
+    return (size_t)(c * qg->kh + i) * qg->kw + j;
+}
+
 static void mmgan__runs_pack_wt(const mmgan__gemm_kernel *kr, const mmgan__convgeom *qg, int o, const float *w,
                                 size_t ckk, float *dst)
 {
@@ -3809,8 +3817,7 @@ static void mmgan__runs_pack_wt(const mmgan__gemm_kernel *kr, const mmgan__convg
             const int live = MMGAN__MIN(mr, kb - r0);
             int quads = mr == 8 && live == 8;   /* the panel's rows two runs of 4 entries (4-wide windows) */
             for (ii = 0; ii < live; ii++) {
-                const int e = r0 + ii, j = e % qg->kw, c = e / qg->kw % qg->c, i = e / qg->kw / qg->c;
-                src[ii] = (size_t)(c * qg->kh + i) * qg->kw + j;
+                src[ii] = mmgan__icj_entry(qg, r0 + ii);
                 quads &= src[ii] == src[ii & ~3] + (size_t)(ii & 3);
             }
             for (p = p0; p < p1; p++) {
@@ -4326,6 +4333,7 @@ static void mmgan__conv2d_bwd_weight_runs(mmgan_ctx *ctx, const mmgan__convgeom 
     const int chunk = mmgan__runs_chunk(q, n), group = mmgan__unfold_group(q, 1);
     const int ngroups = (q->c + group - 1) / group;
     const size_t img = (size_t)q->c * plane, rows = (size_t)group * kk;
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];   /* 8 x 48, reading A in place */
     size_t at[4];
     float *dwt, *gyt, *tmps, *colbase;
     const int want = MMGAN__MIN(MMGAN__MIN(ctx->threads, MMGAN__WRUNS_THREADS), ngroups);
@@ -4334,16 +4342,18 @@ static void mmgan__conv2d_bwd_weight_runs(mmgan_ctx *ctx, const mmgan__convgeom 
 #ifdef MMGAN__TEST_HOOKS
     mmgan__runs_hits[2]++;
 #endif
-    memset(dwt, 0, (size_t)ckk * o * sizeof(float));
 #ifdef MMGAN__OMP
     MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1))
 #endif
     {
         mmgan__runs L = *L0;
-        int nt, tid, b0, b, r, i, c, oo, p, g, gs = 0, ge = 0, bs = 0, be = 0;
+        int nt, tid, b0, b, r, i, oo, p, g, gs = 0, ge = 0, bs = 0, be = 0;
         float *tmp;
         mmgan__runs_team(want, &nt, &tid, 2);
         if (tid >= 0) mmgan__range(ngroups, tid, nt, &gs, &ge);
+        if (gs < ge)   /* this thread's groups' rows of dw^T, the sums' start */
+            memset(dwt + (size_t)gs * group * kk * o, 0,
+                   (size_t)(MMGAN__MIN(q->c, ge * group) - gs * group) * kk * o * sizeof(float));
         tmp = tmps + (size_t)(tid > 0 ? tid : 0) * hw * o;
         L.icj = 1;
         for (b0 = 0; b0 < n; b0 += chunk) {
@@ -4382,14 +4392,14 @@ static void mmgan__conv2d_bwd_weight_runs(mmgan_ctx *ctx, const mmgan__convgeom 
                     if (ra < 0) continue;
                     k0 = (size_t)nb * L.at[ra] * q->wo;
                     k1 = (size_t)nb * L.at[rb + 1] * q->wo;
-                    for (n0 = 0; n0 < o; n0 += 48)
-                        for (kb = k0; kb < k1; kb += 256) {
-                            const int kl = (int)MMGAN__MIN((size_t)256, k1 - kb);
+                    for (n0 = 0; n0 < o; n0 += kr->nr)
+                        for (kb = k0; kb < k1; kb += (size_t)kr->kc) {
+                            const int kl = (int)MMGAN__MIN((size_t)kr->kc, k1 - kb);
                             size_t row;
-                            for (row = r0; row < r1; row += 8)
-                                mmgan__ukr_avx512_a(kl, cols + row * ld + kb, (ptrdiff_t)ld, gyt + kb * o + n0, o,
-                                                    dwt + ((size_t)c0 * kk + row) * o + n0, o, 1.0f, 1.0f,
-                                                    MMGAN__MIN(48, o - n0));
+                            for (row = r0; row < r1; row += (size_t)kr->mr)
+                                kr->ukr_a(kl, cols + row * ld + kb, (ptrdiff_t)ld, gyt + kb * o + n0, o,
+                                          dwt + ((size_t)c0 * kk + row) * o + n0, o, 1.0f, 1.0f,
+                                          MMGAN__MIN(kr->nr, o - n0));
                         }
                 }
             }
@@ -4399,16 +4409,14 @@ static void mmgan__conv2d_bwd_weight_runs(mmgan_ctx *ctx, const mmgan__convgeom 
          * blocks (a row of dw^T at a time wrote ckk floats apart and took
          * 15% of the 256 -> 128 layer's weight gradient) */
         for (g = gs; g < ge; g++) {
-            const int c0 = g * group, gc = MMGAN__MIN(group, q->c - c0), gr = gc * kk;
-            int o0, r0, t;
+            mmgan__convgeom qg = *q;
+            const int c0 = g * group;
+            int o0, r0, t, gr;
+            qg.c = MMGAN__MIN(group, q->c - c0);
+            gr = qg.c * kk;
             for (r0 = 0; r0 < gr; r0 += 8) {
                 size_t dcol[8];
-                for (t = 0; t < 8; t++) {   /* row (i, c, j) of the group -> column of dw */
-                    const int e = r0 + t, j = e % q->kw;
-                    c = e / q->kw % gc;
-                    i = e / q->kw / gc;
-                    dcol[t] = (size_t)(c0 + c) * kk + (size_t)i * q->kw + j;
-                }
+                for (t = 0; t < 8; t++) dcol[t] = (size_t)c0 * kk + mmgan__icj_entry(&qg, r0 + t);
                 for (o0 = 0; o0 < o; o0 += 8) {
                     const float *src = dwt + ((size_t)c0 * kk + r0) * o + o0;
                     float tb[64];
