@@ -182,7 +182,7 @@ static void check_rows(void)
     /* first the DCGAN's 4x4 stride-2 layers (14x14 -> 7x7 and back, odd
      * and even channel counts) and a stride-1 one, then random ones */
     static const int fixed[][6] = {{3, 14, 14, 2, 1, 4}, {4, 14, 14, 2, 1, 4}, {2, 6, 16, 1, 0, 4}, {1, 16, 7, 2, 2, 4}};
-    int t, bad_i = 0, bad_c = 0, fit = 0, fit4 = 0;
+    int t, bad_i = 0, bad_c = 0, fit = 0, fit4 = 0, pair4 = 0;
     mmgan_rng_seed(&rng, 13, 2);   /* the same geometries with and without OpenMP (its checks draw from rng) */
     for (t = 0; t < 400; t++) {
         mmgan__convgeom q;
@@ -204,6 +204,7 @@ static void check_rows(void)
         q.wo = out_size(q.w, q.kw, q.stride, q.pad);
         fit += MMGAN__ROWS_FIT(&q);
         fit4 += MMGAN__ROWS_FIT(&q) && MMGAN__PUT4_FITS(&q);
+        pair4 += MMGAN__ROWS_FIT(&q) && MMGAN__PAIR_FITS(&q) && q.kw == 4;   /* mmgan__im2col_rows4 */
         ncol = (size_t)q.c * q.kh * q.kw * (q.ho * q.wo + 3);   /* rows ld = HoWo + 3 apart */
         nimg = (size_t)q.c * q.h * q.w;
         x = rnd(nimg); cols = rnd(ncol); bias = rnd((size_t)q.c);
@@ -223,6 +224,7 @@ static void check_rows(void)
     }
     CHECK(fit > 200, "only %d of the geometries took the row-register paths", fit);
     CHECK(fit4 >= 10, "only %d of the geometries took the unrolled 4-wide folding", fit4);
+    CHECK(pair4 >= 10, "only %d of the geometries took the unrolled 4-wide unfolding", pair4);
     CHECK(bad_i == 0, "row-register im2col differs from the general one in %d geometries", bad_i);
     CHECK(bad_c == 0, "row-register col2im differs from the general one in %d geometries", bad_c);
 }
