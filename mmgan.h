@@ -4040,6 +4040,16 @@ static void mmgan__runs_team(int want, int *nt, int *tid, int kind)
 #endif
 }
 
+/* The width of the micro-kernel's column panel that starts r columns from
+ * the end: nr, but where that would leave fewer than 32 (a 16-wide tile
+ * runs at 68% of the 48-wide one's speed, a 32-wide at 97%, one thread,
+ * Zen 5), 32 first.  The runs' 112 columns (16 images of a one-row run
+ * of 7) go 48 + 32 + 32, not 48 + 48 + 16; each sum is the same. */
+static int mmgan__panel_cols(int r, int nr)
+{
+    return r > nr && r < nr + 32 && nr > 32 ? 32 : MMGAN__MIN(r, nr);
+}
+
 /* C (+)= A B over A's rows [r0, r1) and columns [0, n), k in nseg segments
  * of len entries from k0, seg entries apart: A packed as the GEMM packs it
  * whole (one k block of kp entries), B in place (rows ldb apart) but for
@@ -4051,17 +4061,18 @@ static void mmgan__runs_tiles(const mmgan__gemm_kernel *kr, const float *apk, in
 {
     const int mr = kr->mr, nr = kr->nr, kspan = (nseg - 1) * seg + len;   /* B's rows the segments reach */
     mmgan__gemm_args g;
-    int j, r, p, ic;
+    int j, r, p, ic, cols;
     memset(&g, 0, sizeof g);
     g.kr = kr;
     g.ldc = (int)ldc;
     g.alpha = 1.0f;
     for (ic = r0; ic < r1; ic += kr->mc)   /* A's rows a block at a time, as the GEMM takes them */
-        for (j = 0; j < n; j += nr) {
-            const int cols = MMGAN__MIN(nr, n - j), rend = MMGAN__MIN(r1, ic + kr->mc);
+        for (j = 0; j < n; j += cols) {
+            const int rend = MMGAN__MIN(r1, ic + kr->mc);
             const float *bb = b + (size_t)k0 * ldb + j;
             ptrdiff_t bs = (ptrdiff_t)ldb;
-            if (cols < nr) {
+            cols = mmgan__panel_cols(n - j, nr);
+            if (cols % 16) {   /* the micro-kernel reads whole vectors of B's rows */
                 for (p = 0; p < kspan; p++) {
                     memcpy(bp + (size_t)p * nr, bb + (size_t)p * ldb, (size_t)cols * sizeof(float));
                     memset(bp + (size_t)p * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
@@ -4458,14 +4469,14 @@ static void mmgan__conv2d_bwd_weight_runs(mmgan_ctx *ctx, const mmgan__convgeom 
                     if (ra < 0) continue;
                     k0 = (size_t)nb * L.at[ra] * q->wo;
                     k1 = (size_t)nb * L.at[rb + 1] * q->wo;
-                    for (n0 = 0; n0 < o; n0 += kr->nr)
+                    for (n0 = 0; n0 < o; n0 += mmgan__panel_cols(o - n0, kr->nr))
                         for (kb = k0; kb < k1; kb += (size_t)kr->kc) {
                             const int kl = (int)MMGAN__MIN((size_t)kr->kc, k1 - kb);
                             size_t row;
                             for (row = r0; row < r1; row += (size_t)kr->mr)
                                 kr->ukr_a(kl, cols + row * ld + kb, (ptrdiff_t)ld, gyt + kb * o + n0, o,
                                           dwt + ((size_t)c0 * kk + row) * o + n0, o, 1.0f, 1.0f,
-                                          MMGAN__MIN(kr->nr, o - n0));
+                                          mmgan__panel_cols(o - n0, kr->nr));
                         }
                 }
             }
