@@ -3104,6 +3104,15 @@ static __mmask16 mmgan__win_put(const mmgan__convgeom *q, int j, int h, __m512i 
  * this are left to the hardware. */
 #define MMGAN__PREFETCH_PLANE_MAX 16384   /* bytes */
 
+/* Every cache line of [p, p + bytes) into L1 (bytes > 0). */
+MMGAN__INLINE void mmgan__prefetch_bytes(const void *p, size_t bytes)
+{
+    const char *b = (const char *)p;
+    size_t l;
+    for (l = 0; l < bytes; l += 64) _mm_prefetch(b + l, _MM_HINT_T0);
+    _mm_prefetch(b + bytes - 1, _MM_HINT_T0);
+}
+
 /* Rows of the column matrix at most 8 wide go two at a time: one permute
  * takes a window column out of two image rows, and one store writes the two
  * matrix rows, which lie side by side.  On the critic's 64 -> 128 layer
@@ -3134,12 +3143,8 @@ static void mmgan__im2col_rows4(const mmgan__convgeom *q, const float *x, float 
     t2 = mmgan__win_take(q, 2, 1, &p2); t3 = mmgan__win_take(q, 3, 1, &p3);
     for (c = 0; c < q->c; c++) {
         const float *xc = x + (size_t)c * plane;
-        if (c + 1 < q->c && plane * sizeof(float) <= MMGAN__PREFETCH_PLANE_MAX) {
-            const char *next = (const char *)(xc + plane);
-            size_t l;
-            for (l = 0; l < plane * sizeof(float); l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
-            _mm_prefetch(next + plane * sizeof(float) - 1, _MM_HINT_T0);
-        }
+        if (c + 1 < q->c && plane * sizeof(float) <= MMGAN__PREFETCH_PLANE_MAX)
+            mmgan__prefetch_bytes(xc + plane, plane * sizeof(float));
         for (i = 0; i < q->kh; i++) {
             float *d = cols + mmgan__runs_row(L, q, c, i) * ld;
             for (oy = 0; oy < ho;) {
@@ -3197,12 +3202,8 @@ static void mmgan__im2col_rows(const mmgan__convgeom *q, const float *x, float *
     for (c = 0; c < q->c; c++)
         for (i = 0; i < q->kh; i++) {
             float *d = cols + mmgan__runs_row(L, q, c, i) * ld;
-            if (i == 0 && c + 1 < q->c && plane <= MMGAN__PREFETCH_PLANE_MAX) {
-                const char *next = (const char *)(x + (size_t)(c + 1) * q->h * q->w);
-                size_t l;
-                for (l = 0; l < plane; l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
-                _mm_prefetch(next + plane - 1, _MM_HINT_T0);
-            }
+            if (i == 0 && c + 1 < q->c && plane <= MMGAN__PREFETCH_PLANE_MAX)
+                mmgan__prefetch_bytes(x + (size_t)(c + 1) * q->h * q->w, plane);
             for (oy = 0; oy < q->ho;) {
                 const int iy = oy * q->stride + i - q->pad, iy1 = iy + q->stride;
                 float *e = d + MMGAN__AT(oy);
