@@ -204,7 +204,7 @@ static void check_rows(void)
         q.wo = out_size(q.w, q.kw, q.stride, q.pad);
         fit += MMGAN__ROWS_FIT(&q);
         fit4 += MMGAN__ROWS_FIT(&q) && MMGAN__PUT4_FITS(&q);
-        pair4 += MMGAN__ROWS_FIT(&q) && MMGAN__PAIR_FITS(&q) && q.kw == 4;   /* mmgan__im2col_rows4 */
+        pair4 += MMGAN__ROWS_FIT(&q) && MMGAN__PAIR_FITS(&q) && q.kw == 4 && q.ho <= MMGAN__RUNS_HO;   /* mmgan__im2col_rows4 */
         ncol = (size_t)q.c * q.kh * q.kw * (q.ho * q.wo + 3);   /* rows ld = HoWo + 3 apart */
         nimg = (size_t)q.c * q.h * q.w;
         x = rnd(nimg); cols = rnd(ncol); bias = rnd((size_t)q.c);
