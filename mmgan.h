@@ -2353,7 +2353,6 @@ static void mmgan__head_tile(const mmgan__gemm_args *g, int kc, const float *aba
                      g->c - g->head + (size_t)(ic + ir * mr) * g->ldc, beta, MMGAN__MIN(mr, mc - ir * mr), g->head);
 }
 
-#ifdef MMGAN__OMP
 /* Floats of workspace each thread of mmgan__gemm_thread_cols uses: its own
  * packed A block, a partial last B panel and the head panel. */
 static size_t mmgan__gemm_cols_ws(const mmgan__gemm_kernel *kr)
@@ -2404,7 +2403,6 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
         }
     }
 }
-#endif
 
 #ifdef MMGAN__OMP
 /* A product with packed B on threads: each thread claims runs of C's row
@@ -2664,7 +2662,6 @@ static mmgan__gemm_args mmgan__gemm_args_of(const mmgan__gemm_kernel *kr, int ta
     return g;
 }
 
-#ifdef MMGAN__OMP
 /* One thread's whole product C = op(A) B + beta C (op(A) m x k, or packed
  * whole in apk; B read in place), from inside a parallel region, with ws
  * (mmgan__gemm_cols_ws floats) its own: the tiles and sums of
@@ -2677,7 +2674,6 @@ static void mmgan__gemm_alone(const mmgan__gemm_kernel *kr, int ta, int m, int n
     g.apk = apk;
     mmgan__gemm_thread_cols(&g, 0, 1, ws);
 }
-#endif
 
 static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
                                        int m, int n, int k, float alpha, const float *a, int lda,
@@ -4258,6 +4254,325 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
 }
 #endif
 
+#if !defined(MMGAN__AVX512)
+/* The 4x4 stride-2 padding-1 convolution (the DCGAN's 14x14 -> 7x7 layers)
+ * in Winograd's F(4x4, 2x2).  Split by the parity of its window's rows and
+ * columns, it is a 2x2 stride-1 convolution over four phases of the padded
+ * image (x's rows and columns 2u + p - 1, p the phase): 4C input channels
+ * (phase, c).  F(4x4, 2x2), with the points 0, 1, -1, 1/2 and infinity,
+ * makes a 4x4 tile of output from a 5x5 tile of each phase with 25 products
+ * where the window takes 64, the phases summed in the transformed domain:
+ * 25 GEMMs M = U V, U [O, 4C] = G g G^T of the weights, V [4C, tiles] =
+ * B^T d B of the input tiles, then y = A^T M A.  A 7x7 output is 2x2 tiles
+ * (its last row and column computed and dropped): 0.51 of the direct
+ * products.  The same sums in another order, through transforms that add
+ * and scale: the error is about 20 times the direct product's (6-7e-6 of the
+ * largest output with 128 or 256 channels, against 2-3e-7, in a float32
+ * prototype).  A value that is not finite spreads across its tile, so where
+ * an output is not finite (the weights or the input not finite, or a sum
+ * that overflows) the direct product does it all again.
+ * A vector holds one value of MMGAN__VN images (the transforms are the same
+ * for every tile), and each thread takes whole chunks of images through
+ * all three steps in buffers of its own (a prototype whose threads shared
+ * V and M ran its transforms 3x slower on two threads).  A chunk's images,
+ * and so every sum, do not depend on the thread count.  Not on AVX-512,
+ * whose products in runs (mmgan__conv2d_fwd_runs) were measured there and
+ * this was not. */
+#define MMGAN__WG_P 25        /* transformed points: 5 x 5 */
+#define MMGAN__WINO_THREADS 8 /* threads with buffers of their own, at most */
+
+#if defined(MMGAN__TEST_HOOKS)
+static int mmgan__wino_hits;   /* forward products in F(4x4, 2x2) */
+static int mmgan__wino_off;    /* nonzero: none */
+#endif
+
+/* Whether q's forward product (o output channels) goes through F(4x4, 2x2):
+ * the geometry, outputs up to 16x16 (a chunk's buffers grow with the
+ * tiles), and channels enough for its GEMMs to pay for the transforms. */
+static int mmgan__wino_fit(const mmgan__convgeom *q, int o)
+{
+#if defined(MMGAN__TEST_HOOKS)
+    if (mmgan__wino_off) return 0;
+#endif
+    return q->kh == 4 && q->kw == 4 && q->stride == 2 && q->pad == 1 && q->c >= 32 && o >= 32 && q->ho >= 2 &&
+           q->wo >= 2 && q->ho <= 16 && q->wo <= 16;
+}
+
+/* A chunk's images: 32 where they make 128 columns or fewer, else 16. */
+static int mmgan__wino_imgs(const mmgan__convgeom *q)
+{
+    return ((q->ho + 3) / 4) * ((q->wo + 3) / 4) <= 4 ? 32 : 16;
+}
+
+/* Threads with buffers of their own for n images. */
+static int mmgan__wino_team(const mmgan__convgeom *q, int n)
+{
+    const int imgs = mmgan__wino_imgs(q);
+    return MMGAN__MIN(MMGAN__WINO_THREADS, (n + imgs - 1) / imgs);
+}
+
+/* Its scratch, and where its parts lie (at, floats from the start, unless
+ * NULL): w as [o][i][j][c], U [25][O][4C], then each thread's V
+ * [25][4C][cols], M [25][O][cols], a channel of its images [h][w][VN] and
+ * an output channel of them [ho][wo][VN]. */
+static size_t mmgan__wino_ws(const mmgan__convgeom *q, int n, int o, size_t *at)
+{
+    const size_t k = 4 * (size_t)q->c, l = MMGAN__LINE_FLOATS;
+    const size_t cols = (size_t)((q->ho + 3) / 4) * ((q->wo + 3) / 4) * mmgan__wino_imgs(q);
+    const int nt = mmgan__wino_team(q, n);
+    size_t f = 0, per;
+    int t;
+#define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
+    MMGAN__PUT(0, 16 * (size_t)o * q->c);
+    MMGAN__PUT(1, MMGAN__WG_P * (size_t)o * k);
+    per = f;
+    MMGAN__PUT(2, MMGAN__WG_P * k * cols);
+    MMGAN__PUT(3, MMGAN__WG_P * (size_t)o * cols);
+    MMGAN__PUT(4, (size_t)q->h * q->w * MMGAN__VN);
+    MMGAN__PUT(5, (size_t)q->ho * q->wo * MMGAN__VN);
+#undef MMGAN__PUT
+    per = f - per;
+    for (t = 1; t < nt; t++) f += per;
+    return f;
+}
+
+/* G (5 x 2) of F(4x4, 2x2) for the points 0, 1, -1, 1/2, infinity, its
+ * rows scaled so that B^T is in small integers. */
+static const float mmgan__wg_g[5][2] = {{1.0f, 0.0f}, {0.5f, 0.5f}, {1.0f / 6, -1.0f / 6}, {8.0f / 3, 4.0f / 3},
+                                        {0.0f, 0.5f}};
+
+/* d = B^T d over five vectors s apart (in place), exact in float for
+ * integers: B^T's rows [1 -2 -1 2 0], [0 -1 1 2 0], [0 -1 3 -2 0],
+ * [0 1 0 -1 0], [0 1 -2 -1 2]. */
+MMGAN__INLINE void mmgan__wg_bt(mmgan__v *d, int s)
+{
+    const mmgan__v d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s];
+    const mmgan__v two = MMGAN__VSET(2.0f), e = MMGAN__VSUB(d1, d3);
+    d[0] = MMGAN__VFMA(two, MMGAN__VSUB(d3, d1), MMGAN__VSUB(d0, d2));
+    d[s] = MMGAN__VFMA(two, d3, MMGAN__VSUB(d2, d1));
+    d[2 * s] = MMGAN__VSUB(MMGAN__VMUL(MMGAN__VSET(3.0f), d2), MMGAN__VFMA(two, d3, d1));
+    d[3 * s] = e;
+    d[4 * s] = MMGAN__VFMA(two, MMGAN__VSUB(d4, d2), e);
+}
+
+/* y = A^T m over five vectors (s apart) into four (t apart): A^T's rows
+ * [1 1 1 1 0], [0 1 -1 1/2 0], [0 1 1 1/4 0], [0 1 -1 1/8 1]. */
+MMGAN__INLINE void mmgan__wg_at(const mmgan__v *m, int s, mmgan__v *y, int t)
+{
+    const mmgan__v m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s];
+    const mmgan__v a = MMGAN__VADD(m1, m2), b = MMGAN__VSUB(m1, m2);
+    y[0] = MMGAN__VADD(MMGAN__VADD(m0, a), m3);
+    y[t] = MMGAN__VFMA(MMGAN__VSET(0.5f), m3, b);
+    y[2 * t] = MMGAN__VFMA(MMGAN__VSET(0.25f), m3, a);
+    y[3 * t] = MMGAN__VADD(MMGAN__VFMA(MMGAN__VSET(0.125f), m3, b), m4);
+}
+
+/* dst [cols][rows] (rows ldd apart) = src [rows][cols] (lds apart). */
+static void mmgan__wg_transpose(const float *src, size_t rows, size_t cols, size_t lds, float *dst, size_t ldd)
+{
+    size_t r = 0, c, c0 = 0;
+#ifdef MMGAN__TB
+    const size_t rb = rows - rows % MMGAN__TB;
+    c0 = cols - cols % MMGAN__TB;
+    for (; r < rb; r += MMGAN__TB)
+        for (c = 0; c < c0; c += MMGAN__TB) mmgan__tr_block(src + r * lds + c, lds, dst + c * ldd + r, ldd);
+    for (r = 0; r < rb; r++)   /* the last columns of the blocks' rows */
+        for (c = c0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+    r = rb;
+#endif
+    (void)c0;
+    for (; r < rows; r++)
+        for (c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+/* U [25][O][(phase, c)] from wt = w as [o][i][j][c]: the phase's taps
+ * (2a + p, 2e + q), G[x][a] G[y][e] each, for output channels [o0, o1). */
+static void mmgan__wino_u(const mmgan__convgeom *q, int o, const float *wt, float *u, int o0, int o1)
+{
+    const int c = q->c, k = 4 * c;
+    const size_t upt = (size_t)o * k;
+    int oc, ph, cc, x, y, l;
+    for (oc = o0; oc < o1; oc++)
+        for (ph = 0; ph < 4; ph++) {
+            const float *w00 = wt + ((size_t)oc * 16 + (ph >> 1) * 4 + (ph & 1)) * c;
+            float *d = u + (size_t)oc * k + (size_t)ph * c;
+            for (cc = 0; cc < c; cc += MMGAN__VN) {
+                const int n = MMGAN__MIN(MMGAN__VN, c - cc);
+                mmgan__v t[4], h[5][2];
+                float buf[4][MMGAN__VN];
+                if (n == MMGAN__VN) {
+                    t[0] = MMGAN__VLOAD(w00 + cc);
+                    t[1] = MMGAN__VLOAD(w00 + 2 * (size_t)c + cc);
+                    t[2] = MMGAN__VLOAD(w00 + 8 * (size_t)c + cc);
+                    t[3] = MMGAN__VLOAD(w00 + 10 * (size_t)c + cc);
+                } else {
+                    for (l = 0; l < MMGAN__VN; l++) {
+                        buf[0][l] = l < n ? w00[cc + l] : 0.0f;
+                        buf[1][l] = l < n ? w00[2 * (size_t)c + cc + l] : 0.0f;
+                        buf[2][l] = l < n ? w00[8 * (size_t)c + cc + l] : 0.0f;
+                        buf[3][l] = l < n ? w00[10 * (size_t)c + cc + l] : 0.0f;
+                    }
+                    for (l = 0; l < 4; l++) t[l] = MMGAN__VLOAD(buf[l]);
+                }
+                /* h = G g (5 x 2), then U = h G^T, row by row */
+                for (x = 0; x < 5; x++) {
+                    const mmgan__v g0 = MMGAN__VSET(mmgan__wg_g[x][0]), g1 = MMGAN__VSET(mmgan__wg_g[x][1]);
+                    h[x][0] = MMGAN__VFMA(g1, t[2], MMGAN__VMUL(g0, t[0]));
+                    h[x][1] = MMGAN__VFMA(g1, t[3], MMGAN__VMUL(g0, t[1]));
+                }
+                for (x = 0; x < 5; x++)
+                    for (y = 0; y < 5; y++) {
+                        const mmgan__v e = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y][1]), h[x][1],
+                                                       MMGAN__VMUL(MMGAN__VSET(mmgan__wg_g[y][0]), h[x][0]));
+                        float *dst = d + (size_t)(x * 5 + y) * upt + cc;
+                        if (n == MMGAN__VN) {
+                            MMGAN__VSTORE(dst, e);
+                        } else {
+                            MMGAN__VSTORE(buf[0], e);
+                            for (l = 0; l < n; l++) dst[l] = buf[0][l];
+                        }
+                    }
+            }
+        }
+}
+
+/* One chunk (images [b0, b0 + nb)) in one thread's buffers: V, the 25
+ * GEMMs (gws: the thread's GEMM workspace), then y.  0 where an output is
+ * not finite. */
+static int mmgan__wino_chunk(const mmgan__convgeom *q, int o, int b0, int nb, const float *x, const float *u,
+                             const float *bias, float *y, float *v, float *m, float *xs, float *ys, float *gws)
+{
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const int c = q->c, k = 4 * c, t1 = (q->wo + 3) / 4, tt = ((q->ho + 3) / 4) * t1, plane = q->h * q->w;
+    const int nbp = mmgan__wino_imgs(q), cols = tt * nbp, hw = q->ho * q->wo, vn = MMGAN__VN;
+    const size_t img = (size_t)c * plane, vpt = (size_t)k * cols, mpt = (size_t)o * cols;
+    mmgan__v chk = MMGAN__VSET(0.0f);
+    float lanes[MMGAN__VN];
+    int cc, g, ph, t, r, s, pt, oc;
+    /* V [25][(phase, c)][(tile, image)]: a tile's 5x5 values of a phase of
+     * a channel, a vector of images, the padding's zeros outside; the
+     * images past nb are zeros too */
+    for (cc = 0; cc < c; cc++)
+        for (g = 0; g < nbp; g += vn) {
+            const int cnt = MMGAN__MAX(0, MMGAN__MIN(vn, nb - g));
+            const float *src = x + (size_t)(b0 + g) * img + (size_t)cc * plane;
+            if (cnt == vn) {
+                mmgan__wg_transpose(src, (size_t)vn, (size_t)plane, img, xs, (size_t)vn);
+            } else {
+                memset(xs, 0, (size_t)plane * vn * sizeof(float));
+                for (r = 0; r < cnt; r++)
+                    for (s = 0; s < plane; s++) xs[(size_t)s * vn + r] = src[(size_t)r * img + s];
+            }
+            for (ph = 0; ph < 4; ph++)
+                for (t = 0; t < tt; t++) {
+                    const int ty = t / t1, tx = t % t1;
+                    float *dst = v + (size_t)(ph * c + cc) * cols + (size_t)t * nbp + g;
+                    mmgan__v d[MMGAN__WG_P];
+                    for (r = 0; r < 5; r++) {
+                        const int row = 8 * ty + 2 * r + (ph >> 1) - 1;
+                        for (s = 0; s < 5; s++) {
+                            const int col = 8 * tx + 2 * s + (ph & 1) - 1;
+                            d[r * 5 + s] = row >= 0 && row < q->h && col >= 0 && col < q->w
+                                               ? MMGAN__VLOAD(xs + ((size_t)row * q->w + col) * vn)
+                                               : MMGAN__VSET(0.0f);
+                        }
+                    }
+                    for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);     /* B^T d: down the columns */
+                    for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);   /* (B^T d) B: along the rows */
+                    for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + pt * vpt, d[pt]);
+                }
+        }
+    for (pt = 0; pt < MMGAN__WG_P; pt++)
+        mmgan__gemm_alone(kr, 0, o, cols, k, u + (size_t)pt * o * k, k, v + pt * vpt, cols, NULL, 0.0f, m + pt * mpt,
+                          cols, gws);
+    /* y = A^T M A (+ bias) per output channel, a vector of images, into ys
+     * [ho][wo][VN], then each image's plane */
+    for (oc = 0; oc < o; oc++)
+        for (g = 0; g < nbp; g += vn) {
+            const int cnt = MMGAN__MAX(0, MMGAN__MIN(vn, nb - g));
+            const mmgan__v bv = MMGAN__VSET(bias ? bias[oc] : 0.0f);
+            float *dst = y + ((size_t)(b0 + g) * o + oc) * hw;
+            if (!cnt) break;
+            for (t = 0; t < tt; t++) {
+                const int ty = t / t1, tx = t % t1;
+                const int rows = MMGAN__MIN(4, q->ho - 4 * ty), cl = MMGAN__MIN(4, q->wo - 4 * tx);
+                const float *src = m + (size_t)oc * cols + (size_t)t * nbp + g;
+                mmgan__v mm[MMGAN__WG_P], h[20], out[16];
+                for (pt = 0; pt < MMGAN__WG_P; pt++) mm[pt] = MMGAN__VLOAD(src + pt * mpt);
+                for (r = 0; r < 5; r++) mmgan__wg_at(mm + r, 5, h + r, 5);            /* A^T m: h [4][5] */
+                for (r = 0; r < 4; r++) mmgan__wg_at(h + 5 * r, 1, out + 4 * r, 1);   /* (A^T m) A */
+                for (r = 0; r < rows; r++)
+                    for (s = 0; s < cl; s++) {
+                        const mmgan__v e = MMGAN__VADD(out[4 * r + s], bv);
+                        chk = MMGAN__VADD(chk, MMGAN__VSUB(e, e));   /* NaN from here on if e is not finite */
+                        MMGAN__VSTORE(ys + ((size_t)(4 * ty + r) * q->wo + 4 * tx + s) * vn, e);
+                    }
+            }
+            if (cnt == vn) {
+                mmgan__wg_transpose(ys, (size_t)hw, (size_t)vn, (size_t)vn, dst, (size_t)o * hw);
+            } else {
+                for (r = 0; r < cnt; r++)
+                    for (s = 0; s < hw; s++) dst[(size_t)r * o * hw + s] = ys[(size_t)s * vn + r];
+            }
+        }
+    MMGAN__VSTORE(lanes, chk);
+    for (r = 0; r < vn; r++)
+        if (lanes[r] != 0.0f) return 0;   /* NaN in a lane past nb too: the zero images' outputs are the bias */
+    return 1;
+}
+
+/* y [N, O, Ho, Wo] = conv2d(x, w) (+ bias) in F(4x4, 2x2); 0 (y partly
+ * written) where an output is not finite, for the direct product to redo. */
+static int mmgan__conv2d_fwd_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, const float *x,
+                                  const float *w, const float *bias, float *y, float *ws)
+{
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const int c = q->c, imgs = mmgan__wino_imgs(q), chunks = (n + imgs - 1) / imgs;
+    const size_t gper = mmgan__gemm_cols_ws(kr);
+    const int want = (int)MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, mmgan__wino_team(q, n)),
+                                     MMGAN__MAX((size_t)1, ctx->gemm_ws_floats / gper));
+    size_t at[6], per;
+    int bad = 0, oc;
+    float *wt, *u;
+    if (!mmgan__all_finite(w, (size_t)o * c * 16)) return 0;
+    per = mmgan__wino_ws(q, imgs, o, at) - at[2];   /* one thread's buffers */
+    wt = ws + at[0];
+    u = ws + at[1];
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__wino_hits++;
+#endif
+    MMGAN__PAR_FOR(ctx->threads, (size_t)o * c * 16 * MMGAN__WG_P >= 4 * MMGAN__PAR_MIN)
+    for (oc = 0; oc < o; oc++) {   /* wt [o][i][j][c], then U */
+        mmgan__wg_transpose(w + (size_t)oc * c * 16, (size_t)c, 16, 16, wt + (size_t)oc * c * 16, (size_t)c);
+        mmgan__wino_u(q, o, wt, u, oc, oc + 1);
+    }
+#ifdef MMGAN__OMP
+    MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1) reduction(|:bad))
+#endif
+    {
+        int nt = 1, tid = 0, ch;
+        float *mine;
+#ifdef MMGAN__OMP
+        if (omp_get_num_threads() == want) {
+            nt = want;
+            tid = omp_get_thread_num();
+        } else if (omp_get_thread_num() > 0) {
+            nt = 0;   /* a short team: the first thread does it all */
+        }
+#endif
+        mine = ws + at[2] + (size_t)tid * per;
+        for (ch = tid; nt && ch < chunks; ch += nt) {
+            const int b0 = ch * imgs;
+            bad |= !mmgan__wino_chunk(q, o, b0, MMGAN__MIN(imgs, n - b0), x, u, bias, y, mine, mine + (at[3] - at[2]),
+                                      mine + (at[4] - at[2]), mine + (at[5] - at[2]),
+                                      ctx->gemm_ws + (size_t)tid * gper);
+        }
+    }
+    (void)want;
+    return !bad;
+}
+#endif
+
 /* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]) (+ bias [O]). */
 static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
                               const float *x, const float *w, const float *bias, float *y, float *ws)
@@ -4269,7 +4584,9 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     /* where the weights go packed (mmgan__conv_ws) */
     float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__conv_ws_ld(q, n, o, MMGAN__WS_COLS);
     int b0;
-#if defined(MMGAN__AVX512)
+#if !defined(MMGAN__AVX512)
+    if (mmgan__wino_fit(q, o) && mmgan__conv2d_fwd_wino(ctx, q, n, o, x, w, bias, y, ws)) return;
+#else
     {
         mmgan__runs L;
         const int group1 = mmgan__unfold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
@@ -6260,6 +6577,11 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
     mmgan__conv_geom(g, nd, &q);
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
+#if !defined(MMGAN__AVX512)
+    if (nd->op == MMGAN__OP_CONV && mmgan__wino_fit(&q, nd->shape[1]))
+        return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS),
+                          mmgan__wino_ws(&q, nx->shape[0], nd->shape[1], NULL));
+#endif
     if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
     if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
 #if defined(MMGAN__AVX512)
