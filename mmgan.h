@@ -4256,80 +4256,107 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
 
 #if !defined(MMGAN__AVX512)
 /* The 4x4 stride-2 padding-1 convolution (the DCGAN's 14x14 -> 7x7 layers)
- * in Winograd's F(4x4, 2x2).  Split by the parity of its window's rows and
- * columns, it is a 2x2 stride-1 convolution over four phases of the padded
- * image (x's rows and columns 2u + p - 1, p the phase): 4C input channels
- * (phase, c).  F(4x4, 2x2), with the points 0, 1, -1, 1/2 and infinity,
- * makes a 4x4 tile of output from a 5x5 tile of each phase with 25 products
- * where the window takes 64, the phases summed in the transformed domain:
- * 25 GEMMs M = U V, U [O, 4C] = G g G^T of the weights, V [4C, tiles] =
- * B^T d B of the input tiles, then y = A^T M A.  A 7x7 output is 2x2 tiles
- * (its last row and column computed and dropped): 0.51 of the direct
- * products.  The same sums in another order, through transforms that add
- * and scale: the error is about 20 times the direct product's (6-7e-6 of the
- * largest output with 128 or 256 channels, against 2-3e-7, in a float32
- * prototype).  A value that is not finite spreads across its tile, so where
- * an output is not finite (the weights or the input not finite, or a sum
- * that overflows) the direct product does it all again.
+ * and its transpose in Winograd's F(4x4, 2x2).
+ * conv2d: split by the parity of its window's rows and columns, it is a
+ * 2x2 stride-1 convolution over four phases of the padded image (x's rows
+ * and columns 2u + p - 1, p the phase): 4C input channels (phase, c).
+ * F(4x4, 2x2), with the points 0, 1, -1, 1/2 and infinity, makes a 4x4
+ * tile of output from a 5x5 tile of each phase with 25 products where the
+ * window takes 64, the phases summed in the transformed domain: 25 GEMMs
+ * M = U V, U [O, 4C] = G g G^T of the weights, V [4C, tiles] = B^T d B of
+ * the input tiles, then y = A^T M A.
+ * conv_transpose2d (x [N, O, Ho, Wo] -> y [N, C, H, W]): each parity
+ * (py, px) of y's rows and columns is a 2x2 stride-1 correlation of x,
+ * rows u + py - 1 + a, taps w[3 - 2a - py][3 - 2e - px].  Its tiles start
+ * one row (column) earlier in the odd phase, so that every phase's tile
+ * reads the same 5x5 of x (rows 4 ty - 1 .. 4 ty + 3): one V [O, tiles],
+ * and U [4C, O] (phase, c) with the four phases' taps.
+ * A 7x7 output (a phase of 14x14) is 2x2 tiles, its last row and column
+ * computed and dropped: 0.51 of the direct products.  The same sums in
+ * another order, through transforms that add and scale: the error is about
+ * 20 times the direct product's (5-11e-6 of the largest output with 64-256
+ * channels, against 3-5e-7).  A value that is not finite spreads across its
+ * tile, so where an output is not finite (the weights or the input not
+ * finite, or a sum that overflows) the direct product does it all again.
  * A vector holds one value of MMGAN__VN images (the transforms are the same
  * for every tile), and each thread takes whole chunks of images through
  * all three steps in buffers of its own (a prototype whose threads shared
- * V and M ran its transforms 3x slower on two threads).  A chunk's images,
- * and so every sum, do not depend on the thread count.  Not on AVX-512,
- * whose products in runs (mmgan__conv2d_fwd_runs) were measured there and
- * this was not. */
+ * V and M ran its transforms 3x slower on two threads).  The chunks, and so
+ * every sum, do not depend on the thread count.  Not on AVX-512, whose
+ * products in runs (mmgan__conv2d_fwd_runs) were measured there and this
+ * was not. */
 #define MMGAN__WG_P 25        /* transformed points: 5 x 5 */
 #define MMGAN__WINO_THREADS 8 /* threads with buffers of their own, at most */
 
 #if defined(MMGAN__TEST_HOOKS)
-static int mmgan__wino_hits;   /* forward products in F(4x4, 2x2) */
-static int mmgan__wino_off;    /* nonzero: none */
+static int mmgan__wino_hits[2];   /* products in F(4x4, 2x2): conv2d, conv_transpose2d */
+static int mmgan__wino_off;       /* nonzero: none */
 #endif
 
-/* Whether q's forward product (o output channels) goes through F(4x4, 2x2):
- * the geometry, outputs up to 16x16 (a chunk's buffers grow with the
- * tiles), and channels enough for its GEMMs to pay for the transforms. */
-static int mmgan__wino_fit(const mmgan__convgeom *q, int o)
+/* Whether q's products on n images (o channels on the small side) go
+ * through F(4x4, 2x2): the geometry, outputs up to 16x16 (a chunk's
+ * buffers grow with the tiles), channels enough for the GEMMs to pay for
+ * the transforms, and 64 tiles or more (4x4 of q's small side), over which
+ * the weights' transform pays: 5 images of 7x7 ran 1.2x slower than the
+ * direct product, 3 of 16x16 2.7x (one thread, Zen 3). */
+static int mmgan__wino_fit(const mmgan__convgeom *q, int n, int o)
 {
 #if defined(MMGAN__TEST_HOOKS)
     if (mmgan__wino_off) return 0;
 #endif
     return q->kh == 4 && q->kw == 4 && q->stride == 2 && q->pad == 1 && q->c >= 32 && o >= 32 && q->ho >= 2 &&
-           q->wo >= 2 && q->ho <= 16 && q->wo <= 16;
+           q->wo >= 2 && q->ho <= 16 && q->wo <= 16 && (long)n * ((q->ho + 3) / 4) * ((q->wo + 3) / 4) >= 64;
 }
 
-/* A chunk's images: 32 where they make 128 columns or fewer, else 16. */
-static int mmgan__wino_imgs(const mmgan__convgeom *q)
+/* The shape of one product (tr: the transpose): tiles t1 a row of them, tt
+ * in all; its input and output planes; images a chunk (a whole number of
+ * vectors, chunks of at most 32 images where they make 128 columns or
+ * fewer, else 16, as even as they come) and chunks for n images. */
+typedef struct mmgan__wgeo {
+    int t1, tt, hi, wi, hq, wq, imgs, chunks;
+} mmgan__wgeo;
+
+static mmgan__wgeo mmgan__wino_geo(const mmgan__convgeom *q, int tr, int n)
 {
-    return ((q->ho + 3) / 4) * ((q->wo + 3) / 4) <= 4 ? 32 : 16;
+    mmgan__wgeo e;
+    int cap;
+    if (tr) {   /* the odd phase's tiles start a row earlier: one more row to cover */
+        e.t1 = (MMGAN__MAX((q->w + 1) / 2, q->w / 2 + 1) + 3) / 4;
+        e.tt = (MMGAN__MAX((q->h + 1) / 2, q->h / 2 + 1) + 3) / 4 * e.t1;
+        e.hi = q->ho; e.wi = q->wo; e.hq = q->h; e.wq = q->w;
+    } else {
+        e.t1 = (q->wo + 3) / 4;
+        e.tt = (q->ho + 3) / 4 * e.t1;
+        e.hi = q->h; e.wi = q->w; e.hq = q->ho; e.wq = q->wo;
+    }
+    cap = e.tt <= 4 ? 32 : 16;
+    e.chunks = (n + cap - 1) / cap;
+    e.imgs = ((n + e.chunks - 1) / e.chunks + MMGAN__VN - 1) / MMGAN__VN * MMGAN__VN;
+    return e;
 }
 
-/* Threads with buffers of their own for n images. */
-static int mmgan__wino_team(const mmgan__convgeom *q, int n)
+/* Its scratch for n images, ci channels in and co out, and where its parts
+ * lie (at, floats from the start, unless NULL): w transposed, U [25][rows]
+ * [k] packed, then each thread's V [k][25][cols] (U's row panels made
+ * there first), M [rows][25][cols], a channel
+ * of x's images [hi][wi][VN] and one of y's [hq][wq][VN]; k = 4 ci and
+ * rows = co (conv2d), k = ci and rows = 4 co (the transpose). */
+static size_t mmgan__wino_ws(const mmgan__convgeom *q, int tr, int n, int ci, int co, size_t *at)
 {
-    const int imgs = mmgan__wino_imgs(q);
-    return MMGAN__MIN(MMGAN__WINO_THREADS, (n + imgs - 1) / imgs);
-}
-
-/* Its scratch, and where its parts lie (at, floats from the start, unless
- * NULL): w as [o][i][j][c], U [25][O][4C], then each thread's V
- * [25][4C][cols], M [25][O][cols], a channel of its images [h][w][VN] and
- * an output channel of them [ho][wo][VN]. */
-static size_t mmgan__wino_ws(const mmgan__convgeom *q, int n, int o, size_t *at)
-{
-    const size_t k = 4 * (size_t)q->c, l = MMGAN__LINE_FLOATS;
-    const size_t cols = (size_t)((q->ho + 3) / 4) * ((q->wo + 3) / 4) * mmgan__wino_imgs(q);
-    const int nt = mmgan__wino_team(q, n);
+    const mmgan__wgeo e = mmgan__wino_geo(q, tr, n);
+    const size_t l = MMGAN__LINE_FLOATS, cols = (size_t)e.tt * e.imgs;
+    const size_t k = (size_t)(tr ? 1 : 4) * ci, rows = (size_t)(tr ? 4 : 1) * co;
+    const int nt = MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks);
     size_t f = 0, per;
     int t;
 #define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
-    MMGAN__PUT(0, 16 * (size_t)o * q->c);
-    MMGAN__PUT(1, MMGAN__WG_P * (size_t)o * k);
+    MMGAN__PUT(0, 16 * (size_t)ci * co);
+    MMGAN__PUT(1, MMGAN__WG_P * mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], (int)rows, (int)k));
     per = f;
     MMGAN__PUT(2, MMGAN__WG_P * k * cols);
-    MMGAN__PUT(3, MMGAN__WG_P * (size_t)o * cols);
-    MMGAN__PUT(4, (size_t)q->h * q->w * MMGAN__VN);
-    MMGAN__PUT(5, (size_t)q->ho * q->wo * MMGAN__VN);
+    MMGAN__PUT(3, MMGAN__WG_P * rows * cols);
+    MMGAN__PUT(4, (size_t)e.hi * e.wi * MMGAN__VN);
+    MMGAN__PUT(5, (size_t)e.hq * e.wq * MMGAN__VN);
 #undef MMGAN__PUT
     per = f - per;
     for (t = 1; t < nt; t++) f += per;
@@ -4385,172 +4412,217 @@ static void mmgan__wg_transpose(const float *src, size_t rows, size_t cols, size
         for (c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
-/* U [25][O][(phase, c)] from wt = w as [o][i][j][c]: the phase's taps
- * (2a + p, 2e + q), G[x][a] G[y][e] each, for output channels [o0, o1). */
-static void mmgan__wino_u(const mmgan__convgeom *q, int o, const float *wt, float *u, int o0, int o1)
+/* The 25 points x * 5 + y of G g G^T, dst[pt * upt + i] for i < len,
+ * from the 2x2 kernels g [a][e] = src[2 a + e][i]: a vector of them at a
+ * time, the last one partial. */
+static void mmgan__wg_u_row(const float *const *src, int len, float *dst, size_t upt)
 {
-    const int c = q->c, k = 4 * c;
-    const size_t upt = (size_t)o * k;
-    int oc, ph, cc, x, y, l;
-    for (oc = o0; oc < o1; oc++)
-        for (ph = 0; ph < 4; ph++) {
-            const float *w00 = wt + ((size_t)oc * 16 + (ph >> 1) * 4 + (ph & 1)) * c;
-            float *d = u + (size_t)oc * k + (size_t)ph * c;
-            for (cc = 0; cc < c; cc += MMGAN__VN) {
-                const int n = MMGAN__MIN(MMGAN__VN, c - cc);
-                mmgan__v t[4], h[5][2];
-                float buf[4][MMGAN__VN];
-                if (n == MMGAN__VN) {
-                    t[0] = MMGAN__VLOAD(w00 + cc);
-                    t[1] = MMGAN__VLOAD(w00 + 2 * (size_t)c + cc);
-                    t[2] = MMGAN__VLOAD(w00 + 8 * (size_t)c + cc);
-                    t[3] = MMGAN__VLOAD(w00 + 10 * (size_t)c + cc);
-                } else {
-                    for (l = 0; l < MMGAN__VN; l++) {
-                        buf[0][l] = l < n ? w00[cc + l] : 0.0f;
-                        buf[1][l] = l < n ? w00[2 * (size_t)c + cc + l] : 0.0f;
-                        buf[2][l] = l < n ? w00[8 * (size_t)c + cc + l] : 0.0f;
-                        buf[3][l] = l < n ? w00[10 * (size_t)c + cc + l] : 0.0f;
-                    }
-                    for (l = 0; l < 4; l++) t[l] = MMGAN__VLOAD(buf[l]);
-                }
-                /* h = G g (5 x 2), then U = h G^T, row by row */
-                for (x = 0; x < 5; x++) {
-                    const mmgan__v g0 = MMGAN__VSET(mmgan__wg_g[x][0]), g1 = MMGAN__VSET(mmgan__wg_g[x][1]);
-                    h[x][0] = MMGAN__VFMA(g1, t[2], MMGAN__VMUL(g0, t[0]));
-                    h[x][1] = MMGAN__VFMA(g1, t[3], MMGAN__VMUL(g0, t[1]));
-                }
-                for (x = 0; x < 5; x++)
-                    for (y = 0; y < 5; y++) {
-                        const mmgan__v e = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y][1]), h[x][1],
-                                                       MMGAN__VMUL(MMGAN__VSET(mmgan__wg_g[y][0]), h[x][0]));
-                        float *dst = d + (size_t)(x * 5 + y) * upt + cc;
-                        if (n == MMGAN__VN) {
-                            MMGAN__VSTORE(dst, e);
-                        } else {
-                            MMGAN__VSTORE(buf[0], e);
-                            for (l = 0; l < n; l++) dst[l] = buf[0][l];
-                        }
-                    }
+    int i, l, x, y;
+    for (i = 0; i < len; i += MMGAN__VN) {
+        const int n = MMGAN__MIN(MMGAN__VN, len - i);
+        mmgan__v t[4], h[5][2];
+        float buf[4][MMGAN__VN];
+        for (l = 0; l < 4; l++) {
+            if (n == MMGAN__VN) {
+                t[l] = MMGAN__VLOAD(src[l] + i);
+            } else {
+                int j;
+                for (j = 0; j < MMGAN__VN; j++) buf[l][j] = j < n ? src[l][i + j] : 0.0f;
+                t[l] = MMGAN__VLOAD(buf[l]);
             }
+        }
+        for (x = 0; x < 5; x++) {   /* h = G g (5 x 2), then G g G^T = h G^T */
+            const mmgan__v g0 = MMGAN__VSET(mmgan__wg_g[x][0]), g1 = MMGAN__VSET(mmgan__wg_g[x][1]);
+            h[x][0] = MMGAN__VFMA(g1, t[2], MMGAN__VMUL(g0, t[0]));
+            h[x][1] = MMGAN__VFMA(g1, t[3], MMGAN__VMUL(g0, t[1]));
+        }
+        for (x = 0; x < 5; x++)
+            for (y = 0; y < 5; y++) {
+                const mmgan__v e = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y][1]), h[x][1],
+                                               MMGAN__VMUL(MMGAN__VSET(mmgan__wg_g[y][0]), h[x][0]));
+                float *d = dst + (size_t)(x * 5 + y) * upt + i;
+                if (n == MMGAN__VN) {
+                    MMGAN__VSTORE(d, e);
+                } else {
+                    MMGAN__VSTORE(buf[0], e);
+                    for (l = 0; l < n; l++) d[l] = buf[0][l];
+                }
+            }
+    }
+}
+
+/* U row r (of rows), its k = (4 or 1) ci entries, point pt at dst + pt
+ * upt, from w [O, C, 4, 4].  conv2d (ci = C, rows O): row oc, entries
+ * (phase p q, c), taps (2a + p, 2e + q), from wt = w as [o][i][j][c].  The
+ * transpose (ci = O, rows 4C): row (phase py px, c), entries o, taps
+ * (3 - 2a - py, 3 - 2e - px), from wt = w as [c][i][j][o]. */
+static void mmgan__wino_u(int tr, int ci, int rows, const float *wt, int r, float *dst, size_t upt)
+{
+    const float *src[4];
+    int ph, a, e;
+    if (tr) {
+        const int co = rows / 4, p = r / co, c = r % co, py = p >> 1, px = p & 1;
+        for (a = 0; a < 2; a++)
+            for (e = 0; e < 2; e++) src[2 * a + e] = wt + ((size_t)c * 16 + (3 - 2 * a - py) * 4 + 3 - 2 * e - px) * ci;
+        mmgan__wg_u_row(src, ci, dst, upt);
+        return;
+    }
+    for (ph = 0; ph < 4; ph++) {
+        for (a = 0; a < 2; a++)
+            for (e = 0; e < 2; e++) src[2 * a + e] = wt + ((size_t)r * 16 + (2 * a + (ph >> 1)) * 4 + 2 * e + (ph & 1)) * ci;
+        mmgan__wg_u_row(src, ci, dst + (size_t)ph * ci, upt);
+    }
+}
+
+/* U's row panel p (the micro-kernel's mr rows) packed for it, each point
+ * apart (upk, floats from one point's to the next's): made row-major in
+ * tmp [25][mr][k] first.  Packed once a product, not once a chunk. */
+static void mmgan__wino_pack_u(int tr, int ci, int rows, const float *wt, int p, float *tmp, float *upk, size_t upk_pt)
+{
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const int mr = kr->mr, k = (tr ? 1 : 4) * ci, r0 = p * mr, n = MMGAN__MIN(mr, rows - r0);
+    mmgan__gemm_args g;
+    int r, pt, pc;
+    for (r = 0; r < n; r++) mmgan__wino_u(tr, ci, rows, wt, r0 + r, tmp + (size_t)r * k, (size_t)mr * k);
+    memset(&g, 0, sizeof g);
+    g.kr = kr;
+    g.lda = k;
+    for (pt = 0; pt < MMGAN__WG_P; pt++)
+        for (pc = 0; pc < k; pc += kr->kc) {
+            const int kc = MMGAN__MIN(kr->kc, k - pc);
+            g.a = tmp + (size_t)pt * mr * k;
+            g.ap = upk + pt * upk_pt + mmgan__apk_off(kr, rows, pc, r0, kc);
+            mmgan__pack_a(&g, 0, n, pc, kc, 0, 1);
         }
 }
 
-/* One chunk (images [b0, b0 + nb)) in one thread's buffers: V, the 25
- * GEMMs (gws: the thread's GEMM workspace), then y.  0 where an output is
- * not finite. */
-static int mmgan__wino_chunk(const mmgan__convgeom *q, int o, int b0, int nb, const float *x, const float *u,
-                             const float *bias, float *y, float *v, float *m, float *xs, float *ys, float *gws)
+/* One chunk (images [b0, b0 + nb)) of a product (tr: the transpose; ci
+ * channels in, co out) in one thread's buffers: V, the 25 GEMMs (gws: the
+ * thread's GEMM workspace), then y.  0 where an output is not finite. */
+static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b0, int nb,
+                             const float *x, const float *upk, const float *bias, float *y, float *v, float *m,
+                             float *xs, float *ys, float *gws)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    const int c = q->c, k = 4 * c, t1 = (q->wo + 3) / 4, tt = ((q->ho + 3) / 4) * t1, plane = q->h * q->w;
-    const int nbp = mmgan__wino_imgs(q), cols = tt * nbp, hw = q->ho * q->wo, vn = MMGAN__VN;
-    const size_t img = (size_t)c * plane, vpt = (size_t)k * cols, mpt = (size_t)o * cols;
+    const int nbp = e->imgs, cols = e->tt * nbp, vn = MMGAN__VN, np = tr ? 1 : 4, nq = tr ? 4 : 1;
+    const int k = np * ci, rows = nq * co, pin = e->hi * e->wi, pout = e->hq * e->wq;
+    const size_t ld = (size_t)MMGAN__WG_P * cols;   /* V [k][25][cols], M [rows][25][cols] */
     mmgan__v chk = MMGAN__VSET(0.0f);
     float lanes[MMGAN__VN];
-    int cc, g, ph, t, r, s, pt, oc;
-    /* V [25][(phase, c)][(tile, image)]: a tile's 5x5 values of a phase of
-     * a channel, a vector of images, the padding's zeros outside; the
-     * images past nb are zeros too */
-    for (cc = 0; cc < c; cc++)
+    int cc, g, ph, t, r, s, pt;
+    /* V [25][k][(tile, image)]: 5x5 tiles of x (of each of its phases for
+     * conv2d), a vector of images, the padding's zeros outside; the images
+     * past nb are zeros too */
+    for (cc = 0; cc < ci; cc++)
         for (g = 0; g < nbp; g += vn) {
             const int cnt = MMGAN__MAX(0, MMGAN__MIN(vn, nb - g));
-            const float *src = x + (size_t)(b0 + g) * img + (size_t)cc * plane;
+            const float *src = x + ((size_t)(b0 + g) * ci + cc) * pin;
             if (cnt == vn) {
-                mmgan__wg_transpose(src, (size_t)vn, (size_t)plane, img, xs, (size_t)vn);
+                mmgan__wg_transpose(src, (size_t)vn, (size_t)pin, (size_t)ci * pin, xs, (size_t)vn);
             } else {
-                memset(xs, 0, (size_t)plane * vn * sizeof(float));
+                memset(xs, 0, (size_t)pin * vn * sizeof(float));
                 for (r = 0; r < cnt; r++)
-                    for (s = 0; s < plane; s++) xs[(size_t)s * vn + r] = src[(size_t)r * img + s];
+                    for (s = 0; s < pin; s++) xs[(size_t)s * vn + r] = src[(size_t)r * ci * pin + s];
             }
-            for (ph = 0; ph < 4; ph++)
-                for (t = 0; t < tt; t++) {
-                    const int ty = t / t1, tx = t % t1;
-                    float *dst = v + (size_t)(ph * c + cc) * cols + (size_t)t * nbp + g;
+            for (ph = 0; ph < np; ph++)
+                for (t = 0; t < e->tt; t++) {
+                    const int ty = t / e->t1, tx = t % e->t1;
+                    float *dst = v + (size_t)(ph * ci + cc) * ld + (size_t)t * nbp + g;
                     mmgan__v d[MMGAN__WG_P];
                     for (r = 0; r < 5; r++) {
-                        const int row = 8 * ty + 2 * r + (ph >> 1) - 1;
+                        const int row = tr ? 4 * ty + r - 1 : 8 * ty + 2 * r + (ph >> 1) - 1;
                         for (s = 0; s < 5; s++) {
-                            const int col = 8 * tx + 2 * s + (ph & 1) - 1;
-                            d[r * 5 + s] = row >= 0 && row < q->h && col >= 0 && col < q->w
-                                               ? MMGAN__VLOAD(xs + ((size_t)row * q->w + col) * vn)
+                            const int col = tr ? 4 * tx + s - 1 : 8 * tx + 2 * s + (ph & 1) - 1;
+                            d[r * 5 + s] = row >= 0 && row < e->hi && col >= 0 && col < e->wi
+                                               ? MMGAN__VLOAD(xs + ((size_t)row * e->wi + col) * vn)
                                                : MMGAN__VSET(0.0f);
                         }
                     }
                     for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);     /* B^T d: down the columns */
                     for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);   /* (B^T d) B: along the rows */
-                    for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + pt * vpt, d[pt]);
+                    for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
                 }
         }
     for (pt = 0; pt < MMGAN__WG_P; pt++)
-        mmgan__gemm_alone(kr, 0, o, cols, k, u + (size_t)pt * o * k, k, v + pt * vpt, cols, NULL, 0.0f, m + pt * mpt,
-                          cols, gws);
-    /* y = A^T M A (+ bias) per output channel, a vector of images, into ys
-     * [ho][wo][VN], then each image's plane */
-    for (oc = 0; oc < o; oc++)
-        for (g = 0; g < nbp; g += vn) {
-            const int cnt = MMGAN__MAX(0, MMGAN__MIN(vn, nb - g));
-            const mmgan__v bv = MMGAN__VSET(bias ? bias[oc] : 0.0f);
-            float *dst = y + ((size_t)(b0 + g) * o + oc) * hw;
-            if (!cnt) break;
-            for (t = 0; t < tt; t++) {
-                const int ty = t / t1, tx = t % t1;
-                const int rows = MMGAN__MIN(4, q->ho - 4 * ty), cl = MMGAN__MIN(4, q->wo - 4 * tx);
-                const float *src = m + (size_t)oc * cols + (size_t)t * nbp + g;
-                mmgan__v mm[MMGAN__WG_P], h[20], out[16];
-                for (pt = 0; pt < MMGAN__WG_P; pt++) mm[pt] = MMGAN__VLOAD(src + pt * mpt);
-                for (r = 0; r < 5; r++) mmgan__wg_at(mm + r, 5, h + r, 5);            /* A^T m: h [4][5] */
-                for (r = 0; r < 4; r++) mmgan__wg_at(h + 5 * r, 1, out + 4 * r, 1);   /* (A^T m) A */
-                for (r = 0; r < rows; r++)
-                    for (s = 0; s < cl; s++) {
-                        const mmgan__v e = MMGAN__VADD(out[4 * r + s], bv);
-                        chk = MMGAN__VADD(chk, MMGAN__VSUB(e, e));   /* NaN from here on if e is not finite */
-                        MMGAN__VSTORE(ys + ((size_t)(4 * ty + r) * q->wo + 4 * tx + s) * vn, e);
+        mmgan__gemm_alone(kr, 0, rows, cols, k, NULL, k, v + (size_t)pt * cols, (int)ld,
+                          upk + pt * mmgan__gemm_apk_floats(kr, rows, k), 0.0f, m + (size_t)pt * cols, (int)ld, gws);
+    /* y = A^T M A (+ bias) per output channel (each of its phases for the
+     * transpose, the odd one's tiles a row and a column earlier), a vector
+     * of images, into ys [hq][wq][VN], then each image's plane */
+    for (cc = 0; cc < co; cc++)
+        for (g = 0; g < nbp && g < nb; g += vn) {
+            const int cnt = MMGAN__MIN(vn, nb - g);
+            const mmgan__v bv = MMGAN__VSET(bias ? bias[cc] : 0.0f);
+            float *dst = y + ((size_t)(b0 + g) * co + cc) * pout;
+            for (ph = 0; ph < nq; ph++)
+                for (t = 0; t < e->tt; t++) {
+                    const int ty = t / e->t1, tx = t % e->t1, py = ph >> 1, px = ph & 1;
+                    const float *src = m + (size_t)(ph * co + cc) * ld + (size_t)t * nbp + g;
+                    mmgan__v mm[MMGAN__WG_P], h[20], out[16];
+                    for (pt = 0; pt < MMGAN__WG_P; pt++) mm[pt] = MMGAN__VLOAD(src + (size_t)pt * cols);
+                    for (r = 0; r < 5; r++) mmgan__wg_at(mm + r, 5, h + r, 5);            /* A^T m: h [4][5] */
+                    for (r = 0; r < 4; r++) mmgan__wg_at(h + 5 * r, 1, out + 4 * r, 1);   /* (A^T m) A */
+                    for (r = 0; r < 4; r++) {
+                        const int yy = tr ? 2 * (4 * ty + r - py) + py : 4 * ty + r;
+                        if (yy < 0 || yy >= e->hq) continue;
+                        for (s = 0; s < 4; s++) {
+                            const int xx = tr ? 2 * (4 * tx + s - px) + px : 4 * tx + s;
+                            mmgan__v o;
+                            if (xx < 0 || xx >= e->wq) continue;
+                            o = MMGAN__VADD(out[4 * r + s], bv);
+                            chk = MMGAN__VADD(chk, MMGAN__VSUB(o, o));   /* NaN from here on if o is not finite */
+                            MMGAN__VSTORE(ys + ((size_t)yy * e->wq + xx) * vn, o);
+                        }
                     }
-            }
+                }
             if (cnt == vn) {
-                mmgan__wg_transpose(ys, (size_t)hw, (size_t)vn, (size_t)vn, dst, (size_t)o * hw);
+                mmgan__wg_transpose(ys, (size_t)pout, (size_t)vn, (size_t)vn, dst, (size_t)co * pout);
             } else {
                 for (r = 0; r < cnt; r++)
-                    for (s = 0; s < hw; s++) dst[(size_t)r * o * hw + s] = ys[(size_t)s * vn + r];
+                    for (s = 0; s < pout; s++) dst[(size_t)r * co * pout + s] = ys[(size_t)s * vn + r];
             }
         }
     MMGAN__VSTORE(lanes, chk);
     for (r = 0; r < vn; r++)
-        if (lanes[r] != 0.0f) return 0;   /* NaN in a lane past nb too: the zero images' outputs are the bias */
+        if (lanes[r] != 0.0f) return 0;
     return 1;
 }
 
-/* y [N, O, Ho, Wo] = conv2d(x, w) (+ bias) in F(4x4, 2x2); 0 (y partly
- * written) where an output is not finite, for the direct product to redo. */
-static int mmgan__conv2d_fwd_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, const float *x,
-                                  const float *w, const float *bias, float *y, float *ws)
+/* conv2d (tr 0: x [N, C, H, W] -> y [N, O, Ho, Wo], + bias [O]) or
+ * conv_transpose2d (tr 1: x [N, O, Ho, Wo] -> y [N, C, H, W], + bias [C]),
+ * w [O, C, 4, 4], in F(4x4, 2x2); 0 (y partly written) where an output is
+ * not finite, for the direct product to redo. */
+static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, int n, int o, const float *x,
+                              const float *w, const float *bias, float *y, float *ws)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    const int c = q->c, imgs = mmgan__wino_imgs(q), chunks = (n + imgs - 1) / imgs;
-    const size_t gper = mmgan__gemm_cols_ws(kr);
-    const int want = (int)MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, mmgan__wino_team(q, n)),
+    const mmgan__wgeo e = mmgan__wino_geo(q, tr, n);
+    const int ci = tr ? o : q->c, co = tr ? q->c : o, rows = (tr ? 4 : 1) * co, k = (tr ? 1 : 4) * ci;
+    const int panels = (rows + kr->mr - 1) / kr->mr;
+    const size_t gper = mmgan__gemm_cols_ws(kr), upk_pt = mmgan__gemm_apk_floats(kr, rows, k);
+    const int want = (int)MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)),
                                      MMGAN__MAX((size_t)1, ctx->gemm_ws_floats / gper));
     size_t at[6], per;
-    int bad = 0, oc;
-    float *wt, *u;
-    if (!mmgan__all_finite(w, (size_t)o * c * 16)) return 0;
-    per = mmgan__wino_ws(q, imgs, o, at) - at[2];   /* one thread's buffers */
+    int bad = 0, r;
+    float *wt, *upk;
+    if (!mmgan__all_finite(w, (size_t)o * q->c * 16)) return 0;
+    per = mmgan__wino_ws(q, tr, e.imgs, ci, co, at) - at[2];   /* one thread's buffers */
+    MMGAN_ASSERT(at[3] - at[2] >= (size_t)MMGAN__WG_P * kr->mr * k);   /* V holds a row panel of U */
     wt = ws + at[0];
-    u = ws + at[1];
+    upk = ws + at[1];
 #ifdef MMGAN__TEST_HOOKS
-    mmgan__wino_hits++;
+    mmgan__wino_hits[tr]++;
 #endif
-    MMGAN__PAR_FOR(ctx->threads, (size_t)o * c * 16 * MMGAN__WG_P >= 4 * MMGAN__PAR_MIN)
-    for (oc = 0; oc < o; oc++) {   /* wt [o][i][j][c], then U */
-        mmgan__wg_transpose(w + (size_t)oc * c * 16, (size_t)c, 16, 16, wt + (size_t)oc * c * 16, (size_t)c);
-        mmgan__wino_u(q, o, wt, u, oc, oc + 1);
-    }
+    if (tr) mmgan__wg_transpose(w, (size_t)o, (size_t)q->c * 16, (size_t)q->c * 16, wt, (size_t)o);   /* [c][i][j][o] */
+    else
+        for (r = 0; r < o; r++)   /* [o][i][j][c] */
+            mmgan__wg_transpose(w + (size_t)r * q->c * 16, (size_t)q->c, 16, 16, wt + (size_t)r * q->c * 16,
+                                (size_t)q->c);
 #ifdef MMGAN__OMP
     MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1) reduction(|:bad))
 #endif
     {
-        int nt = 1, tid = 0, ch;
+        int nt = 1, tid = 0, ch, p;
         float *mine;
 #ifdef MMGAN__OMP
         if (omp_get_num_threads() == want) {
@@ -4561,10 +4633,12 @@ static int mmgan__conv2d_fwd_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int 
         }
 #endif
         mine = ws + at[2] + (size_t)tid * per;
-        for (ch = tid; nt && ch < chunks; ch += nt) {
-            const int b0 = ch * imgs;
-            bad |= !mmgan__wino_chunk(q, o, b0, MMGAN__MIN(imgs, n - b0), x, u, bias, y, mine, mine + (at[3] - at[2]),
-                                      mine + (at[4] - at[2]), mine + (at[5] - at[2]),
+        for (p = tid; nt && p < panels; p += nt) mmgan__wino_pack_u(tr, ci, rows, wt, p, mine, upk, upk_pt);
+        MMGAN__OMP_BARRIER();   /* U whole before any chunk reads it */
+        for (ch = tid; nt && ch < e.chunks; ch += nt) {
+            const int b0 = ch * e.imgs;
+            bad |= !mmgan__wino_chunk(&e, tr, ci, co, b0, MMGAN__MIN(e.imgs, n - b0), x, upk, bias, y, mine,
+                                      mine + (at[3] - at[2]), mine + (at[4] - at[2]), mine + (at[5] - at[2]),
                                       ctx->gemm_ws + (size_t)tid * gper);
         }
     }
@@ -4585,7 +4659,7 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__conv_ws_ld(q, n, o, MMGAN__WS_COLS);
     int b0;
 #if !defined(MMGAN__AVX512)
-    if (mmgan__wino_fit(q, o) && mmgan__conv2d_fwd_wino(ctx, q, n, o, x, w, bias, y, ws)) return;
+    if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 0, n, o, x, w, bias, y, ws)) return;
 #else
     {
         mmgan__runs L;
@@ -4645,7 +4719,9 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     const int group1 = mmgan__fold_group(q, 1), own = mmgan__conv_own(ctx, q, n, o, group1 * kk, chunk);
     if (own) group = group1;
 #endif
-#if defined(MMGAN__AVX512)
+#if !defined(MMGAN__AVX512)
+    if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 1, n, o, x, w, bias, y, ws)) return;
+#else
     {
         mmgan__runs L;
         const int g1 = mmgan__fold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
@@ -6578,11 +6654,16 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
 #if !defined(MMGAN__AVX512)
-    if (nd->op == MMGAN__OP_CONV && mmgan__wino_fit(&q, nd->shape[1]))
+    if (nd->op == MMGAN__OP_CONV && mmgan__wino_fit(&q, nx->shape[0], nd->shape[1]))
         return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS),
-                          mmgan__wino_ws(&q, nx->shape[0], nd->shape[1], NULL));
+                          mmgan__wino_ws(&q, 0, nx->shape[0], q.c, nd->shape[1], NULL));
 #endif
     if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
+#if !defined(MMGAN__AVX512)
+    if (nd->op == MMGAN__OP_CONVT && mmgan__wino_fit(&q, nx->shape[0], nx->shape[1]))
+        return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD),
+                          mmgan__wino_ws(&q, 1, nx->shape[0], nx->shape[1], q.c, NULL));
+#endif
     if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
 #if defined(MMGAN__AVX512)
     if (mmgan__wgrad_runs(&q, nd->shape[0], &L)) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0], MMGAN__WS_WRUNS);
