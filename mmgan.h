@@ -4289,7 +4289,7 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
 #define MMGAN__WINO_THREADS 8 /* threads with buffers of their own, at most */
 
 #if defined(MMGAN__TEST_HOOKS)
-static int mmgan__wino_hits[2];   /* products in F(4x4, 2x2): conv2d, conv_transpose2d */
+static int mmgan__wino_hits[3];   /* products in F(4x4, 2x2): conv2d, conv_transpose2d, weight gradient */
 static int mmgan__wino_off;       /* nonzero: none */
 #endif
 
@@ -4643,6 +4643,182 @@ static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, 
         }
     }
     (void)want;
+    return !bad;
+}
+
+/* The weight gradient of the same conv2d in F(4x4, 2x2): y's tile is
+ * A^T (sum_k U[k] V[k]) A point by point, so dU [25][O][4C] = sum over the
+ * tiles of (A gy A^T) V^T (gy's 4x4 tiles, zeros past Ho and Wo, to 5x5),
+ * and dw's 2x2 taps of each phase are G^T dU G.  V and A gy A^T for the
+ * whole batch first (threads over channels), then 25 GEMMs over all the
+ * tiles at once (threads inside each, splitting its outputs: every sum
+ * whole on one thread, in one order), then dw.  Scratch: V [4C][25][cols],
+ * G [O][25][cols] (cols: the batch's tiles, images padded to whole
+ * vectors), dU [25][O][4C], dw^T [O][16][C], and each of up to
+ * MMGAN__WINO_THREADS threads' images of a channel. */
+static size_t mmgan__wino_w_ws(const mmgan__convgeom *q, int n, int o, size_t *at)
+{
+    const size_t l = MMGAN__LINE_FLOATS, k = 4 * (size_t)q->c, tt = (size_t)((q->ho + 3) / 4) * ((q->wo + 3) / 4);
+    const size_t cols = tt * (((size_t)n + MMGAN__VN - 1) / MMGAN__VN * MMGAN__VN);
+    size_t f = 0;
+#define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
+    MMGAN__PUT(0, k * MMGAN__WG_P * cols);
+    MMGAN__PUT(1, (size_t)o * MMGAN__WG_P * cols);
+    MMGAN__PUT(2, MMGAN__WG_P * (size_t)o * k);
+    MMGAN__PUT(3, 16 * (size_t)o * q->c);
+    MMGAN__PUT(4, MMGAN__WINO_THREADS * (size_t)MMGAN__MAX(q->h * q->w, q->ho * q->wo) * MMGAN__VN);
+#undef MMGAN__PUT
+    return f;
+}
+
+/* d = A m over four vectors s apart into five (t apart): A^T's columns,
+ * [1 0 0 0], [1 1 1 1], [1 -1 1 -1], [1 1/2 1/4 1/8], [0 0 0 1]. */
+MMGAN__INLINE void mmgan__wg_a(const mmgan__v *m, int s, mmgan__v *d, int t)
+{
+    const mmgan__v m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s];
+    const mmgan__v a = MMGAN__VADD(m0, m2), b = MMGAN__VADD(m1, m3);
+    d[0] = m0;
+    d[t] = MMGAN__VADD(a, b);
+    d[2 * t] = MMGAN__VSUB(a, b);
+    d[3 * t] = MMGAN__VFMA(MMGAN__VSET(0.125f), m3, MMGAN__VFMA(MMGAN__VSET(0.25f), m2,
+                                                                MMGAN__VFMA(MMGAN__VSET(0.5f), m1, m0)));
+    d[4 * t] = m3;
+}
+
+/* dw [O, C, 4, 4] = wgrad(x [N, C, H, W], gy [N, O, Ho, Wo]) in F(4x4, 2x2);
+ * 0 where a value of dw is not finite, for the direct product to redo. */
+static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o, const float *x,
+                                         const float *gy, float *dw, float *ws)
+{
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const int c = q->c, k = 4 * c, vn = MMGAN__VN, t1 = (q->wo + 3) / 4, tt = ((q->ho + 3) / 4) * t1;
+    const int nbp = (n + vn - 1) / vn * vn, cols = tt * nbp, ld = MMGAN__WG_P * cols, pin = q->h * q->w;
+    const int pout = q->ho * q->wo;
+    size_t at[5];
+    float *v, *gm, *du, *dwt, *xs0;
+    int i, bad = 0;
+    mmgan__wino_w_ws(q, n, o, at);
+    v = ws + at[0]; gm = ws + at[1]; du = ws + at[2]; dwt = ws + at[3]; xs0 = ws + at[4];
+#ifdef MMGAN__TEST_HOOKS
+    mmgan__wino_hits[2]++;
+#endif
+    /* V [(phase, c)][25][(tile, image)] and A gy A^T [o][25][(tile, image)],
+     * a channel a step: rows 0 .. c - 1 are x's channels, then gy's */
+#ifdef MMGAN__OMP
+    MMGAN__PRAGMA(omp parallel for num_threads(MMGAN__MIN(ctx->threads, MMGAN__WINO_THREADS)) schedule(static))
+#endif
+    for (i = 0; i < c + o; i++) {
+        const int isx = i < c, ch = isx ? i : i - c, p = isx ? pin : pout, chans = isx ? c : o;
+#ifdef MMGAN__OMP
+        float *xs = xs0 + (size_t)omp_get_thread_num() * MMGAN__MAX(pin, pout) * vn;
+#else
+        float *xs = xs0;
+#endif
+        int g, ph, t, r, s, pt;
+        for (g = 0; g < nbp; g += vn) {
+            const int cnt = MMGAN__MIN(vn, n - g);
+            const float *src = (isx ? x : gy) + ((size_t)g * chans + ch) * p;
+            if (cnt == vn) {
+                mmgan__wg_transpose(src, (size_t)vn, (size_t)p, (size_t)chans * p, xs, (size_t)vn);
+            } else {
+                memset(xs, 0, (size_t)p * vn * sizeof(float));
+                for (r = 0; r < cnt; r++)
+                    for (s = 0; s < p; s++) xs[(size_t)s * vn + r] = src[(size_t)r * chans * p + s];
+            }
+            for (ph = 0; ph < (isx ? 4 : 1); ph++)
+                for (t = 0; t < tt; t++) {
+                    const int ty = t / t1, tx = t % t1;
+                    mmgan__v d[MMGAN__WG_P], h[20];
+                    float *dst;
+                    if (isx) {
+                        dst = v + (size_t)(ph * c + ch) * ld + (size_t)t * nbp + g;
+                        for (r = 0; r < 5; r++) {
+                            const int row = 8 * ty + 2 * r + (ph >> 1) - 1;
+                            for (s = 0; s < 5; s++) {
+                                const int col = 8 * tx + 2 * s + (ph & 1) - 1;
+                                d[r * 5 + s] = row >= 0 && row < q->h && col >= 0 && col < q->w
+                                                   ? MMGAN__VLOAD(xs + ((size_t)row * q->w + col) * vn)
+                                                   : MMGAN__VSET(0.0f);
+                            }
+                        }
+                        for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);
+                        for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);
+                    } else {
+                        dst = gm + (size_t)ch * ld + (size_t)t * nbp + g;
+                        for (r = 0; r < 4; r++)
+                            for (s = 0; s < 4; s++) {
+                                const int row = 4 * ty + r, col = 4 * tx + s;
+                                h[r * 5 + s] = row < q->ho && col < q->wo
+                                                   ? MMGAN__VLOAD(xs + ((size_t)row * q->wo + col) * vn)
+                                                   : MMGAN__VSET(0.0f);
+                            }
+                        for (s = 0; s < 4; s++) mmgan__wg_a(h + s, 5, d + s, 5);     /* A gy: down the columns */
+                        for (r = 0; r < 5; r++) mmgan__wg_a(d + 5 * r, 1, d + 5 * r, 1);   /* (A gy) A^T, in place */
+                    }
+                    for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
+                }
+        }
+    }
+    for (i = 0; i < MMGAN__WG_P; i++)   /* dU[pt] = (A gy A^T)[pt] V[pt]^T */
+        mmgan__gemm_run_ex(ctx, kr, 0, 1, o, k, cols, 1.0f, gm + (size_t)i * cols, ld, v + (size_t)i * cols, ld, NULL,
+                           NULL, 0.0f, du + (size_t)i * o * k, k);
+    /* dw's taps (2a + p, 2e + q) = G^T dU G, as dw^T [o][i][j][c], then dw */
+    MMGAN__PAR_FOR(ctx->threads, (size_t)o * k * MMGAN__WG_P >= 4 * MMGAN__PAR_MIN)
+    for (i = 0; i < o; i++) {
+        mmgan__v chk = MMGAN__VSET(0.0f);
+        float lanes[MMGAN__VN];
+        int ph, cc, a, e, x5, y5, l;
+        for (ph = 0; ph < 4; ph++)
+            for (cc = 0; cc < c; cc += vn) {
+                const int m = MMGAN__MIN(vn, c - cc);
+                const float *src = du + (size_t)i * k + (size_t)ph * c + cc;
+                mmgan__v hg[5][2], tap[4];
+                float buf[MMGAN__VN];
+                for (x5 = 0; x5 < 5; x5++) {   /* (dU G) row x5: 2 values */
+                    mmgan__v s0 = MMGAN__VSET(0.0f), s1 = MMGAN__VSET(0.0f);
+                    for (y5 = 0; y5 < 5; y5++) {
+                        const float *pp = src + (size_t)(x5 * 5 + y5) * o * k;
+                        mmgan__v u;
+                        if (m == vn) {
+                            u = MMGAN__VLOAD(pp);
+                        } else {
+                            for (l = 0; l < vn; l++) buf[l] = l < m ? pp[l] : 0.0f;
+                            u = MMGAN__VLOAD(buf);
+                        }
+                        s0 = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y5][0]), u, s0);
+                        s1 = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y5][1]), u, s1);
+                    }
+                    hg[x5][0] = s0;
+                    hg[x5][1] = s1;
+                }
+                for (a = 0; a < 2; a++)
+                    for (e = 0; e < 2; e++) {
+                        mmgan__v s0 = MMGAN__VSET(0.0f);
+                        for (x5 = 0; x5 < 5; x5++) s0 = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[x5][a]), hg[x5][e], s0);
+                        tap[2 * a + e] = s0;
+                        chk = MMGAN__VADD(chk, MMGAN__VSUB(s0, s0));
+                    }
+                for (a = 0; a < 2; a++)
+                    for (e = 0; e < 2; e++) {
+                        float *d = dwt + ((size_t)i * 16 + (2 * a + (ph >> 1)) * 4 + 2 * e + (ph & 1)) * c + cc;
+                        if (m == vn) {
+                            MMGAN__VSTORE(d, tap[2 * a + e]);
+                        } else {
+                            MMGAN__VSTORE(buf, tap[2 * a + e]);
+                            for (l = 0; l < m; l++) d[l] = buf[l];
+                        }
+                    }
+            }
+        mmgan__wg_transpose(dwt + (size_t)i * 16 * c, 16, (size_t)c, (size_t)c, dw + (size_t)i * c * 16, 16);
+        MMGAN__VSTORE(lanes, chk);
+        for (l = 0; l < vn; l++)
+            if (lanes[l] != 0.0f) {
+#ifdef MMGAN__OMP
+                MMGAN__PRAGMA(omp atomic write)
+#endif
+                bad = 1;
+            }
+    }
     return !bad;
 }
 #endif
@@ -6645,6 +6821,7 @@ static int mmgan__conv_may_sparse(const mmgan__node *nd, const mmgan__convgeom *
 
 static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 {
+    size_t plain;
     mmgan__convgeom q;
 #if defined(MMGAN__AVX512)
     mmgan__runs L;
@@ -6668,9 +6845,14 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 #if defined(MMGAN__AVX512)
     if (mmgan__wgrad_runs(&q, nd->shape[0], &L)) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0], MMGAN__WS_WRUNS);
 #endif
-    return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
-                          mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
-                          : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
+    plain = mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
+                           mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
+                           : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
+#if !defined(MMGAN__AVX512)   /* the direct product redoes what is not finite */
+    if (mmgan__wino_fit(&q, nx->shape[0], nd->shape[0]))
+        return MMGAN__MAX(plain, mmgan__wino_w_ws(&q, nx->shape[0], nd->shape[0], NULL));
+#endif
+    return plain;
 }
 
 static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y, const float *const *x)
@@ -6720,6 +6902,11 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y,
                                r->scratch);
+#if !defined(MMGAN__AVX512)
+    else if (mmgan__wino_fit(&q, nx->shape[0], nd->shape[0]) &&
+             mmgan__conv2d_bwd_weight_wino(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch))
+        return;
+#endif
 #if defined(MMGAN__AVX512)
     else if (mmgan__wgrad_dot(&q))
         mmgan__conv2d_bwd_weight_dot(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch);

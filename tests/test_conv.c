@@ -434,9 +434,11 @@ static void check_runs_signed_zero(void)
 #endif
 
 #if !defined(MMGAN__AVX512)
-/* conv2d (tr 0: x [n, c, h, w] -> [n, o, ho, wo]) or conv_transpose2d (tr 1:
- * x [n, o, ho, wo] -> [n, c, h, w]), w [o, c, 4, 4], + bias, through the
- * graph on t threads, into y (ny floats). */
+/* conv2d (tr 0: x [n, c, h, w] -> [n, o, ho, wo]), conv_transpose2d (tr 1:
+ * x [n, o, ho, wo] -> [n, c, h, w]), both with w [o, c, 4, 4] + bias, or the
+ * weight gradient (tr 2: x [n, c, h, w], w the gradient [n, o, ho, wo] ->
+ * [o, c, 4, 4], no bias), through the graph on t threads, into y (ny
+ * floats). */
 static void run_conv(const shp *q, int tr, const float *x, const float *w, const float *b, int t, float *y, size_t ny)
 {
     const int ho = out_size(q->h, q->kh, q->s, q->p), wo = out_size(q->w, q->kw, q->s, q->p);
@@ -444,7 +446,8 @@ static void run_conv(const shp *q, int tr, const float *x, const float *w, const
     mmgan_graph *g = mmgan_graph_new(ctx);
     mmgan_node X, Wn, B, Y;
     mmgan_plan *p;
-    if (tr) { xs[1] = q->o; xs[2] = ho; xs[3] = wo; }
+    if (tr == 1) { xs[1] = q->o; xs[2] = ho; xs[3] = wo; }
+    if (tr == 2) { ws[0] = q->n; ws[1] = q->o; ws[2] = ho; ws[3] = wo; }
     X = mmgan_input(g, "x", 4, xs);
     Wn = mmgan_input(g, "w", 4, ws);
     B = mmgan_input(g, "b", 1, bs);
@@ -452,10 +455,11 @@ static void run_conv(const shp *q, int tr, const float *x, const float *w, const
     mmgan_graph_feed(g, X, x);
     mmgan_graph_feed(g, Wn, w);
     mmgan_graph_feed(g, B, b);
-    Y = tr ? mmgan__conv_transpose(g, X, Wn, q->s, q->p, q->h - ((ho - 1) * q->s - 2 * q->p + q->kh),
-                                   q->w - ((wo - 1) * q->s - 2 * q->p + q->kw))
-           : mmgan_conv2d(g, X, Wn, q->s, q->p);
-    Y = mmgan_bias_add(g, Y, B);
+    Y = tr == 2 ? mmgan_conv2d_wgrad(g, X, Wn, q->kh, q->kw, q->s, q->p)
+        : tr ? mmgan__conv_transpose(g, X, Wn, q->s, q->p, q->h - ((ho - 1) * q->s - 2 * q->p + q->kh),
+                                     q->w - ((wo - 1) * q->s - 2 * q->p + q->kw))
+             : mmgan_conv2d(g, X, Wn, q->s, q->p);
+    if (tr < 2) Y = mmgan_bias_add(g, Y, B);
     p = mmgan_plan_new(g, 1, &Y);
     CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "winograd: %s", mmgan_ctx_error(ctx));
     if (p) memcpy(y, mmgan_plan_value(p, Y), ny * sizeof(float));
@@ -483,26 +487,29 @@ static void check_wino(void)
                                 {2, 40, 4, 5, 32, 4, 4, 2, 1},     {12, 32, 6, 6, 32, 4, 4, 2, 0}};
     int i, t, k, tr, h0, took = 0, fell = 0;
     for (i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++)
-        for (tr = 0; tr < 2; tr++) {
+        for (tr = 0; tr < 3; tr++) {
             const shp *q = &fixed[i];
             const int ho = out_size(q->h, 4, 2, q->p), wo = out_size(q->w, 4, 2, q->p), in = i < 6;
             const size_t big = (size_t)q->n * q->c * q->h * q->w, small = (size_t)q->n * q->o * ho * wo;
-            const size_t nx = tr ? small : big, ny = tr ? big : small, nw = (size_t)q->o * q->c * 16;
+            const size_t nk = (size_t)q->o * q->c * 16, nx = tr == 1 ? small : big;
+            const size_t ny = tr == 2 ? nk : tr ? big : small, nw = tr == 2 ? small : nk;
             float *x = rnd(nx), *w = rnd(nw), *b = rnd((size_t)(tr ? q->c : q->o));
             float *y = (float *)malloc(ny * 4), *y2 = (float *)malloc(ny * 4);
             double *ref = (double *)malloc(ny * sizeof(double)), e;
-            const size_t plane = ny / ((size_t)q->n * (tr ? q->c : q->o));
+            const size_t plane = tr == 2 ? 16 : ny / ((size_t)q->n * (tr ? q->c : q->o));
             size_t j;
             char tag[96];
-            snprintf(tag, sizeof tag, "%s x [%d,%d,%d,%d] w [%d,%d,4,4] p%d", tr ? "conv_transpose2d" : "conv2d", q->n,
-                     tr ? q->o : q->c, tr ? ho : q->h, tr ? wo : q->w, q->o, q->c, q->p);
+            snprintf(tag, sizeof tag, "%s x [%d,%d,%d,%d] w [%d,%d,4,4] p%d",
+                     tr == 2 ? "conv2d_wgrad" : tr ? "conv_transpose2d" : "conv2d", q->n, tr == 1 ? q->o : q->c,
+                     tr == 1 ? ho : q->h, tr == 1 ? wo : q->w, q->o, q->c, q->p);
             h0 = mmgan__wino_hits[tr];
             run_conv(q, tr, x, w, b, 1, y, ny);
             took += mmgan__wino_hits[tr] > h0;
             CHECK((mmgan__wino_hits[tr] > h0) == in, "%s: %s F(4x4, 2x2)", tag, in ? "not in" : "in");
-            if (tr) naive_convt(q, q->h - (2 * ho + 2 - 2 * q->p), q->w - (2 * wo + 2 - 2 * q->p), x, w, ref);
+            if (tr == 2) naive_wgrad(q, x, w, ref);
+            else if (tr) naive_convt(q, q->h - (2 * ho + 2 - 2 * q->p), q->w - (2 * wo + 2 - 2 * q->p), x, w, ref);
             else naive_conv(q, x, w, ref);
-            for (j = 0; j < ny; j++) ref[j] += b[j / plane % (tr ? q->c : q->o)];
+            for (j = 0; j < ny && tr < 2; j++) ref[j] += b[j / plane % (tr ? q->c : q->o)];
             e = max_rel(y, ref, ny);
             CHECK(e < 3e-5, "%s: error %.3g", tag, e);
             for (t = 2; t <= 8; t = t == 3 ? 8 : t + 1) {
@@ -528,7 +535,7 @@ static void check_wino(void)
             }
             free(x); free(w); free(b); free(y); free(y2); free(ref);
         }
-    CHECK(took == 12 && fell == 36, "%d of 12 products in F(4x4, 2x2), %d of 36 tried there before the direct one",
+    CHECK(took == 18 && fell == 54, "%d of 18 products in F(4x4, 2x2), %d of 54 tried there before the direct one",
           took, fell);
 }
 #endif
