@@ -376,7 +376,11 @@ MMGAN_DEF mmgan_node mmgan_linear(mmgan_graph *g, mmgan_node x, mmgan_node w, mm
 MMGAN_DEF mmgan_node mmgan_bias_add(mmgan_graph *g, mmgan_node x, mmgan_node b);
 
 /* Convolutions (cross-correlation, as in PyTorch).  x [N, C, H, W], w [O, C, kh, kw]
- * -> [N, O, (H + 2 pad - kh) / stride + 1, (W + 2 pad - kw) / stride + 1]. */
+ * -> [N, O, (H + 2 pad - kh) / stride + 1, (W + 2 pad - kw) / stride + 1].
+ * 4x4 stride-2 padding-1 ones with 32 channels or more on each side (the
+ * DCGAN's), all three products, go through Winograd's F(4x4, 2x2) except on
+ * AVX-512: half the multiplies, an error up to about 1e-5 of the largest
+ * output (the direct product's 5e-7). */
 MMGAN_DEF mmgan_node mmgan_conv2d(mmgan_graph *g, mmgan_node x, mmgan_node w, int stride, int pad);
 /* The adjoint of conv2d in its input: x [N, C, H, W], w [C, O, kh, kw] (PyTorch
  * layout) -> [N, O, (H - 1) stride - 2 pad + kh + out_pad, same for W]. */
@@ -2826,6 +2830,11 @@ MMGAN_DEF mmgan_status mmgan_gemm(mmgan_ctx *ctx, int trans_a, int trans_b, int 
  * forward and data-gradient products size their chunks by the thread count
  * (mmgan__conv_chunk_nt), which only changes which images share a product,
  * while the weight gradient, whose sums run across chunks, keeps one size. */
+/* Except on AVX-512, the 4x4 stride-2 padding-1 layers with enough
+ * channels and tiles (mmgan__wino_fit) take Winograd's F(4x4, 2x2) for all
+ * three products instead (mmgan__conv2d_wino, mmgan__conv2d_bwd_weight_wino):
+ * 0.51 of the multiplies on 7x7 outputs; on a Zen 3 (AVX2) the DCGAN steps
+ * 1.43x faster, MAGAN's 1.34x, on one thread. */
 /* Floats of column matrix per GEMM: about 4 MB for the weight gradient, and
  * at most that for the forward and data-gradient products (the same on one
  * thread; on threads they start from half and grow to whole images per
@@ -4310,8 +4319,10 @@ static int mmgan__wino_fit(const mmgan__convgeom *q, int n, int o)
 
 /* The shape of one product (tr: the transpose): tiles t1 a row of them, tt
  * in all; its input and output planes; images a chunk (a whole number of
- * vectors, chunks of at most 32 images where they make 128 columns or
- * fewer, else 16, as even as they come) and chunks for n images. */
+ * vectors, chunks of about 8 images, as even as they come) and chunks for
+ * n images.  Chunks of 8 ran as fast as chunks of 32 or faster (one Zen 3
+ * thread: the critic's 64 -> 128 products 1.03-1.06x, the generator's
+ * 256 -> 128 1.07x) in a quarter of the buffers. */
 typedef struct mmgan__wgeo {
     int t1, tt, hi, wi, hq, wq, imgs, chunks;
 } mmgan__wgeo;
@@ -4319,7 +4330,7 @@ typedef struct mmgan__wgeo {
 static mmgan__wgeo mmgan__wino_geo(const mmgan__convgeom *q, int tr, int n)
 {
     mmgan__wgeo e;
-    int cap;
+    const int cap = 8;
     if (tr) {   /* the odd phase's tiles start a row earlier: one more row to cover */
         e.t1 = (MMGAN__MAX((q->w + 1) / 2, q->w / 2 + 1) + 3) / 4;
         e.tt = (MMGAN__MAX((q->h + 1) / 2, q->h / 2 + 1) + 3) / 4 * e.t1;
@@ -4329,37 +4340,39 @@ static mmgan__wgeo mmgan__wino_geo(const mmgan__convgeom *q, int tr, int n)
         e.tt = (q->ho + 3) / 4 * e.t1;
         e.hi = q->h; e.wi = q->w; e.hq = q->ho; e.wq = q->wo;
     }
-    cap = e.tt <= 4 ? 32 : 16;
     e.chunks = (n + cap - 1) / cap;
     e.imgs = ((n + e.chunks - 1) / e.chunks + MMGAN__VN - 1) / MMGAN__VN * MMGAN__VN;
     return e;
 }
 
-/* Its scratch for n images, ci channels in and co out, and where its parts
- * lie (at, floats from the start, unless NULL): w transposed, U [25][rows]
+/* Its scratch for n images, ci channels in and co out, on up to threads
+ * threads, and where its parts lie (at, floats from the start, unless
+ * NULL; *per: one thread's buffers): w transposed, U [25][rows]
  * [k] packed, then each thread's V [k][25][cols] (U's row panels made
  * there first), M [rows][25][cols], a channel
  * of x's images [hi][wi][VN] and one of y's [hq][wq][VN]; k = 4 ci and
  * rows = co (conv2d), k = ci and rows = 4 co (the transpose). */
-static size_t mmgan__wino_ws(const mmgan__convgeom *q, int tr, int n, int ci, int co, size_t *at)
+static size_t mmgan__wino_ws(const mmgan__convgeom *q, int tr, int n, int ci, int co, int threads, size_t *at,
+                             size_t *per)
 {
     const mmgan__wgeo e = mmgan__wino_geo(q, tr, n);
     const size_t l = MMGAN__LINE_FLOATS, cols = (size_t)e.tt * e.imgs;
     const size_t k = (size_t)(tr ? 1 : 4) * ci, rows = (size_t)(tr ? 4 : 1) * co;
-    const int nt = MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks);
-    size_t f = 0, per;
+    const int nt = MMGAN__MAX(1, MMGAN__MIN(threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)));
+    size_t f = 0, mine;
     int t;
 #define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
     MMGAN__PUT(0, 16 * (size_t)ci * co);
     MMGAN__PUT(1, MMGAN__WG_P * mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], (int)rows, (int)k));
-    per = f;
+    mine = f;
     MMGAN__PUT(2, MMGAN__WG_P * k * cols);
     MMGAN__PUT(3, MMGAN__WG_P * rows * cols);
     MMGAN__PUT(4, (size_t)e.hi * e.wi * MMGAN__VN);
     MMGAN__PUT(5, (size_t)e.hq * e.wq * MMGAN__VN);
 #undef MMGAN__PUT
-    per = f - per;
-    for (t = 1; t < nt; t++) f += per;
+    mine = f - mine;
+    if (per) *per = mine;
+    for (t = 1; t < nt; t++) f += mine;
     return f;
 }
 
@@ -4593,20 +4606,25 @@ static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b
  * w [O, C, 4, 4], in F(4x4, 2x2); 0 (y partly written) where an output is
  * not finite, for the direct product to redo. */
 static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, int n, int o, const float *x,
-                              const float *w, const float *bias, float *y, float *ws)
+                              const float *w, const float *bias, float *y, float *ws, size_t cap)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     const mmgan__wgeo e = mmgan__wino_geo(q, tr, n);
     const int ci = tr ? o : q->c, co = tr ? q->c : o, rows = (tr ? 4 : 1) * co, k = (tr ? 1 : 4) * ci;
     const int panels = (rows + kr->mr - 1) / kr->mr;
     const size_t gper = mmgan__gemm_cols_ws(kr), upk_pt = mmgan__gemm_apk_floats(kr, rows, k);
-    const int want = (int)MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)),
-                                     MMGAN__MAX((size_t)1, ctx->gemm_ws_floats / gper));
     size_t at[6], per;
+    const size_t fixed = mmgan__wino_ws(q, tr, n, ci, co, 1, at, &per) - per;
+    /* threads: as many as the chunks and the workspaces take, and as the
+     * scratch holds buffers for (sized by the thread count when the plan
+     * was made) */
+    const int want = (int)MMGAN__MIN(MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)),
+                                                MMGAN__MAX((size_t)1, ctx->gemm_ws_floats / gper)),
+                                     MMGAN__MAX((size_t)1, (cap - fixed) / per));
     int bad = 0, r;
     float *wt, *upk;
+    MMGAN_ASSERT(cap >= fixed + per);
     if (!mmgan__all_finite(w, (size_t)o * q->c * 16)) return 0;
-    per = mmgan__wino_ws(q, tr, e.imgs, ci, co, at) - at[2];   /* one thread's buffers */
     MMGAN_ASSERT(at[3] - at[2] >= (size_t)MMGAN__WG_P * kr->mr * k);   /* V holds a row panel of U */
     wt = ws + at[0];
     upk = ws + at[1];
@@ -4649,24 +4667,27 @@ static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, 
 /* The weight gradient of the same conv2d in F(4x4, 2x2): y's tile is
  * A^T (sum_k U[k] V[k]) A point by point, so dU [25][O][4C] = sum over the
  * tiles of (A gy A^T) V^T (gy's 4x4 tiles, zeros past Ho and Wo, to 5x5),
- * and dw's 2x2 taps of each phase are G^T dU G.  V and A gy A^T for the
- * whole batch first (threads over channels), then 25 GEMMs over all the
- * tiles at once (threads inside each, splitting its outputs: every sum
- * whole on one thread, in one order), then dw.  Scratch: V [4C][25][cols],
- * G [O][25][cols] (cols: the batch's tiles, images padded to whole
- * vectors), dU [25][O][4C], dw^T [O][16][C], and each of up to
- * MMGAN__WINO_THREADS threads' images of a channel. */
+ * and dw's 2x2 taps of each phase are G^T dU G.  A chunk of images at a
+ * time, in order: V and A gy A^T (threads over channels), then 25 GEMMs
+ * over its tiles into dU (threads inside each, splitting its outputs: every
+ * sum on one thread, in one order, whatever the thread count); at the end
+ * dw.  Chunks of 8 images (32 columns of 7x7 outputs): the whole batch at
+ * once took 2.6x the memory (MAGAN's peak 7.6x under PyTorch's instead of
+ * 10x), and the steps ran no faster.  Scratch: V [4C][25][cols], A gy A^T
+ * [O][25][cols], dU [25][O][4C], and each of up to MMGAN__WINO_THREADS
+ * threads' images of a channel; dw^T [O][16][C] at the end where V was. */
+#define MMGAN__WINO_W_IMGS 8
+
 static size_t mmgan__wino_w_ws(const mmgan__convgeom *q, int n, int o, size_t *at)
 {
     const size_t l = MMGAN__LINE_FLOATS, k = 4 * (size_t)q->c, tt = (size_t)((q->ho + 3) / 4) * ((q->wo + 3) / 4);
-    const size_t cols = tt * (((size_t)n + MMGAN__VN - 1) / MMGAN__VN * MMGAN__VN);
+    const size_t cols = tt * (((size_t)MMGAN__MIN(n, MMGAN__WINO_W_IMGS) + MMGAN__VN - 1) / MMGAN__VN * MMGAN__VN);
     size_t f = 0;
 #define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
-    MMGAN__PUT(0, k * MMGAN__WG_P * cols);
+    MMGAN__PUT(0, MMGAN__MAX(k * MMGAN__WG_P * cols, 16 * (size_t)o * q->c));   /* V, then dw^T */
     MMGAN__PUT(1, (size_t)o * MMGAN__WG_P * cols);
     MMGAN__PUT(2, MMGAN__WG_P * (size_t)o * k);
-    MMGAN__PUT(3, 16 * (size_t)o * q->c);
-    MMGAN__PUT(4, MMGAN__WINO_THREADS * (size_t)MMGAN__MAX(q->h * q->w, q->ho * q->wo) * MMGAN__VN);
+    MMGAN__PUT(3, MMGAN__WINO_THREADS * (size_t)MMGAN__MAX(q->h * q->w, q->ho * q->wo) * MMGAN__VN);
 #undef MMGAN__PUT
     return f;
 }
@@ -4692,76 +4713,80 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     const int c = q->c, k = 4 * c, vn = MMGAN__VN, t1 = (q->wo + 3) / 4, tt = ((q->ho + 3) / 4) * t1;
-    const int nbp = (n + vn - 1) / vn * vn, cols = tt * nbp, ld = MMGAN__WG_P * cols, pin = q->h * q->w;
-    const int pout = q->ho * q->wo;
-    size_t at[5];
+    const int pin = q->h * q->w, pout = q->ho * q->wo;
+    size_t at[4];
     float *v, *gm, *du, *dwt, *xs0;
-    int i, bad = 0;
+    int i, b0, bad = 0;
     mmgan__wino_w_ws(q, n, o, at);
-    v = ws + at[0]; gm = ws + at[1]; du = ws + at[2]; dwt = ws + at[3]; xs0 = ws + at[4];
+    v = dwt = ws + at[0]; gm = ws + at[1]; du = ws + at[2]; xs0 = ws + at[3];
 #ifdef MMGAN__TEST_HOOKS
     mmgan__wino_hits[2]++;
 #endif
-    /* V [(phase, c)][25][(tile, image)] and A gy A^T [o][25][(tile, image)],
-     * a channel a step: rows 0 .. c - 1 are x's channels, then gy's */
+    for (b0 = 0; b0 < n; b0 += MMGAN__WINO_W_IMGS) {
+        const int nb = MMGAN__MIN(MMGAN__WINO_W_IMGS, n - b0), nbp = (nb + vn - 1) / vn * vn, cols = tt * nbp;
+        const int ld = MMGAN__WG_P * cols;
+        /* V [(phase, c)][25][(tile, image)] and A gy A^T [o][25][(tile,
+         * image)], a channel a step: rows 0 .. c - 1 are x's channels, then
+         * gy's */
 #ifdef MMGAN__OMP
-    MMGAN__PRAGMA(omp parallel for num_threads(MMGAN__MIN(ctx->threads, MMGAN__WINO_THREADS)) schedule(static))
+        MMGAN__PRAGMA(omp parallel for num_threads(MMGAN__MIN(ctx->threads, MMGAN__WINO_THREADS)) schedule(static))
 #endif
-    for (i = 0; i < c + o; i++) {
-        const int isx = i < c, ch = isx ? i : i - c, p = isx ? pin : pout, chans = isx ? c : o;
+        for (i = 0; i < c + o; i++) {
+            const int isx = i < c, ch = isx ? i : i - c, p = isx ? pin : pout, chans = isx ? c : o;
 #ifdef MMGAN__OMP
-        float *xs = xs0 + (size_t)omp_get_thread_num() * MMGAN__MAX(pin, pout) * vn;
+            float *xs = xs0 + (size_t)omp_get_thread_num() * MMGAN__MAX(pin, pout) * vn;
 #else
-        float *xs = xs0;
+            float *xs = xs0;
 #endif
-        int g, ph, t, r, s, pt;
-        for (g = 0; g < nbp; g += vn) {
-            const int cnt = MMGAN__MIN(vn, n - g);
-            const float *src = (isx ? x : gy) + ((size_t)g * chans + ch) * p;
-            if (cnt == vn) {
-                mmgan__wg_transpose(src, (size_t)vn, (size_t)p, (size_t)chans * p, xs, (size_t)vn);
-            } else {
-                memset(xs, 0, (size_t)p * vn * sizeof(float));
-                for (r = 0; r < cnt; r++)
-                    for (s = 0; s < p; s++) xs[(size_t)s * vn + r] = src[(size_t)r * chans * p + s];
-            }
-            for (ph = 0; ph < (isx ? 4 : 1); ph++)
-                for (t = 0; t < tt; t++) {
-                    const int ty = t / t1, tx = t % t1;
-                    mmgan__v d[MMGAN__WG_P], h[20];
-                    float *dst;
-                    if (isx) {
-                        dst = v + (size_t)(ph * c + ch) * ld + (size_t)t * nbp + g;
-                        for (r = 0; r < 5; r++) {
-                            const int row = 8 * ty + 2 * r + (ph >> 1) - 1;
-                            for (s = 0; s < 5; s++) {
-                                const int col = 8 * tx + 2 * s + (ph & 1) - 1;
-                                d[r * 5 + s] = row >= 0 && row < q->h && col >= 0 && col < q->w
-                                                   ? MMGAN__VLOAD(xs + ((size_t)row * q->w + col) * vn)
-                                                   : MMGAN__VSET(0.0f);
-                            }
-                        }
-                        for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);
-                        for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);
-                    } else {
-                        dst = gm + (size_t)ch * ld + (size_t)t * nbp + g;
-                        for (r = 0; r < 4; r++)
-                            for (s = 0; s < 4; s++) {
-                                const int row = 4 * ty + r, col = 4 * tx + s;
-                                h[r * 5 + s] = row < q->ho && col < q->wo
-                                                   ? MMGAN__VLOAD(xs + ((size_t)row * q->wo + col) * vn)
-                                                   : MMGAN__VSET(0.0f);
-                            }
-                        for (s = 0; s < 4; s++) mmgan__wg_a(h + s, 5, d + s, 5);     /* A gy: down the columns */
-                        for (r = 0; r < 5; r++) mmgan__wg_a(d + 5 * r, 1, d + 5 * r, 1);   /* (A gy) A^T, in place */
-                    }
-                    for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
+            int g, ph, t, r, s, pt;
+            for (g = 0; g < nbp; g += vn) {
+                const int cnt = MMGAN__MIN(vn, nb - g);
+                const float *src = (isx ? x : gy) + ((size_t)(b0 + g) * chans + ch) * p;
+                if (cnt == vn) {
+                    mmgan__wg_transpose(src, (size_t)vn, (size_t)p, (size_t)chans * p, xs, (size_t)vn);
+                } else {
+                    memset(xs, 0, (size_t)p * vn * sizeof(float));
+                    for (r = 0; r < cnt; r++)
+                        for (s = 0; s < p; s++) xs[(size_t)s * vn + r] = src[(size_t)r * chans * p + s];
                 }
+                for (ph = 0; ph < (isx ? 4 : 1); ph++)
+                    for (t = 0; t < tt; t++) {
+                        const int ty = t / t1, tx = t % t1;
+                        mmgan__v d[MMGAN__WG_P], h[20];
+                        float *dst;
+                        if (isx) {
+                            dst = v + (size_t)(ph * c + ch) * ld + (size_t)t * nbp + g;
+                            for (r = 0; r < 5; r++) {
+                                const int row = 8 * ty + 2 * r + (ph >> 1) - 1;
+                                for (s = 0; s < 5; s++) {
+                                    const int col = 8 * tx + 2 * s + (ph & 1) - 1;
+                                    d[r * 5 + s] = row >= 0 && row < q->h && col >= 0 && col < q->w
+                                                       ? MMGAN__VLOAD(xs + ((size_t)row * q->w + col) * vn)
+                                                       : MMGAN__VSET(0.0f);
+                                }
+                            }
+                            for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);
+                            for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);
+                        } else {
+                            dst = gm + (size_t)ch * ld + (size_t)t * nbp + g;
+                            for (r = 0; r < 4; r++)
+                                for (s = 0; s < 4; s++) {
+                                    const int row = 4 * ty + r, col = 4 * tx + s;
+                                    h[r * 5 + s] = row < q->ho && col < q->wo
+                                                       ? MMGAN__VLOAD(xs + ((size_t)row * q->wo + col) * vn)
+                                                       : MMGAN__VSET(0.0f);
+                                }
+                            for (s = 0; s < 4; s++) mmgan__wg_a(h + s, 5, d + s, 5);            /* A gy */
+                            for (r = 0; r < 5; r++) mmgan__wg_a(d + 5 * r, 1, d + 5 * r, 1);   /* then A^T, in place */
+                        }
+                        for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
+                    }
+            }
         }
+        for (i = 0; i < MMGAN__WG_P; i++)   /* dU[pt] (+)= (A gy A^T)[pt] V[pt]^T */
+            mmgan__gemm_run_ex(ctx, kr, 0, 1, o, k, cols, 1.0f, gm + (size_t)i * cols, ld, v + (size_t)i * cols, ld,
+                               NULL, NULL, b0 ? 1.0f : 0.0f, du + (size_t)i * o * k, k);
     }
-    for (i = 0; i < MMGAN__WG_P; i++)   /* dU[pt] = (A gy A^T)[pt] V[pt]^T */
-        mmgan__gemm_run_ex(ctx, kr, 0, 1, o, k, cols, 1.0f, gm + (size_t)i * cols, ld, v + (size_t)i * cols, ld, NULL,
-                           NULL, 0.0f, du + (size_t)i * o * k, k);
     /* dw's taps (2a + p, 2e + q) = G^T dU G, as dw^T [o][i][j][c], then dw */
     MMGAN__PAR_FOR(ctx->threads, (size_t)o * k * MMGAN__WG_P >= 4 * MMGAN__PAR_MIN)
     for (i = 0; i < o; i++) {
@@ -4823,9 +4848,10 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
 }
 #endif
 
-/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]) (+ bias [O]). */
+/* y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C, kh, kw]) (+ bias [O]);
+ * ws: the scratch, cap floats. */
 static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                              const float *x, const float *w, const float *bias, float *y, float *ws)
+                              const float *x, const float *w, const float *bias, float *y, float *ws, size_t cap)
 {
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo;
     const int chunk = mmgan__conv_chunk_nt(q, n, ctx->threads), group = mmgan__unfold_group(q, ctx->threads);
@@ -4835,8 +4861,9 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__conv_ws_ld(q, n, o, MMGAN__WS_COLS);
     int b0;
 #if !defined(MMGAN__AVX512)
-    if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 0, n, o, x, w, bias, y, ws)) return;
+    if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 0, n, o, x, w, bias, y, ws, cap)) return;
 #else
+    (void)cap;
     {
         mmgan__runs L;
         const int group1 = mmgan__unfold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
@@ -4880,7 +4907,8 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
 /* y [N, C, H, W] = conv_transpose2d(x [N, O, Ho, Wo], w [O, C, kh, kw])
  * (+ bias [C]): the geometry q is that of the forward conv from y's size to x's. */
 static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, int o,
-                                   const float *x, const float *w, const float *bias, float *y, float *ws)
+                                   const float *x, const float *w, const float *bias, float *y, float *ws,
+                                   size_t cap)
 {
     const int ckk = q->c * q->kh * q->kw, kk = q->kh * q->kw, hw = q->ho * q->wo, plane = q->h * q->w;
     const int chunk = mmgan__conv_chunk_nt(q, n, ctx->threads);
@@ -4896,8 +4924,9 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     if (own) group = group1;
 #endif
 #if !defined(MMGAN__AVX512)
-    if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 1, n, o, x, w, bias, y, ws)) return;
+    if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 1, n, o, x, w, bias, y, ws, cap)) return;
 #else
+    (void)cap;
     {
         mmgan__runs L;
         const int g1 = mmgan__fold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
@@ -6516,6 +6545,7 @@ typedef struct mmgan__run {
     mmgan_ctx *ctx;
     const mmgan_graph *g;
     float *scratch;
+    size_t scratch_floats;   /* its size: the largest op's need when the plan was made */
     mmgan__bn_stats *bn;   /* batch-norm gradient statistics shared with a sibling op, or NULL */
     int bn_fill;           /* 1: this op computes them into bn; 0: it reads them */
 } mmgan__run;
@@ -6833,13 +6863,13 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
 #if !defined(MMGAN__AVX512)
     if (nd->op == MMGAN__OP_CONV && mmgan__wino_fit(&q, nx->shape[0], nd->shape[1]))
         return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS),
-                          mmgan__wino_ws(&q, 0, nx->shape[0], q.c, nd->shape[1], NULL));
+                          mmgan__wino_ws(&q, 0, nx->shape[0], q.c, nd->shape[1], g->ctx->threads, NULL, NULL));
 #endif
     if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
 #if !defined(MMGAN__AVX512)
     if (nd->op == MMGAN__OP_CONVT && mmgan__wino_fit(&q, nx->shape[0], nx->shape[1]))
         return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD),
-                          mmgan__wino_ws(&q, 1, nx->shape[0], nx->shape[1], q.c, NULL));
+                          mmgan__wino_ws(&q, 1, nx->shape[0], nx->shape[1], q.c, g->ctx->threads, NULL, NULL));
 #endif
     if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
 #if defined(MMGAN__AVX512)
@@ -6898,10 +6928,11 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
         return;
     /* Which product each op uses was measured: see 2.6. */
     if (nd->op == MMGAN__OP_CONV)
-        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch);
+        mmgan__conv2d_fwd(r->ctx, &q, nx->shape[0], nd->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y, r->scratch,
+                          r->scratch_floats);
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y,
-                               r->scratch);
+                               r->scratch, r->scratch_floats);
 #if !defined(MMGAN__AVX512)
     else if (mmgan__wino_fit(&q, nx->shape[0], nd->shape[0]) &&
              mmgan__conv2d_bwd_weight_wino(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch))
@@ -7880,6 +7911,7 @@ MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
                            "plan_run_stage: stage %d reuses the values of stage %d, which has not just run", s, s - 1);
     r.g = p->g;
     r.scratch = p->arena + p->arena_floats;
+    r.scratch_floats = p->scratch_floats;
     r.bn = NULL;
     r.bn_fill = 0;
     for (k = p->begin[s]; k < p->begin[s + 1]; k++) {
