@@ -4347,28 +4347,27 @@ static mmgan__wgeo mmgan__wino_geo(const mmgan__convgeom *q, int tr, int n)
 
 /* Its scratch for n images, ci channels in and co out, on up to threads
  * threads, and where its parts lie (at, floats from the start, unless
- * NULL; *per: one thread's buffers): w transposed, U [25][rows]
- * [k] packed, then each thread's V [k][25][cols] (U's row panels made
- * there first), M [rows][25][cols], a channel
- * of x's images [hi][wi][VN] and one of y's [hq][wq][VN]; k = 4 ci and
- * rows = co (conv2d), k = ci and rows = 4 co (the transpose). */
+ * NULL; *per: one thread's buffers): U [phase][25][co][ci] packed, then
+ * each thread's V [ci][25][cols] (U's row panels made there first), M [co]
+ * [25][cols], a channel of x's images [hi][wi][VN] and one of y's [hq][wq]
+ * [VN].  A phase at a time (conv2d: V's phase, M summed over them; the
+ * transpose: M's phase): MAGAN's peak memory, 10x under PyTorch's before
+ * F(4x4, 2x2), stays so. */
 static size_t mmgan__wino_ws(const mmgan__convgeom *q, int tr, int n, int ci, int co, int threads, size_t *at,
                              size_t *per)
 {
     const mmgan__wgeo e = mmgan__wino_geo(q, tr, n);
     const size_t l = MMGAN__LINE_FLOATS, cols = (size_t)e.tt * e.imgs;
-    const size_t k = (size_t)(tr ? 1 : 4) * ci, rows = (size_t)(tr ? 4 : 1) * co;
     const int nt = MMGAN__MAX(1, MMGAN__MIN(threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)));
     size_t f = 0, mine;
     int t;
 #define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
-    MMGAN__PUT(0, 16 * (size_t)ci * co);
-    MMGAN__PUT(1, MMGAN__WG_P * mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], (int)rows, (int)k));
+    MMGAN__PUT(0, 4 * MMGAN__WG_P * mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], co, ci));
     mine = f;
-    MMGAN__PUT(2, MMGAN__WG_P * k * cols);
-    MMGAN__PUT(3, MMGAN__WG_P * rows * cols);
-    MMGAN__PUT(4, (size_t)e.hi * e.wi * MMGAN__VN);
-    MMGAN__PUT(5, (size_t)e.hq * e.wq * MMGAN__VN);
+    MMGAN__PUT(1, MMGAN__WG_P * (size_t)ci * cols);
+    MMGAN__PUT(2, MMGAN__WG_P * (size_t)co * cols);
+    MMGAN__PUT(3, (size_t)e.hi * e.wi * MMGAN__VN);
+    MMGAN__PUT(4, (size_t)e.hq * e.wq * MMGAN__VN);
 #undef MMGAN__PUT
     mine = f - mine;
     if (per) *per = mine;
@@ -4464,68 +4463,54 @@ static void mmgan__wg_u_row(const float *const *src, int len, float *dst, size_t
     }
 }
 
-/* U row r (of rows), its k = (4 or 1) ci entries, point pt at dst + pt
- * upt, from w [O, C, 4, 4].  conv2d (ci = C, rows O): row oc, entries
- * (phase p q, c), taps (2a + p, 2e + q), from wt = w as [o][i][j][c].  The
- * transpose (ci = O, rows 4C): row (phase py px, c), entries o, taps
- * (3 - 2a - py, 3 - 2e - px), from wt = w as [c][i][j][o]. */
-static void mmgan__wino_u(int tr, int ci, int rows, const float *wt, int r, float *dst, size_t upt)
-{
-    const float *src[4];
-    int ph, a, e;
-    if (tr) {
-        const int co = rows / 4, p = r / co, c = r % co, py = p >> 1, px = p & 1;
-        for (a = 0; a < 2; a++)
-            for (e = 0; e < 2; e++) src[2 * a + e] = wt + ((size_t)c * 16 + (3 - 2 * a - py) * 4 + 3 - 2 * e - px) * ci;
-        mmgan__wg_u_row(src, ci, dst, upt);
-        return;
-    }
-    for (ph = 0; ph < 4; ph++) {
-        for (a = 0; a < 2; a++)
-            for (e = 0; e < 2; e++) src[2 * a + e] = wt + ((size_t)r * 16 + (2 * a + (ph >> 1)) * 4 + 2 * e + (ph & 1)) * ci;
-        mmgan__wg_u_row(src, ci, dst + (size_t)ph * ci, upt);
-    }
-}
-
-/* U's row panel p (the micro-kernel's mr rows) packed for it, each point
- * apart (upk, floats from one point's to the next's): made row-major in
- * tmp [25][mr][k] first.  Packed once a product, not once a chunk. */
-static void mmgan__wino_pack_u(int tr, int ci, int rows, const float *wt, int p, float *tmp, float *upk, size_t upk_pt)
+/* U's block ph (a phase: of x's rows and columns for conv2d, y's for the
+ * transpose), [25][co][ci], its row panel p (the micro-kernel's mr rows)
+ * packed for it, each point apart (upk_pt floats): made row-major in tmp
+ * [25][mr][ci] first, from the 2x2 kernels gathered out of w [O, C, 4, 4]
+ * (after them in tmp).  conv2d (ci = C, co = O): row oc, column c, taps
+ * (2a + py, 2e + px).  The transpose (ci = O, co = C): row c, column o,
+ * taps (3 - 2a - py, 3 - 2e - px). */
+static void mmgan__wino_pack_u(int tr, int ci, int co, const float *w, int ph, int p, float *tmp, float *upk,
+                               size_t upk_pt)
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    const int mr = kr->mr, k = (tr ? 1 : 4) * ci, r0 = p * mr, n = MMGAN__MIN(mr, rows - r0);
+    const int mr = kr->mr, r0 = p * mr, n = MMGAN__MIN(mr, co - r0), py = ph >> 1, px = ph & 1;
+    float *gat = tmp + (size_t)MMGAN__WG_P * mr * ci;
     mmgan__gemm_args g;
-    int r, pt, pc;
-    for (r = 0; r < n; r++) mmgan__wino_u(tr, ci, rows, wt, r0 + r, tmp + (size_t)r * k, (size_t)mr * k);
+    int r, pt, pc, a, e, i;
+    for (r = 0; r < n; r++) {
+        const float *src[4];
+        for (a = 0; a < 2; a++)
+            for (e = 0; e < 2; e++) {
+                const int tap = tr ? (3 - 2 * a - py) * 4 + 3 - 2 * e - px : (2 * a + py) * 4 + 2 * e + px;
+                const float *from = w + (tr ? (size_t)(r0 + r) * 16 : (size_t)(r0 + r) * ci * 16) + tap;
+                const size_t step = tr ? (size_t)co * 16 : 16;
+                float *to = gat + (size_t)(2 * a + e) * ci;
+                for (i = 0; i < ci; i++) to[i] = from[(size_t)i * step];
+                src[2 * a + e] = to;
+            }
+        mmgan__wg_u_row(src, ci, tmp + (size_t)r * ci, (size_t)mr * ci);
+    }
     memset(&g, 0, sizeof g);
     g.kr = kr;
-    g.lda = k;
+    g.lda = ci;
     for (pt = 0; pt < MMGAN__WG_P; pt++)
-        for (pc = 0; pc < k; pc += kr->kc) {
-            const int kc = MMGAN__MIN(kr->kc, k - pc);
-            g.a = tmp + (size_t)pt * mr * k;
-            g.ap = upk + pt * upk_pt + mmgan__apk_off(kr, rows, pc, r0, kc);
+        for (pc = 0; pc < ci; pc += kr->kc) {
+            const int kc = MMGAN__MIN(kr->kc, ci - pc);
+            g.a = tmp + (size_t)pt * mr * ci;
+            g.ap = upk + ((size_t)ph * MMGAN__WG_P + pt) * upk_pt + mmgan__apk_off(kr, co, pc, r0, kc);
             mmgan__pack_a(&g, 0, n, pc, kc, 0, 1);
         }
 }
 
-/* One chunk (images [b0, b0 + nb)) of a product (tr: the transpose; ci
- * channels in, co out) in one thread's buffers: V, the 25 GEMMs (gws: the
- * thread's GEMM workspace), then y.  0 where an output is not finite. */
-static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b0, int nb,
-                             const float *x, const float *upk, const float *bias, float *y, float *v, float *m,
-                             float *xs, float *ys, float *gws)
+/* V for a chunk (images [b0, b0 + nb)): 5x5 tiles of x (of its phase ph
+ * for conv2d), a vector of images, the padding's zeros outside, the images
+ * past nb zeros too; V [ci][25][(tile, image)], rows ld apart. */
+static void mmgan__wino_v(const mmgan__wgeo *e, int tr, int ph, int ci, int b0, int nb, const float *x, float *v,
+                          size_t ld, float *xs)
 {
-    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
-    const int nbp = e->imgs, cols = e->tt * nbp, vn = MMGAN__VN, np = tr ? 1 : 4, nq = tr ? 4 : 1;
-    const int k = np * ci, rows = nq * co, pin = e->hi * e->wi, pout = e->hq * e->wq;
-    const size_t ld = (size_t)MMGAN__WG_P * cols;   /* V [k][25][cols], M [rows][25][cols] */
-    mmgan__v chk = MMGAN__VSET(0.0f);
-    float lanes[MMGAN__VN];
-    int cc, g, ph, t, r, s, pt;
-    /* V [25][k][(tile, image)]: 5x5 tiles of x (of each of its phases for
-     * conv2d), a vector of images, the padding's zeros outside; the images
-     * past nb are zeros too */
+    const int nbp = e->imgs, cols = e->tt * nbp, vn = MMGAN__VN, pin = e->hi * e->wi;
+    int cc, g, t, r, s, pt;
     for (cc = 0; cc < ci; cc++)
         for (g = 0; g < nbp; g += vn) {
             const int cnt = MMGAN__MAX(0, MMGAN__MIN(vn, nb - g));
@@ -4537,40 +4522,59 @@ static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b
                 for (r = 0; r < cnt; r++)
                     for (s = 0; s < pin; s++) xs[(size_t)s * vn + r] = src[(size_t)r * ci * pin + s];
             }
-            for (ph = 0; ph < np; ph++)
-                for (t = 0; t < e->tt; t++) {
-                    const int ty = t / e->t1, tx = t % e->t1;
-                    float *dst = v + (size_t)(ph * ci + cc) * ld + (size_t)t * nbp + g;
-                    mmgan__v d[MMGAN__WG_P];
-                    for (r = 0; r < 5; r++) {
-                        const int row = tr ? 4 * ty + r - 1 : 8 * ty + 2 * r + (ph >> 1) - 1;
-                        for (s = 0; s < 5; s++) {
-                            const int col = tr ? 4 * tx + s - 1 : 8 * tx + 2 * s + (ph & 1) - 1;
-                            d[r * 5 + s] = row >= 0 && row < e->hi && col >= 0 && col < e->wi
-                                               ? MMGAN__VLOAD(xs + ((size_t)row * e->wi + col) * vn)
-                                               : MMGAN__VSET(0.0f);
-                        }
+            for (t = 0; t < e->tt; t++) {
+                const int ty = t / e->t1, tx = t % e->t1;
+                float *dst = v + (size_t)cc * ld + (size_t)t * nbp + g;
+                mmgan__v d[MMGAN__WG_P];
+                for (r = 0; r < 5; r++) {
+                    const int row = tr ? 4 * ty + r - 1 : 8 * ty + 2 * r + (ph >> 1) - 1;
+                    for (s = 0; s < 5; s++) {
+                        const int col = tr ? 4 * tx + s - 1 : 8 * tx + 2 * s + (ph & 1) - 1;
+                        d[r * 5 + s] = row >= 0 && row < e->hi && col >= 0 && col < e->wi
+                                           ? MMGAN__VLOAD(xs + ((size_t)row * e->wi + col) * vn)
+                                           : MMGAN__VSET(0.0f);
                     }
-                    for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);     /* B^T d: down the columns */
-                    for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);   /* (B^T d) B: along the rows */
-                    for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
                 }
+                for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);     /* B^T d: down the columns */
+                for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);   /* (B^T d) B: along the rows */
+                for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
+            }
         }
-    for (pt = 0; pt < MMGAN__WG_P; pt++)
-        mmgan__gemm_alone(kr, 0, rows, cols, k, NULL, k, v + (size_t)pt * cols, (int)ld,
-                          upk + pt * mmgan__gemm_apk_floats(kr, rows, k), 0.0f, m + (size_t)pt * cols, (int)ld, gws);
-    /* y = A^T M A (+ bias) per output channel (each of its phases for the
-     * transpose, the odd one's tiles a row and a column earlier), a vector
-     * of images, into ys [hq][wq][VN], then each image's plane */
-    for (cc = 0; cc < co; cc++)
-        for (g = 0; g < nbp && g < nb; g += vn) {
-            const int cnt = MMGAN__MIN(vn, nb - g);
-            const mmgan__v bv = MMGAN__VSET(bias ? bias[cc] : 0.0f);
-            float *dst = y + ((size_t)(b0 + g) * co + cc) * pout;
-            for (ph = 0; ph < nq; ph++)
+}
+
+/* One chunk (images [b0, b0 + nb)) of a product (tr: the transpose; ci
+ * channels in, co out) in one thread's buffers: V, 25 GEMMs a phase (gws:
+ * the thread's GEMM workspace), y.  0 where an output is not finite. */
+static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b0, int nb, const float *x,
+                             const float *upk, const float *bias, float *y, float *v, float *m, float *xs, float *ys,
+                             float *gws)
+{
+    const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
+    const int nbp = e->imgs, cols = e->tt * nbp, vn = MMGAN__VN, pout = e->hq * e->wq;
+    const size_t ld = (size_t)MMGAN__WG_P * cols, upk_pt = mmgan__gemm_apk_floats(kr, co, ci);
+    mmgan__v chk = MMGAN__VSET(0.0f);
+    float lanes[MMGAN__VN];
+    int cc, g, ph, t, r, s, pt, l;
+    if (tr) mmgan__wino_v(e, tr, 0, ci, b0, nb, x, v, ld, xs);   /* one V for the four phases */
+    for (ph = 0; ph < 4; ph++) {
+        if (!tr) mmgan__wino_v(e, tr, ph, ci, b0, nb, x, v, ld, xs);
+        /* M (+)= U V: conv2d sums the phases, the transpose takes each apart */
+        for (pt = 0; pt < MMGAN__WG_P; pt++)
+            mmgan__gemm_alone(kr, 0, co, cols, ci, NULL, ci, v + (size_t)pt * cols, (int)ld,
+                              upk + ((size_t)ph * MMGAN__WG_P + pt) * upk_pt, !tr && ph ? 1.0f : 0.0f,
+                              m + (size_t)pt * cols, (int)ld, gws);
+        if (!tr && ph < 3) continue;
+        /* y = A^T M A (+ bias), a vector of images: conv2d's tiles into ys
+         * [hq][wq][VN] and then each image's plane, the transpose's phase
+         * (its odd tiles a row and a column earlier) straight into y */
+        for (cc = 0; cc < co; cc++)
+            for (g = 0; g < nbp && g < nb; g += vn) {
+                const int cnt = MMGAN__MIN(vn, nb - g);
+                const mmgan__v bv = MMGAN__VSET(bias ? bias[cc] : 0.0f);
+                float *dst = y + ((size_t)(b0 + g) * co + cc) * pout;
                 for (t = 0; t < e->tt; t++) {
                     const int ty = t / e->t1, tx = t % e->t1, py = ph >> 1, px = ph & 1;
-                    const float *src = m + (size_t)(ph * co + cc) * ld + (size_t)t * nbp + g;
+                    const float *src = m + (size_t)cc * ld + (size_t)t * nbp + g;
                     mmgan__v mm[MMGAN__WG_P], h[20], out[16];
                     for (pt = 0; pt < MMGAN__WG_P; pt++) mm[pt] = MMGAN__VLOAD(src + (size_t)pt * cols);
                     for (r = 0; r < 5; r++) mmgan__wg_at(mm + r, 5, h + r, 5);            /* A^T m: h [4][5] */
@@ -4584,17 +4588,24 @@ static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b
                             if (xx < 0 || xx >= e->wq) continue;
                             o = MMGAN__VADD(out[4 * r + s], bv);
                             chk = MMGAN__VADD(chk, MMGAN__VSUB(o, o));   /* NaN from here on if o is not finite */
-                            MMGAN__VSTORE(ys + ((size_t)yy * e->wq + xx) * vn, o);
+                            if (tr) {
+                                MMGAN__VSTORE(lanes, o);
+                                for (l = 0; l < cnt; l++) dst[(size_t)l * co * pout + (size_t)yy * e->wq + xx] = lanes[l];
+                            } else {
+                                MMGAN__VSTORE(ys + ((size_t)yy * e->wq + xx) * vn, o);
+                            }
                         }
                     }
                 }
-            if (cnt == vn) {
-                mmgan__wg_transpose(ys, (size_t)pout, (size_t)vn, (size_t)vn, dst, (size_t)co * pout);
-            } else {
-                for (r = 0; r < cnt; r++)
-                    for (s = 0; s < pout; s++) dst[(size_t)r * co * pout + s] = ys[(size_t)s * vn + r];
+                if (tr) continue;
+                if (cnt == vn) {
+                    mmgan__wg_transpose(ys, (size_t)pout, (size_t)vn, (size_t)vn, dst, (size_t)co * pout);
+                } else {
+                    for (r = 0; r < cnt; r++)
+                        for (s = 0; s < pout; s++) dst[(size_t)r * co * pout + s] = ys[(size_t)s * vn + r];
+                }
             }
-        }
+    }
     MMGAN__VSTORE(lanes, chk);
     for (r = 0; r < vn; r++)
         if (lanes[r] != 0.0f) return 0;
@@ -4610,10 +4621,9 @@ static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, 
 {
     const mmgan__gemm_kernel *kr = &mmgan__gemm_kernels[0];
     const mmgan__wgeo e = mmgan__wino_geo(q, tr, n);
-    const int ci = tr ? o : q->c, co = tr ? q->c : o, rows = (tr ? 4 : 1) * co, k = (tr ? 1 : 4) * ci;
-    const int panels = (rows + kr->mr - 1) / kr->mr;
-    const size_t gper = mmgan__gemm_cols_ws(kr), upk_pt = mmgan__gemm_apk_floats(kr, rows, k);
-    size_t at[6], per;
+    const int ci = tr ? o : q->c, co = tr ? q->c : o, panels = (co + kr->mr - 1) / kr->mr;
+    const size_t gper = mmgan__gemm_cols_ws(kr), upk_pt = mmgan__gemm_apk_floats(kr, co, ci);
+    size_t at[5], per;
     const size_t fixed = mmgan__wino_ws(q, tr, n, ci, co, 1, at, &per) - per;
     /* threads: as many as the chunks and the workspaces take, and as the
      * scratch holds buffers for (sized by the thread count when the plan
@@ -4621,21 +4631,13 @@ static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, 
     const int want = (int)MMGAN__MIN(MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)),
                                                 MMGAN__MAX((size_t)1, ctx->gemm_ws_floats / gper)),
                                      MMGAN__MAX((size_t)1, (cap - fixed) / per));
-    int bad = 0, r;
-    float *wt, *upk;
-    MMGAN_ASSERT(cap >= fixed + per);
+    int bad = 0;
+    float *upk = ws + at[0];
+    MMGAN_ASSERT(cap >= fixed + per && at[2] - at[1] >= (size_t)(MMGAN__WG_P * kr->mr + 4) * ci);
     if (!mmgan__all_finite(w, (size_t)o * q->c * 16)) return 0;
-    MMGAN_ASSERT(at[3] - at[2] >= (size_t)MMGAN__WG_P * kr->mr * k);   /* V holds a row panel of U */
-    wt = ws + at[0];
-    upk = ws + at[1];
 #ifdef MMGAN__TEST_HOOKS
     mmgan__wino_hits[tr]++;
 #endif
-    if (tr) mmgan__wg_transpose(w, (size_t)o, (size_t)q->c * 16, (size_t)q->c * 16, wt, (size_t)o);   /* [c][i][j][o] */
-    else
-        for (r = 0; r < o; r++)   /* [o][i][j][c] */
-            mmgan__wg_transpose(w + (size_t)r * q->c * 16, (size_t)q->c, 16, 16, wt + (size_t)r * q->c * 16,
-                                (size_t)q->c);
 #ifdef MMGAN__OMP
     MMGAN__PRAGMA(omp parallel num_threads(want) if(want > 1) reduction(|:bad))
 #endif
@@ -4650,13 +4652,14 @@ static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, 
             nt = 0;   /* a short team: the first thread does it all */
         }
 #endif
-        mine = ws + at[2] + (size_t)tid * per;
-        for (p = tid; nt && p < panels; p += nt) mmgan__wino_pack_u(tr, ci, rows, wt, p, mine, upk, upk_pt);
+        mine = ws + at[1] + (size_t)tid * per;
+        for (p = tid; nt && p < 4 * panels; p += nt)   /* U, in V's place */
+            mmgan__wino_pack_u(tr, ci, co, w, p / panels, p % panels, mine, upk, upk_pt);
         MMGAN__OMP_BARRIER();   /* U whole before any chunk reads it */
         for (ch = tid; nt && ch < e.chunks; ch += nt) {
             const int b0 = ch * e.imgs;
             bad |= !mmgan__wino_chunk(&e, tr, ci, co, b0, MMGAN__MIN(e.imgs, n - b0), x, upk, bias, y, mine,
-                                      mine + (at[3] - at[2]), mine + (at[4] - at[2]), mine + (at[5] - at[2]),
+                                      mine + (at[2] - at[1]), mine + (at[3] - at[1]), mine + (at[4] - at[1]),
                                       ctx->gemm_ws + (size_t)tid * gper);
         }
     }
