@@ -4503,6 +4503,38 @@ static void mmgan__wino_pack_u(int tr, int ci, int co, const float *w, int ph, i
         }
 }
 
+/* xs [p][VN] = the planes (p floats) of cnt images, stride floats apart,
+ * images last; the lanes past cnt zeros. */
+static void mmgan__wg_images(const float *src, int cnt, int p, size_t stride, float *xs)
+{
+    int r, s;
+    if (cnt == MMGAN__VN) {
+        mmgan__wg_transpose(src, MMGAN__VN, (size_t)p, stride, xs, MMGAN__VN);
+        return;
+    }
+    memset(xs, 0, (size_t)p * MMGAN__VN * sizeof(float));
+    for (r = 0; r < cnt; r++)
+        for (s = 0; s < p; s++) xs[(size_t)s * MMGAN__VN + r] = src[(size_t)r * stride + s];
+}
+
+/* d = B^T t B for the 5x5 tile t of xs [hi][wi][VN] whose rows are row0 +
+ * rs r and columns col0 + cs s (the padding's zeros outside). */
+static void mmgan__wg_tile_v(const float *xs, int hi, int wi, int row0, int rs, int col0, int cs, mmgan__v *d)
+{
+    int r, s;
+    for (r = 0; r < 5; r++) {
+        const int row = row0 + rs * r;
+        for (s = 0; s < 5; s++) {
+            const int col = col0 + cs * s;
+            d[r * 5 + s] = row >= 0 && row < hi && col >= 0 && col < wi
+                               ? MMGAN__VLOAD(xs + ((size_t)row * wi + col) * MMGAN__VN)
+                               : MMGAN__VSET(0.0f);
+        }
+    }
+    for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);     /* B^T t: down the columns */
+    for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);   /* (B^T t) B: along the rows */
+}
+
 /* V for a chunk (images [b0, b0 + nb)): 5x5 tiles of x (of its phase ph
  * for conv2d), a vector of images, the padding's zeros outside, the images
  * past nb zeros too; V [ci][25][(tile, image)], rows ld apart. */
@@ -4510,33 +4542,17 @@ static void mmgan__wino_v(const mmgan__wgeo *e, int tr, int ph, int ci, int b0, 
                           size_t ld, float *xs)
 {
     const int nbp = e->imgs, cols = e->tt * nbp, vn = MMGAN__VN, pin = e->hi * e->wi;
-    int cc, g, t, r, s, pt;
+    int cc, g, t, pt;
     for (cc = 0; cc < ci; cc++)
         for (g = 0; g < nbp; g += vn) {
-            const int cnt = MMGAN__MAX(0, MMGAN__MIN(vn, nb - g));
-            const float *src = x + ((size_t)(b0 + g) * ci + cc) * pin;
-            if (cnt == vn) {
-                mmgan__wg_transpose(src, (size_t)vn, (size_t)pin, (size_t)ci * pin, xs, (size_t)vn);
-            } else {
-                memset(xs, 0, (size_t)pin * vn * sizeof(float));
-                for (r = 0; r < cnt; r++)
-                    for (s = 0; s < pin; s++) xs[(size_t)s * vn + r] = src[(size_t)r * ci * pin + s];
-            }
+            mmgan__wg_images(x + ((size_t)(b0 + g) * ci + cc) * pin, MMGAN__MAX(0, MMGAN__MIN(vn, nb - g)), pin,
+                             (size_t)ci * pin, xs);
             for (t = 0; t < e->tt; t++) {
                 const int ty = t / e->t1, tx = t % e->t1;
                 float *dst = v + (size_t)cc * ld + (size_t)t * nbp + g;
                 mmgan__v d[MMGAN__WG_P];
-                for (r = 0; r < 5; r++) {
-                    const int row = tr ? 4 * ty + r - 1 : 8 * ty + 2 * r + (ph >> 1) - 1;
-                    for (s = 0; s < 5; s++) {
-                        const int col = tr ? 4 * tx + s - 1 : 8 * tx + 2 * s + (ph & 1) - 1;
-                        d[r * 5 + s] = row >= 0 && row < e->hi && col >= 0 && col < e->wi
-                                           ? MMGAN__VLOAD(xs + ((size_t)row * e->wi + col) * vn)
-                                           : MMGAN__VSET(0.0f);
-                    }
-                }
-                for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);     /* B^T d: down the columns */
-                for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);   /* (B^T d) B: along the rows */
+                if (tr) mmgan__wg_tile_v(xs, e->hi, e->wi, 4 * ty - 1, 1, 4 * tx - 1, 1, d);
+                else mmgan__wg_tile_v(xs, e->hi, e->wi, 8 * ty + (ph >> 1) - 1, 2, 8 * tx + (ph & 1) - 1, 2, d);
                 for (pt = 0; pt < MMGAN__WG_P; pt++) MMGAN__VSTORE(dst + (size_t)pt * cols, d[pt]);
             }
         }
@@ -4743,15 +4759,8 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
 #endif
             int g, ph, t, r, s, pt;
             for (g = 0; g < nbp; g += vn) {
-                const int cnt = MMGAN__MIN(vn, nb - g);
-                const float *src = (isx ? x : gy) + ((size_t)(b0 + g) * chans + ch) * p;
-                if (cnt == vn) {
-                    mmgan__wg_transpose(src, (size_t)vn, (size_t)p, (size_t)chans * p, xs, (size_t)vn);
-                } else {
-                    memset(xs, 0, (size_t)p * vn * sizeof(float));
-                    for (r = 0; r < cnt; r++)
-                        for (s = 0; s < p; s++) xs[(size_t)s * vn + r] = src[(size_t)r * chans * p + s];
-                }
+                mmgan__wg_images((isx ? x : gy) + ((size_t)(b0 + g) * chans + ch) * p, MMGAN__MIN(vn, nb - g), p,
+                                 (size_t)chans * p, xs);
                 for (ph = 0; ph < (isx ? 4 : 1); ph++)
                     for (t = 0; t < tt; t++) {
                         const int ty = t / t1, tx = t % t1;
@@ -4759,17 +4768,7 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
                         float *dst;
                         if (isx) {
                             dst = v + (size_t)(ph * c + ch) * ld + (size_t)t * nbp + g;
-                            for (r = 0; r < 5; r++) {
-                                const int row = 8 * ty + 2 * r + (ph >> 1) - 1;
-                                for (s = 0; s < 5; s++) {
-                                    const int col = 8 * tx + 2 * s + (ph & 1) - 1;
-                                    d[r * 5 + s] = row >= 0 && row < q->h && col >= 0 && col < q->w
-                                                       ? MMGAN__VLOAD(xs + ((size_t)row * q->w + col) * vn)
-                                                       : MMGAN__VSET(0.0f);
-                                }
-                            }
-                            for (s = 0; s < 5; s++) mmgan__wg_bt(d + s, 5);
-                            for (r = 0; r < 5; r++) mmgan__wg_bt(d + 5 * r, 1);
+                            mmgan__wg_tile_v(xs, q->h, q->w, 8 * ty + (ph >> 1) - 1, 2, 8 * tx + (ph & 1) - 1, 2, d);
                         } else {
                             dst = gm + (size_t)ch * ld + (size_t)t * nbp + g;
                             for (r = 0; r < 4; r++)
