@@ -4364,7 +4364,8 @@ static size_t mmgan__wino_ws(const mmgan__convgeom *q, int tr, int n, int ci, in
 #define MMGAN__PUT(i, size) do { if (at) at[i] = f; f += ((size) + l - 1) / l * l; } while (0)
     MMGAN__PUT(0, 4 * MMGAN__WG_P * mmgan__gemm_apk_floats(&mmgan__gemm_kernels[0], co, ci));
     mine = f;
-    MMGAN__PUT(1, MMGAN__WG_P * (size_t)ci * cols);
+    MMGAN__PUT(1, (size_t)ci * MMGAN__MAX(MMGAN__WG_P * cols,   /* V, or a row panel of U and its kernels */
+                                         (size_t)MMGAN__WG_P * mmgan__gemm_kernels[0].mr + 4));
     MMGAN__PUT(2, MMGAN__WG_P * (size_t)co * cols);
     MMGAN__PUT(3, (size_t)e.hi * e.wi * MMGAN__VN);
     MMGAN__PUT(4, (size_t)e.hq * e.wq * MMGAN__VN);
