@@ -537,6 +537,50 @@ static void check_wino(void)
         }
     CHECK(took == 18 && fell == 54, "%d of 18 products in F(4x4, 2x2), %d of 54 tried there before the direct one",
           took, fell);
+    {   /* a plan made with it switched off, run with it on: each product
+         * in F(4x4, 2x2) where the plan's scratch holds it, direct where
+         * not, and the same values either way (within the bound) */
+        static const int xs[4] = {16, 128, 14, 14}, ws[4] = {256, 128, 4, 4}, gs[4] = {16, 256, 7, 7};
+        const size_t len[3] = {16 * 256 * 49, 16 * 128 * 196, 256 * 128 * 16};
+        float *x = rnd(16 * 128 * 196), *w = rnd(256 * 128 * 16), *gy = rnd(16 * 256 * 49), *out[2][3];
+        int v, ran = 0;
+        for (v = 0; v < 2; v++) {
+            mmgan_graph *g = mmgan_graph_new(ctx);
+            mmgan_node X = mmgan_input(g, "x", 4, xs), Wn = mmgan_input(g, "w", 4, ws), GY = mmgan_input(g, "gy", 4, gs);
+            mmgan_node t[3];
+            mmgan_plan *p;
+            mmgan_graph_feed(g, X, x); mmgan_graph_feed(g, Wn, w); mmgan_graph_feed(g, GY, gy);
+            t[0] = mmgan_conv2d(g, X, Wn, 2, 1);
+            t[1] = mmgan_conv_transpose2d(g, GY, Wn, 2, 1, 0);
+            t[2] = mmgan_conv2d_wgrad(g, X, GY, 4, 4, 2, 1);
+            mmgan__wino_off = v;
+            p = mmgan_plan_new(g, 3, t);
+            mmgan__wino_off = 0;
+            for (i = 0; i < 3; i++) ran -= mmgan__wino_hits[i];
+            CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "winograd, planned %s: %s", v ? "without" : "with",
+                  mmgan_ctx_error(ctx));
+            for (i = 0; i < 3; i++) ran += mmgan__wino_hits[i];
+            for (i = 0; i < 3; i++) {
+                out[v][i] = (float *)calloc(len[i], sizeof(float));
+                if (p) memcpy(out[v][i], mmgan_plan_value(p, t[i]), len[i] * sizeof(float));
+            }
+            mmgan_plan_free(p);
+            mmgan_graph_free(g);
+        }
+        for (i = 0; i < 3; i++) {
+            double big = 0, err = 0;
+            size_t j;
+            for (j = 0; j < len[i]; j++) {
+                big = MMGAN__MAX(big, fabs(out[0][i][j]));
+                err = MMGAN__MAX(err, fabs((double)out[0][i][j] - out[1][i][j]));
+            }
+            CHECK(err <= 6e-5 * big, "winograd, planned without it: product %d off by %g (largest %g)", i, err, big);
+            free(out[0][i]); free(out[1][i]);
+        }
+        CHECK(ran >= 3 && ran < 6, "of 3 products planned with F(4x4, 2x2) and 3 without, %d took it (3 to 5: "
+              "those without room took the direct product)", ran);
+        free(x); free(w); free(gy);
+    }
 }
 #endif
 
