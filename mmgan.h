@@ -4283,8 +4283,8 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
  * A 7x7 output (a phase of 14x14) is 2x2 tiles, its last row and column
  * computed and dropped: 0.51 of the direct products.  The same sums in
  * another order, through transforms that add and scale: the error is about
- * 20 times the direct product's (5-11e-6 of the largest output with 64-256
- * channels, against 3-5e-7).  A value that is not finite spreads across its
+ * 20 times the direct product's (2-11e-6 of the largest output with 32-256
+ * channels, against 2-5e-7).  A value that is not finite spreads across its
  * tile, so where an output is not finite (the weights or the input not
  * finite, or a sum that overflows) the direct product does it all again.
  * A vector holds one value of MMGAN__VN images (the transforms are the same
@@ -4350,9 +4350,9 @@ static mmgan__wgeo mmgan__wino_geo(const mmgan__convgeom *q, int tr, int n)
  * NULL; *per: one thread's buffers): U [phase][25][co][ci] packed, then
  * each thread's V [ci][25][cols] (U's row panels made there first), M [co]
  * [25][cols], a channel of x's images [hi][wi][VN] and one of y's [hq][wq]
- * [VN].  A phase at a time (conv2d: V's phase, M summed over them; the
- * transpose: M's phase): MAGAN's peak memory, 10x under PyTorch's before
- * F(4x4, 2x2), stays so. */
+ * [VN].  A phase at a time (conv2d: V's phase, M summed over them, x's
+ * images laid out again for each; the transpose: M's phase): MAGAN's peak
+ * memory, 10x under PyTorch's before F(4x4, 2x2), stays so. */
 static size_t mmgan__wino_ws(const mmgan__convgeom *q, int tr, int n, int ci, int co, int threads, size_t *at,
                              size_t *per)
 {
@@ -4425,6 +4425,38 @@ static void mmgan__wg_transpose(const float *src, size_t rows, size_t cols, size
         for (c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* The n <= MMGAN__VN floats at p as a vector, its lanes past n zeros. */
+MMGAN__INLINE mmgan__v mmgan__wg_load(const float *p, int n)
+{
+    float buf[MMGAN__VN];
+    int l;
+    if (n == MMGAN__VN) return MMGAN__VLOAD(p);
+    for (l = 0; l < MMGAN__VN; l++) buf[l] = l < n ? p[l] : 0.0f;
+    return MMGAN__VLOAD(buf);
+}
+
+/* v's first n lanes to p. */
+MMGAN__INLINE void mmgan__wg_store(float *p, mmgan__v v, int n)
+{
+    float buf[MMGAN__VN];
+    int l;
+    if (n == MMGAN__VN) {
+        MMGAN__VSTORE(p, v);
+        return;
+    }
+    MMGAN__VSTORE(buf, v);
+    for (l = 0; l < n; l++) p[l] = buf[l];
+}
+
+/* Whether no lane of chk (sums of o - o over the outputs o) is a NaN: every
+ * output finite. */
+MMGAN__INLINE int mmgan__wg_finite(mmgan__v chk)
+{
+    float lanes[MMGAN__VN];
+    MMGAN__VSTORE(lanes, chk);
+    return mmgan__all_finite(lanes, MMGAN__VN);
+}
+
 /* The 25 points x * 5 + y of G g G^T, dst[pt * upt + i] for i < len,
  * from the 2x2 kernels g [a][e] = src[2 a + e][i]: a vector of them at a
  * time, the last one partial. */
@@ -4434,16 +4466,7 @@ static void mmgan__wg_u_row(const float *const *src, int len, float *dst, size_t
     for (i = 0; i < len; i += MMGAN__VN) {
         const int n = MMGAN__MIN(MMGAN__VN, len - i);
         mmgan__v t[4], h[5][2];
-        float buf[4][MMGAN__VN];
-        for (l = 0; l < 4; l++) {
-            if (n == MMGAN__VN) {
-                t[l] = MMGAN__VLOAD(src[l] + i);
-            } else {
-                int j;
-                for (j = 0; j < MMGAN__VN; j++) buf[l][j] = j < n ? src[l][i + j] : 0.0f;
-                t[l] = MMGAN__VLOAD(buf[l]);
-            }
-        }
+        for (l = 0; l < 4; l++) t[l] = mmgan__wg_load(src[l] + i, n);
         for (x = 0; x < 5; x++) {   /* h = G g (5 x 2), then G g G^T = h G^T */
             const mmgan__v g0 = MMGAN__VSET(mmgan__wg_g[x][0]), g1 = MMGAN__VSET(mmgan__wg_g[x][1]);
             h[x][0] = MMGAN__VFMA(g1, t[2], MMGAN__VMUL(g0, t[0]));
@@ -4453,13 +4476,7 @@ static void mmgan__wg_u_row(const float *const *src, int len, float *dst, size_t
             for (y = 0; y < 5; y++) {
                 const mmgan__v e = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y][1]), h[x][1],
                                                MMGAN__VMUL(MMGAN__VSET(mmgan__wg_g[y][0]), h[x][0]));
-                float *d = dst + (size_t)(x * 5 + y) * upt + i;
-                if (n == MMGAN__VN) {
-                    MMGAN__VSTORE(d, e);
-                } else {
-                    MMGAN__VSTORE(buf[0], e);
-                    for (l = 0; l < n; l++) d[l] = buf[0][l];
-                }
+                mmgan__wg_store(dst + (size_t)(x * 5 + y) * upt + i, e, n);
             }
     }
 }
@@ -4570,7 +4587,6 @@ static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b
     const int nbp = e->imgs, cols = e->tt * nbp, vn = MMGAN__VN, pout = e->hq * e->wq;
     const size_t ld = (size_t)MMGAN__WG_P * cols, upk_pt = mmgan__gemm_apk_floats(kr, co, ci);
     mmgan__v chk = MMGAN__VSET(0.0f);
-    float lanes[MMGAN__VN];
     int cc, g, ph, t, r, s, pt, l;
     if (tr) mmgan__wino_v(e, tr, 0, ci, b0, nb, x, v, ld, xs);   /* one V for the four phases */
     for (ph = 0; ph < 4; ph++) {
@@ -4606,6 +4622,7 @@ static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b
                             o = MMGAN__VADD(out[4 * r + s], bv);
                             chk = MMGAN__VADD(chk, MMGAN__VSUB(o, o));   /* NaN from here on if o is not finite */
                             if (tr) {
+                                float lanes[MMGAN__VN];
                                 MMGAN__VSTORE(lanes, o);
                                 for (l = 0; l < cnt; l++) dst[(size_t)l * co * pout + (size_t)yy * e->wq + xx] = lanes[l];
                             } else {
@@ -4623,10 +4640,7 @@ static int mmgan__wino_chunk(const mmgan__wgeo *e, int tr, int ci, int co, int b
                 }
             }
     }
-    MMGAN__VSTORE(lanes, chk);
-    for (r = 0; r < vn; r++)
-        if (lanes[r] != 0.0f) return 0;
-    return 1;
+    return mmgan__wg_finite(chk);
 }
 
 /* conv2d (tr 0: x [N, C, H, W] -> y [N, O, Ho, Wo], + bias [O]) or
@@ -4795,25 +4809,16 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
     MMGAN__PAR_FOR(ctx->threads, (size_t)o * k * MMGAN__WG_P >= 4 * MMGAN__PAR_MIN)
     for (i = 0; i < o; i++) {
         mmgan__v chk = MMGAN__VSET(0.0f);
-        float lanes[MMGAN__VN];
-        int ph, cc, a, e, x5, y5, l;
+        int ph, cc, a, e, x5, y5;
         for (ph = 0; ph < 4; ph++)
             for (cc = 0; cc < c; cc += vn) {
                 const int m = MMGAN__MIN(vn, c - cc);
                 const float *src = du + (size_t)i * k + (size_t)ph * c + cc;
                 mmgan__v hg[5][2], tap[4];
-                float buf[MMGAN__VN];
                 for (x5 = 0; x5 < 5; x5++) {   /* (dU G) row x5: 2 values */
                     mmgan__v s0 = MMGAN__VSET(0.0f), s1 = MMGAN__VSET(0.0f);
                     for (y5 = 0; y5 < 5; y5++) {
-                        const float *pp = src + (size_t)(x5 * 5 + y5) * o * k;
-                        mmgan__v u;
-                        if (m == vn) {
-                            u = MMGAN__VLOAD(pp);
-                        } else {
-                            for (l = 0; l < vn; l++) buf[l] = l < m ? pp[l] : 0.0f;
-                            u = MMGAN__VLOAD(buf);
-                        }
+                        const mmgan__v u = mmgan__wg_load(src + (size_t)(x5 * 5 + y5) * o * k, m);
                         s0 = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y5][0]), u, s0);
                         s1 = MMGAN__VFMA(MMGAN__VSET(mmgan__wg_g[y5][1]), u, s1);
                     }
@@ -4828,25 +4833,17 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
                         chk = MMGAN__VADD(chk, MMGAN__VSUB(s0, s0));
                     }
                 for (a = 0; a < 2; a++)
-                    for (e = 0; e < 2; e++) {
-                        float *d = dwt + ((size_t)i * 16 + (2 * a + (ph >> 1)) * 4 + 2 * e + (ph & 1)) * c + cc;
-                        if (m == vn) {
-                            MMGAN__VSTORE(d, tap[2 * a + e]);
-                        } else {
-                            MMGAN__VSTORE(buf, tap[2 * a + e]);
-                            for (l = 0; l < m; l++) d[l] = buf[l];
-                        }
-                    }
+                    for (e = 0; e < 2; e++)
+                        mmgan__wg_store(dwt + ((size_t)i * 16 + (2 * a + (ph >> 1)) * 4 + 2 * e + (ph & 1)) * c + cc,
+                                        tap[2 * a + e], m);
             }
         mmgan__wg_transpose(dwt + (size_t)i * 16 * c, 16, (size_t)c, (size_t)c, dw + (size_t)i * c * 16, 16);
-        MMGAN__VSTORE(lanes, chk);
-        for (l = 0; l < vn; l++)
-            if (lanes[l] != 0.0f) {
+        if (!mmgan__wg_finite(chk)) {
 #ifdef MMGAN__OMP
-                MMGAN__PRAGMA(omp atomic write)
+            MMGAN__PRAGMA(omp atomic write)
 #endif
-                bad = 1;
-            }
+            bad = 1;
+        }
     }
     return !bad;
 }
