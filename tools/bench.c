@@ -29,11 +29,11 @@ extern char *openblas_get_corename(void);
 #endif
 static double fma_peak_thread(long iters)
 {
-    mmgan__v acc[16], m = MMGAN__VSET(0.999999f), s = MMGAN__VSET(1e-7f);
+    mmgan__v acc[FMA_CHAINS], m = MMGAN__VSET(0.999999f), s = MMGAN__VSET(1e-7f);
     float out[MMGAN__VN];
     long i;
     int j;
-    for (j = 0; j < 16; j++) acc[j] = MMGAN__VSET((float)j);
+    for (j = 0; j < FMA_CHAINS; j++) acc[j] = MMGAN__VSET((float)j);
     for (i = 0; i < iters; i++) {
         acc[0] = MMGAN__VFMA(acc[0], m, s); acc[1] = MMGAN__VFMA(acc[1], m, s);
         acc[2] = MMGAN__VFMA(acc[2], m, s); acc[3] = MMGAN__VFMA(acc[3], m, s);
