@@ -2357,6 +2357,7 @@ static void mmgan__head_tile(const mmgan__gemm_args *g, int kc, const float *aba
                      g->c - g->head + (size_t)(ic + ir * mr) * g->ldc, beta, MMGAN__MIN(mr, mc - ir * mr), g->head);
 }
 
+#if defined(MMGAN__OMP) || !defined(MMGAN__AVX512)   /* (threads, and F(4x4, 2x2) on one thread) */
 /* Floats of workspace each thread of mmgan__gemm_thread_cols uses: its own
  * packed A block, a partial last B panel and the head panel. */
 static size_t mmgan__gemm_cols_ws(const mmgan__gemm_kernel *kr)
@@ -2407,6 +2408,7 @@ static void mmgan__gemm_thread_cols(const mmgan__gemm_args *g, int tid, int nt, 
         }
     }
 }
+#endif
 
 #ifdef MMGAN__OMP
 /* A product with packed B on threads: each thread claims runs of C's row
@@ -2666,6 +2668,7 @@ static mmgan__gemm_args mmgan__gemm_args_of(const mmgan__gemm_kernel *kr, int ta
     return g;
 }
 
+#if defined(MMGAN__OMP) || !defined(MMGAN__AVX512)
 /* One thread's whole product C = op(A) B + beta C (op(A) m x k, or packed
  * whole in apk; B read in place), from inside a parallel region, with ws
  * (mmgan__gemm_cols_ws floats) its own: the tiles and sums of
@@ -2678,6 +2681,7 @@ static void mmgan__gemm_alone(const mmgan__gemm_kernel *kr, int ta, int m, int n
     g.apk = apk;
     mmgan__gemm_thread_cols(&g, 0, 1, ws);
 }
+#endif
 
 static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
                                        int m, int n, int k, float alpha, const float *a, int lda,
