@@ -849,6 +849,71 @@ static void test_plan_memory(void)
     mmgan_plan_free(p);
     mmgan_graph_free(g);
     free(xv);
+    {   /* An op's scratch lives at its position only: a conv's (the critic's
+         * 64 -> 128 layer) shares the arena with values that are dead there,
+         * two big ones alive together later.  The arena holds the largest
+         * live total with the scratch counted at its op (the scratch beside
+         * the arena took both); values through the plan equal those of a
+         * plan of the conv alone. */
+        static const int xs[4] = {8, 64, 14, 14}, ws[4] = {128, 64, 4, 4}, bs[2] = {512, 1024};
+        const size_t nx = 8 * 64 * 14 * 14, nw = 128 * 64 * 16, nb = 512 * 1024;
+        float *x0 = (float *)malloc(nx * sizeof(float)), *w0 = (float *)malloc(nw * sizeof(float));
+        float *b0 = (float *)malloc(nb * sizeof(float));
+        mmgan_node X, W, B, c, e, tot;
+        mmgan_plan *alone;
+        size_t peak2 = 0, values = 0, sc = 0;
+        for (i = 0; i < (int)nx; i++) x0[i] = 0.01f * (float)(i % 89) - 0.4f;
+        for (i = 0; i < (int)nw; i++) w0[i] = 0.02f * (float)(i % 37) - 0.35f;
+        for (i = 0; i < (int)nb; i++) b0[i] = 0.001f * (float)(i % 1009);
+        g = mmgan_graph_new(ctx);
+        X = mmgan_input(g, "x", 4, xs);
+        W = mmgan_input(g, "w", 4, ws);
+        B = mmgan_input(g, "b", 2, bs);
+        mmgan_graph_feed(g, X, x0); mmgan_graph_feed(g, W, w0); mmgan_graph_feed(g, B, b0);
+        c = mmgan_conv2d(g, X, W, 2, 1);
+        e = mmgan_exp(g, mmgan_scale(g, B, 0.5f));
+        tot = mmgan_add(g, mmgan_add(g, mmgan_sum(g, c), mmgan_sum(g, mmgan_tanh(g, e))), mmgan_sum(g, e));
+        keep[0] = tot; keep[1] = c;
+        p = mmgan_plan_new(g, 2, keep);
+        alone = mmgan_plan_new(g, 1, &c);
+        CHECK(p && alone && mmgan_plan_run(p) == MMGAN_OK && mmgan_plan_run(alone) == MMGAN_OK,
+              "scratch plan: %s", mmgan_ctx_error(ctx));
+        if (p && alone) {
+            last = (int *)calloc((size_t)mmgan_graph_size(g), sizeof(int));
+            for (k = 0; k < p->n; k++) {
+                const mmgan__node *nd = &g->nodes[p->order[k]];
+                for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
+            }
+            for (k = 0; k < p->n; k++) {
+                size_t live = 0;
+                int j;
+                for (j = 0; j <= k; j++) {
+                    const int id = p->order[j];
+                    const mmgan__node *nd = &g->nodes[id];
+                    int over = 0;   /* written over an input that dies here: counted as that input at k */
+                    for (i = 0; i < nd->nin; i++) over |= p->off[nd->in[i]] == p->off[id];
+                    if ((mmgan__ops[nd->op].flags & MMGAN__F_LEAF) || p->view[id] || (j == k && over)) continue;
+                    if (j == k || last[id] >= k || p->keep[id]) live += (nd->numel + 15) & ~(size_t)15;
+                }
+                if (live > values) values = live;
+                live += (p->ssz[p->order[k]] + 15) & ~(size_t)15;
+                sc = MMGAN__MAX(sc, p->ssz[p->order[k]]);
+                if (live > peak2) peak2 = live;
+            }
+            CHECK(sc > nb / 4 && peak2 < values + sc, "the conv's scratch (%lu floats) no longer fits beside dead values",
+                  (unsigned long)sc);
+            CHECK(mmgan_plan_bytes(p) <= (peak2 + peak2 / 20) * sizeof(float),
+                  "%lu bytes for a peak of %lu floats alive with the scratch", (unsigned long)mmgan_plan_bytes(p),
+                  (unsigned long)peak2);
+            CHECK(memcmp(mmgan_plan_value(p, c), mmgan_plan_value(alone, c), 8 * 128 * 49 * sizeof(float)) == 0,
+                  "the conv through a plan whose scratch shares the arena differs from the conv alone");
+            free(last);
+        }
+        mmgan_plan_free(p);
+        mmgan_plan_free(alone);
+        mmgan_graph_free(g);
+        free(x0); free(w0); free(b0);
+    }
 }
 
 /* The elementwise, broadcasting and per-channel reductions share their work
