@@ -169,8 +169,12 @@ static void test_threads_n(int nt, int tb, int m, int n, int k)
 {
     int i, maxt;
     size_t csz = (size_t)m * n;
-    float *a = (float *)malloc((size_t)m * k * sizeof(float)), *b = (float *)malloc((size_t)k * n * sizeof(float));
-    float *c1 = (float *)malloc(csz * sizeof(float)), *c2 = (float *)malloc(csz * sizeof(float));
+    float *a, *b, *c1, *c2;
+    if (test_light((double)m * n * k)) return;
+    a = (float *)malloc((size_t)m * k * sizeof(float));
+    b = (float *)malloc((size_t)k * n * sizeof(float));
+    c1 = (float *)malloc(csz * sizeof(float));
+    c2 = (float *)malloc(csz * sizeof(float));
     mmgan_rng_fill_normal(&rng, a, (size_t)m * k, 0, 1);
     mmgan_rng_fill_normal(&rng, b, (size_t)k * n, 0, 1);
     mmgan_rng_fill_normal(&rng, c1, csz, 0, 1);
