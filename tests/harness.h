@@ -16,13 +16,13 @@ static const char *test_suite = "tests";
 
 /* Built with -DTEST_LIGHT (make test-cross's riscv64 and s390x, which have
  * no SIMD kernels: their code is the scalar code `make test` runs natively
- * in full, as "scalar" and under tcc), a check of a product over 32M
+ * in full, as "scalar" and under tcc), a check of a product over 16M
  * multiply-adds is left out, and counted in the summary.  Under qemu's
  * software floating point such checks made s390x's test_conv alone 13 of
  * CI's 25 minutes.  test_light(macs) is 1 where a check is left out. */
 static int test_light_skipped;
 #ifdef TEST_LIGHT
-#define test_light(macs) ((double)(macs) > 32e6 ? (test_light_skipped++, 1) : 0)
+#define test_light(macs) ((double)(macs) > 16e6 ? (test_light_skipped++, 1) : 0)
 #else
 #define test_light(macs) ((void)(macs), 0)
 #endif

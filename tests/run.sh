@@ -233,7 +233,7 @@ cross)
     # -ffp-contract=fast: the bit-exact random streams must survive FMA fusion.
     # -DTEST_LIGHT (tests/harness.h): riscv64 and s390x have no SIMD kernels,
     # so their code is the scalar code the unit run checks natively in full;
-    # there, the checks of products over 32M multiply-adds are left out
+    # there, the checks of products over 16M multiply-adds are left out
     # (under qemu's software floating point, s390x's test_conv took 13 minutes).
     # Every suite of every target is built first; then the runs go through
     # one pool of JOBS processes, the slowest first (test_conv and test_gemm,
