@@ -15,8 +15,8 @@ static const char *test_suite = "tests";
 } while (0)
 
 /* Built with -DTEST_LIGHT (make test-cross's riscv64 and s390x, which have
- * no SIMD kernels: their code is the scalar code `make test` runs natively
- * in full, as "scalar" and under tcc), a check of a product over 16M
+ * no SIMD kernels, and make test's tcc run: the scalar code that make
+ * test's "scalar" run checks in full), a check of a product over 16M
  * multiply-adds is left out, and counted in the summary.  Under qemu's
  * software floating point such checks made s390x's test_conv alone 13 of
  * CI's 25 minutes.  test_light(macs) is 1 where a check is left out. */
@@ -30,7 +30,7 @@ static int test_light_skipped;
 static int test_summary(void)
 {
     printf("%s [%s]: %d passed, %d failed", test_suite, mmgan_isa(), test_passed, test_failed);
-    if (test_light_skipped) printf(" (TEST_LIGHT: %d checks of large products left to the native suites)", test_light_skipped);
+    if (test_light_skipped) printf(" (TEST_LIGHT: %d checks of large products left out)", test_light_skipped);
     printf("\n");
     return test_failed ? 1 : 0;
 }
