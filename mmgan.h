@@ -7593,6 +7593,16 @@ struct mmgan_plan {
 };
 
 #define MMGAN__NOBUF ((size_t)-1)
+#if defined(MMGAN__TEST_HOOKS)
+/* Tests' builds leave a guard of 16 floats right after each op's scratch
+ * and count the runs that wrote into it: a scratch shares the arena with
+ * values, so a kernel overrunning its planned size would overwrite one
+ * silently rather than leave its buffer. */
+#define MMGAN__SGUARD 16
+static int mmgan__scratch_overruns;
+#else
+#define MMGAN__SGUARD 0
+#endif
 
 static const float *mmgan__value(const mmgan_plan *p, int id)
 {
@@ -7792,7 +7802,7 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
         if (p->ssz[id] > 0) {
             byorder[t++] = g->n + id;
             first[g->n + id] = end[g->n + id] = k;
-            sz[g->n + id] = (p->ssz[id] + 15) & ~(size_t)15;
+            sz[g->n + id] = ((p->ssz[id] + 15) & ~(size_t)15) + MMGAN__SGUARD;
         }
     }
     sp = t;
@@ -7968,7 +7978,15 @@ MMGAN_DEF mmgan_status mmgan_plan_run_stage(mmgan_plan *p, int s)
         r.bn_fill = p->bnfill[id];
         r.scratch = p->ssz[id] > 0 ? p->arena + p->soff[id] : NULL;
         r.scratch_floats = p->ssz[id];
+#if defined(MMGAN__TEST_HOOKS)
+        if (r.scratch) for (i = 0; i < MMGAN__SGUARD; i++) r.scratch[p->ssz[id] + i] = -1234.5f;
+#endif
         mmgan__ops[nd->op].fwd(&r, nd, y, x);
+#if defined(MMGAN__TEST_HOOKS)
+        if (r.scratch)
+            for (i = 0; i < MMGAN__SGUARD; i++)
+                if (r.scratch[p->ssz[id] + i] != -1234.5f) { mmgan__scratch_overruns++; break; }
+#endif
         p->zero[id] = nd->numel <= MMGAN__ZERO_SCAN && mmgan__all_zero(y, nd->numel);
     }
     for (k = p->begin[s]; k < p->begin[s + 1]; k++) {

@@ -1031,6 +1031,7 @@ int main(void)
         q.w = q.kw + (int)mmgan_rng_below(&rng, 9);
         check_shape(&q);
     }
+    CHECK(mmgan__scratch_overruns == 0, "%d op runs wrote past their planned scratch", mmgan__scratch_overruns);
     mmgan_ctx_free(ctx);
     return test_summary();
 }

@@ -1350,6 +1350,7 @@ int main(void)
     test_build_errors();
     test_initializers();
     test_max_ties();
+    CHECK(mmgan__scratch_overruns == 0, "%d op runs wrote past their planned scratch", mmgan__scratch_overruns);
     mmgan_ctx_free(ctx);
     return test_summary();
 }
