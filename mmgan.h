@@ -488,7 +488,7 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
 /* A plan computes a set of target nodes.  It is made once: the nodes the
  * targets need, in topological order, with buffers shared between values
  * whose lifetimes do not overlap (an elementwise op may write over its
- * input).  Running a plan allocates nothing; only targets are readable
+ * input; an op's scratch lives at that op only).  Running a plan allocates nothing; only targets are readable
  * after a run.  An op whose value must be all zeros (a product with an
  * all-zero operand and a finite other one, a sum of zeros: the gradients of
  * a hinge penalty no sample crosses) is not run, its zeros written only
