@@ -782,6 +782,37 @@ static void test_stages(void)
  * the arena stays within a few percent of the largest total of values alive
  * at one time, on a graph whose mixed sizes and lifetimes fragment a
  * first-fit free list. */
+/* The largest total of values alive at one position of plan p (an output
+ * written over an input that dies there counted once), with each op's
+ * scratch at its position when scratch is set; *values gets it without. */
+static size_t live_peak(const mmgan_plan *p, int scratch, size_t *values)
+{
+    const mmgan_graph *g = p->g;
+    int *last = (int *)calloc((size_t)mmgan_graph_size((mmgan_graph *)g), sizeof(int)), i, j, k;
+    size_t peak = 0, vpeak = 0;
+    for (k = 0; k < p->n; k++) {
+        const mmgan__node *nd = &g->nodes[p->order[k]];
+        for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
+    }
+    for (k = 0; k < p->n; k++) {
+        size_t live = 0;
+        for (j = 0; j <= k; j++) {
+            const int id = p->order[j];
+            const mmgan__node *nd = &g->nodes[id];
+            int over = 0;
+            for (i = 0; i < nd->nin; i++) over |= p->off[nd->in[i]] == p->off[id];
+            if ((mmgan__ops[nd->op].flags & MMGAN__F_LEAF) || p->view[id] || (j == k && over)) continue;
+            if (j == k || last[id] >= k || p->keep[id]) live += (nd->numel + 15) & ~(size_t)15;
+        }
+        vpeak = MMGAN__MAX(vpeak, live);
+        if (scratch) live += (p->ssz[p->order[k]] + 15) & ~(size_t)15;
+        peak = MMGAN__MAX(peak, live);
+    }
+    free(last);
+    if (values) *values = vpeak;
+    return peak;
+}
+
 static void test_plan_memory(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -789,7 +820,7 @@ static void test_plan_memory(void)
     mmgan_node x = mmgan_input(g, "x", 2, S(16, 256)), t, v, keep[8], y, acc;
     mmgan_plan *p, *q;
     size_t one, peak = 0;
-    int i, k, *last;
+    int i, k;
     for (i = 0; i < 4096; i++) xv[i] = 0.001f * (float)(i % 97);
     mmgan_graph_feed(g, x, xv);
     t = mmgan_tanh(g, x);
@@ -826,25 +857,10 @@ static void test_plan_memory(void)
     p = mmgan_plan_new(g, 1, &acc);
     CHECK(p != NULL, "fragmenting plan: %s", mmgan_ctx_error(ctx));
     if (p) {
-        last = (int *)calloc((size_t)mmgan_graph_size(g), sizeof(int));
-        for (k = 0; k < p->n; k++) {
-            const mmgan__node *nd = &g->nodes[p->order[k]];
-            for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
-        }
-        for (k = 0; k < p->n; k++) {   /* the largest total alive at one position */
-            size_t live = 0;
-            int j;
-            for (j = 0; j <= k; j++) {
-                int id = p->order[j];
-                if ((mmgan__ops[g->nodes[id].op].flags & MMGAN__F_LEAF) || p->view[id]) continue;
-                if (j == k || last[id] >= k || id == acc) live += (g->nodes[id].numel + 15) & ~(size_t)15;
-            }
-            if (live > peak) peak = live;
-        }
+        peak = live_peak(p, 0, NULL);
         CHECK(p->arena_floats <= peak + peak / 20, "arena %lu floats for a peak of %lu alive",
               (unsigned long)p->arena_floats, (unsigned long)peak);
         CHECK(mmgan_plan_run(p) == MMGAN_OK && isfinite(mmgan_plan_value(p, acc)[0]), "fragmenting plan runs");
-        free(last);
     }
     mmgan_plan_free(p);
     mmgan_graph_free(g);
@@ -879,27 +895,8 @@ static void test_plan_memory(void)
         CHECK(p && alone && mmgan_plan_run(p) == MMGAN_OK && mmgan_plan_run(alone) == MMGAN_OK,
               "scratch plan: %s", mmgan_ctx_error(ctx));
         if (p && alone) {
-            last = (int *)calloc((size_t)mmgan_graph_size(g), sizeof(int));
-            for (k = 0; k < p->n; k++) {
-                const mmgan__node *nd = &g->nodes[p->order[k]];
-                for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
-            }
-            for (k = 0; k < p->n; k++) {
-                size_t live = 0;
-                int j;
-                for (j = 0; j <= k; j++) {
-                    const int id = p->order[j];
-                    const mmgan__node *nd = &g->nodes[id];
-                    int over = 0;   /* written over an input that dies here: counted as that input at k */
-                    for (i = 0; i < nd->nin; i++) over |= p->off[nd->in[i]] == p->off[id];
-                    if ((mmgan__ops[nd->op].flags & MMGAN__F_LEAF) || p->view[id] || (j == k && over)) continue;
-                    if (j == k || last[id] >= k || p->keep[id]) live += (nd->numel + 15) & ~(size_t)15;
-                }
-                if (live > values) values = live;
-                live += (p->ssz[p->order[k]] + 15) & ~(size_t)15;
-                sc = MMGAN__MAX(sc, p->ssz[p->order[k]]);
-                if (live > peak2) peak2 = live;
-            }
+            peak2 = live_peak(p, 1, &values);
+            for (k = 0; k < p->n; k++) sc = MMGAN__MAX(sc, p->ssz[p->order[k]]);
             CHECK(sc > nb / 4 && peak2 < values + sc, "the conv's scratch (%lu floats) no longer fits beside dead values",
                   (unsigned long)sc);
             CHECK(mmgan_plan_bytes(p) <= (peak2 + peak2 / 20) * sizeof(float),
@@ -907,7 +904,6 @@ static void test_plan_memory(void)
                   (unsigned long)peak2);
             CHECK(memcmp(mmgan_plan_value(p, c), mmgan_plan_value(alone, c), 8 * 128 * 49 * sizeof(float)) == 0,
                   "the conv through a plan whose scratch shares the arena differs from the conv alone");
-            free(last);
         }
         mmgan_plan_free(p);
         mmgan_plan_free(alone);
