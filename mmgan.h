@@ -488,11 +488,12 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
 /* A plan computes a set of target nodes.  It is made once: the nodes the
  * targets need, in topological order, with buffers shared between values
  * whose lifetimes do not overlap (an elementwise op may write over its
- * input; an op's scratch lives at that op only).  Running a plan allocates nothing; only targets are readable
- * after a run.  An op whose value must be all zeros (a product with an
- * all-zero operand and a finite other one, a sum of zeros: the gradients of
- * a hinge penalty no sample crosses) is not run, its zeros written only
- * where something reads them; the values are the same, up to the sign of a zero. */
+ * input; an op's scratch lives at that op only).  Running a plan allocates
+ * nothing; only targets are readable after a run.  An op whose value must
+ * be all zeros (a product with an all-zero operand and a finite other one,
+ * a sum of zeros: the gradients of a hinge penalty no sample crosses) is
+ * not run, its zeros written only where something reads them; the values
+ * are the same, up to the sign of a zero. */
 typedef struct mmgan_plan mmgan_plan;
 
 /* Plans the computation of targets[0..n) (NULL and a message on failure). */
@@ -4665,7 +4666,7 @@ static int mmgan__conv2d_wino(mmgan_ctx *ctx, const mmgan__convgeom *q, int tr, 
      * was made) */
     const int want = (int)MMGAN__MIN(MMGAN__MIN((size_t)MMGAN__MIN(ctx->threads, MMGAN__MIN(MMGAN__WINO_THREADS, e.chunks)),
                                                 MMGAN__MAX((size_t)1, ctx->gemm_ws_floats / gper)),
-                                     MMGAN__MAX((size_t)1, (cap - fixed) / per));
+                                     MMGAN__MAX((size_t)1, (cap > fixed ? cap - fixed : 0) / per));
     int bad = 0;
     float *upk = ws + at[0];
     MMGAN_ASSERT(at[2] - at[1] >= (size_t)(MMGAN__WG_P * kr->mr + 4) * ci);
@@ -7827,14 +7828,11 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
         placed[a] = v;
         nplaced++;
     }
-    for (k = 0; k < p->n; k++) {
+    for (k = 0; k < p->n; k++) {   /* a root comes before what shares its buffer */
         int id = p->order[k];
         if (root[id] == id) p->off[id] = at[id];
+        else if (root[id] >= 0) p->off[id] = p->off[root[id]];   /* views, outputs written in place */
         if (p->ssz[id] > 0) p->soff[id] = at[g->n + id];
-    }
-    for (k = 0; k < p->n; k++) {
-        int id = p->order[k];
-        if (root[id] >= 0 && root[id] != id) p->off[id] = p->off[root[id]];   /* views, outputs written in place */
     }
     p->arena_floats = top;
     p->arena = (float *)mmgan_alloc(ctx, (p->arena_floats + 16) * sizeof(float));

@@ -221,8 +221,8 @@ unit)
     fi
     run_suites scalar env "$CC" -DMMGAN_NO_SIMD
     # tcc compiles the same scalar code as the run above, unoptimized: the
-    # checks of large products (TEST_LIGHT, tests/harness.h) are left to it
-    # (tcc's test_conv took 40 s with them)
+    # checks of large products (TEST_LIGHT, tests/harness.h), which the run
+    # above makes, are left out (tcc's test_conv took 40 s with them)
     if has tcc; then
         SAVED=$WFLAGS; WFLAGS="-Wall"
         run_suites tcc env tcc -DTEST_LIGHT

@@ -778,10 +778,6 @@ static void test_stages(void)
     mmgan_ctx_clear_error(ctx);
 }
 
-/* Memory planning: views (reshape, detach) share their input's buffer, and
- * the arena stays within a few percent of the largest total of values alive
- * at one time, on a graph whose mixed sizes and lifetimes fragment a
- * first-fit free list. */
 /* The largest total of values alive at one position of plan p (an output
  * written over an input that dies there counted once), with each op's
  * scratch at its position when scratch is set; *values gets it without. */
@@ -813,6 +809,10 @@ static size_t live_peak(const mmgan_plan *p, int scratch, size_t *values)
     return peak;
 }
 
+/* Memory planning: views (reshape, detach) share their input's buffer, the
+ * arena stays within a few percent of the largest total of values alive at
+ * one time, on a graph whose mixed sizes and lifetimes fragment a first-fit
+ * free list, and an op's scratch takes the place of values dead at its op. */
 static void test_plan_memory(void)
 {
     mmgan_graph *g = mmgan_graph_new(ctx);
@@ -868,9 +868,9 @@ static void test_plan_memory(void)
     {   /* An op's scratch lives at its position only: a conv's (the critic's
          * 64 -> 128 layer) shares the arena with values that are dead there,
          * two big ones alive together later.  The arena holds the largest
-         * live total with the scratch counted at its op (the scratch beside
-         * the arena took both); values through the plan equal those of a
-         * plan of the conv alone. */
+         * live total with the scratch counted at its op (a scratch beside
+         * the arena added its size to the values' peak); values through
+         * the plan equal those of a plan of the conv alone. */
         static const int xs[4] = {8, 64, 14, 14}, ws[4] = {128, 64, 4, 4}, bs[2] = {512, 1024};
         const size_t nx = 8 * 64 * 14 * 14, nw = 128 * 64 * 16, nb = 512 * 1024;
         float *x0 = (float *)malloc(nx * sizeof(float)), *w0 = (float *)malloc(nw * sizeof(float));
