@@ -51,7 +51,9 @@ static void test_round_trip(void)
         mmgan_ckpt_put(py, "a", 2, S(3, 4), a);
         mmgan_ckpt_put(py, "b", 1, S(5), b);
         mmgan_ckpt_put_meta(py, "step", "42");
-        CHECK(mmgan_ckpt_save(py, "build/test_ckpt.safetensors") == MMGAN_OK, "save: %s", mmgan_ctx_error(ctx));
+        char path[600];
+        CHECK(mmgan_ckpt_save(py, test_path(path, sizeof path, "test_ckpt.safetensors")) == MMGAN_OK, "save: %s",
+              mmgan_ctx_error(ctx));
         mmgan_ckpt_free(py);
     }
 #endif
@@ -171,6 +173,8 @@ static void test_resume(void)
     run a, b, c;
     mmgan_ckpt *ck;
     int same;
+    char path[600];
+    test_path(path, sizeof path, "test_ckpt_resume.safetensors");
     run_init(&a, 5);
     run_steps(&a, 40);
     run_init(&b, 5);
@@ -180,11 +184,11 @@ static void test_resume(void)
     mmgan_ckpt_put_param(ck, b.b);
     mmgan_opt_save(b.opt, ck, "adam");
     mmgan_rng_save(&b.rng, ck, "rng");
-    CHECK(mmgan_ckpt_save(ck, "build/test_ckpt_resume.safetensors") == MMGAN_OK, "save: %s", mmgan_ctx_error(ctx));
+    CHECK(mmgan_ckpt_save(ck, path) == MMGAN_OK, "save: %s", mmgan_ctx_error(ctx));
     mmgan_ckpt_free(ck);
     run_free(&b);
     run_init(&c, 999);     /* a different start, overwritten by the checkpoint */
-    ck = mmgan_ckpt_load(ctx, "build/test_ckpt_resume.safetensors");
+    ck = mmgan_ckpt_load(ctx, path);
     CHECK(ck != NULL, "load: %s", mmgan_ctx_error(ctx));
     if (ck) {
         CHECK(mmgan_ckpt_get_param(ck, c.w) == MMGAN_OK && mmgan_ckpt_get_param(ck, c.b) == MMGAN_OK &&
@@ -200,7 +204,7 @@ static void test_resume(void)
     {
         /* A checkpoint of another model is refused by name and shape. */
         mmgan_param *wrong = mmgan_param_new(ctx, "w", 2, S(6, 4));
-        ck = mmgan_ckpt_load(ctx, "build/test_ckpt_resume.safetensors");
+        ck = mmgan_ckpt_load(ctx, path);
         CHECK(ck && mmgan_ckpt_get_param(ck, wrong) == MMGAN_ERR_SHAPE && strstr(mmgan_ctx_error(ctx), "expects [6, 4]"),
               "mismatched model refused: %s", mmgan_ctx_error(ctx));
         mmgan_ckpt_free(ck);
@@ -213,7 +217,7 @@ static void test_resume(void)
         mmgan_optimizer *rms;
         ps[0] = c.w; ps[1] = c.b;
         rms = mmgan_opt_new(ctx, &rs, 2, ps);
-        ck = mmgan_ckpt_load(ctx, "build/test_ckpt_resume.safetensors");
+        ck = mmgan_ckpt_load(ctx, path);
         CHECK(ck && mmgan_opt_load(rms, ck, "adam") == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "rmsprop"),
               "optimizer kind checked: %s", mmgan_ctx_error(ctx));
         mmgan_ckpt_free(ck);
@@ -221,7 +225,7 @@ static void test_resume(void)
     }
     run_free(&a);
     run_free(&c);
-    remove("build/test_ckpt_resume.safetensors");
+    remove(path);
     mmgan_ctx_clear_error(ctx);
 }
 
@@ -571,6 +575,7 @@ static void test_shape_query(void)
 int main(int argc, char **argv)
 {
     test_suite = "test_ckpt";
+    test_set_dir(argv[0]);
     ctx = mmgan_ctx_new(NULL);
     if (argc == 3 && !strcmp(argv[1], "--writer")) return writer(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "--check")) return check(argv[2]);

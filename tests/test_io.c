@@ -292,9 +292,10 @@ static void test_png(void)
 
 static void test_atomic_write(void)
 {
-    const char *path = "build/test_io_atomic.bin";
+    char path[600];
     unsigned char *back;
     size_t n;
+    test_path(path, sizeof path, "test_io_atomic.bin");
     CHECK(mmgan_write_file(ctx, path, "first", 5) == MMGAN_OK, "write: %s", mmgan_ctx_error(ctx));
     CHECK(mmgan_write_file(ctx, "build/no/such/dir/x.bin", "x", 1) == MMGAN_ERR_IO, "unwritable path reported");
     CHECK(mmgan_read_file(ctx, path, &back, &n) == MMGAN_OK && n == 5 && memcmp(back, "first", 5) == 0, "read back");
@@ -308,19 +309,22 @@ static void test_svg(void)
     double a[4] = {1, 2, 3, 2.5}, b[4] = {0.5, 0.7, 1, 4};
     const double *ys[2];
     const char *labels[2] = {"real <E>", "fake & co"};
-    unsigned char *txt;
-    size_t n;
+    unsigned char *txt = NULL;
+    size_t n = 0;
+    char path[600];
+    test_path(path, sizeof path, "test_io.svg");
     ys[0] = a; ys[1] = b;
-    CHECK(mmgan_svg_curves(ctx, "build/test_io.svg", "curves \"quoted\"", "epoch", 2, labels, ys, 4) == MMGAN_OK,
+    CHECK(mmgan_svg_curves(ctx, path, "curves \"quoted\"", "epoch", 2, labels, ys, 4) == MMGAN_OK,
           "svg: %s", mmgan_ctx_error(ctx));
-    if (mmgan_read_file(ctx, "build/test_io.svg", &txt, &n) == MMGAN_OK) {
+    CHECK(mmgan_read_file(ctx, path, &txt, &n) == MMGAN_OK, "svg read back: %s", mmgan_ctx_error(ctx));
+    if (txt) {
         txt[n] = 0;
         CHECK(!strncmp((char *)txt, "<svg", 4) && strstr((char *)txt, "</svg>") && strstr((char *)txt, "real &lt;E&gt;") &&
               strstr((char *)txt, "fake &amp; co") && strstr((char *)txt, "&quot;quoted&quot;"), "SVG text escaped");
         mmgan_free(ctx, txt);
     }
-    CHECK(mmgan_svg_curves(ctx, "build/test_io.svg", "", "", 0, labels, ys, 4) == MMGAN_ERR_INVALID, "no curves refused");
-    remove("build/test_io.svg");
+    CHECK(mmgan_svg_curves(ctx, path, "", "", 0, labels, ys, 4) == MMGAN_ERR_INVALID, "no curves refused");
+    remove(path);
     mmgan_ctx_clear_error(ctx);
 }
 
@@ -386,9 +390,11 @@ static void test_bad_inputs(void)
     mmgan_ctx_clear_error(ctx);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
     test_suite = "test_io";
+    test_set_dir(argv[0]);
     ctx = mmgan_ctx_new(NULL);
     test_inflate_vectors();
     test_gzip_errors();
