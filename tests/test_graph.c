@@ -460,6 +460,7 @@ static void test_zero_operands(void)
     ps[0] = cr.w1; ps[1] = cr.b1; ps[2] = cr.w2; ps[3] = cr.b2;
     for (i = 0; i < 4; i++) mmgan_param_init(ps[i], MMGAN_INIT_UNIFORM, 1.0f, &rng);
     mmgan_rng_fill_uniform(&rng, xv, 5 * 36, -1.0f, 1.0f);
+    memset(cv, 0, sizeof cv);   /* the first run, which finds the norms the margins are set from, reads them too */
     x = mmgan_input(g, "x", 4, S(5, 1, 6, 6));
     mmgan_graph_feed(g, x, xv);
     loss = mmgan_mean(g, critic_apply(g, &cr, x));
