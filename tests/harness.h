@@ -33,13 +33,13 @@ static int test_light_skipped;
  * read, overwrite or remove another's file.  main calls test_set_dir(argv[0]);
  * test_path(buf, name) is the path of file name there. */
 static char test_dir[512] = ".";
-static void test_set_dir(const char *argv0)
+static inline void test_set_dir(const char *argv0)
 {
     const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
     size_t n = slash ? (size_t)(slash - argv0) : 0;
     if (n > 0 && n < sizeof test_dir) { memcpy(test_dir, argv0, n); test_dir[n] = 0; }
 }
-static const char *test_path(char *buf, size_t cap, const char *name)
+static inline const char *test_path(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "%s/%s", test_dir, name);
     return buf;
