@@ -608,6 +608,7 @@ static void check_threads(const shp *q, int most)
     float *x, *w, *gy, *out[MOST_THREADS];
     mmgan_graph *gs[MOST_THREADS];   /* freed at the end, so that no run finds an earlier one's outputs */
     mmgan_plan *ps[MOST_THREADS];
+    mmgan_node r3[MOST_THREADS][3];
     size_t sz[3];
     if (test_light((double)ny * nw / q->o)) return;
     x = rnd(nx); w = rnd(nw); gy = rnd(ny);
@@ -629,11 +630,26 @@ static void check_threads(const shp *q, int most)
         out[t] = (float *)calloc(nx + ny + nw, sizeof(float));
         for (k = 0; k < 3 && p; off += sz[k], k++) memcpy(out[t] + off, mmgan_plan_value(p, r[k]), sz[k] * sizeof(float));
         gs[t] = g; ps[t] = p;
+        for (k = 0; k < 3; k++) r3[t][k] = r[k];
     }
     for (t = 1; t < most; t++)
         CHECK(memcmp(out[0], out[t], (nx + ny + nw) * sizeof(float)) == 0,
               "x [%d,%d,%d,%d] w [%d,%d,%d,%d]: conv2d, conv_transpose2d or conv2d_wgrad differ between 1 and %d threads",
               q->n, q->c, q->h, q->w, q->o, q->c, q->kh, q->kw, t + 1);
+    /* A plan run on another thread count than it was made with (the
+     * caller's to change at any time): the one-thread plan on 4 threads,
+     * the others on one.  Each op's scratch was sized when the plan was
+     * made; the same bits, and no run past it (main counts those). */
+    for (t = 0; t < most && ps[t]; t++) {
+        size_t off = 0;
+        mmgan_ctx_set_threads(ctx, t == 0 ? 4 : 1);
+        CHECK(mmgan_plan_run(ps[t]) == MMGAN_OK, "planned on %d threads, run on %d: %s", t + 1, t == 0 ? 4 : 1,
+              mmgan_ctx_error(ctx));
+        for (k = 0; k < 3; off += sz[k], k++)
+            if (memcmp(out[0] + off, mmgan_plan_value(ps[t], r3[t][k]), sz[k] * sizeof(float))) break;
+        CHECK(k == 3, "x [%d,%d,%d,%d] w [%d,%d,%d,%d]: product %d of a plan made on %d threads differs run on %d",
+              q->n, q->c, q->h, q->w, q->o, q->c, q->kh, q->kw, k, t + 1, t == 0 ? 4 : 1);
+    }
     mmgan_ctx_set_threads(ctx, 1);
     for (t = 0; t < most; t++) {
         free(out[t]);
