@@ -48,10 +48,10 @@ static void test_round_trip(void)
     /* Kept for make crosscheck's Python reader (struct + json only). */
     {
         mmgan_ckpt *py = mmgan_ckpt_new(ctx);
+        char path[600];
         mmgan_ckpt_put(py, "a", 2, S(3, 4), a);
         mmgan_ckpt_put(py, "b", 1, S(5), b);
         mmgan_ckpt_put_meta(py, "step", "42");
-        char path[600];
         CHECK(mmgan_ckpt_save(py, test_path(path, sizeof path, "test_ckpt.safetensors")) == MMGAN_OK, "save: %s",
               mmgan_ctx_error(ctx));
         mmgan_ckpt_free(py);
