@@ -222,7 +222,8 @@ typedef struct mmgan_rng {
     int has_spare;
 } mmgan_rng;
 
-/* Seed a generator; different streams with one seed are independent sequences. */
+/* Seed a generator; different streams with one seed are independent sequences.
+ * (Every rng function takes a NULL rng, or NULL x, as a no-op drawing 0.) */
 MMGAN_DEF void mmgan_rng_seed(mmgan_rng *rng, uint64_t seed, uint64_t stream);
 /* Next 32 uniformly distributed bits. */
 MMGAN_DEF uint32_t mmgan_rng_u32(mmgan_rng *rng);
@@ -302,7 +303,8 @@ typedef enum mmgan_init {
 MMGAN_DEF mmgan_param *mmgan_param_new(mmgan_ctx *ctx, const char *name, int ndim, const int *shape);
 /* Frees a parameter; no graph that uses it may run afterwards. */
 MMGAN_DEF void mmgan_param_free(mmgan_param *p);
-/* Fills the parameter from an initializer, drawing from rng (unused for ZEROS/CONST). */
+/* Fills the parameter from an initializer (a finite; a scale at most 1e37), drawing from rng
+ * (unused for ZEROS/CONST). */
 MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a, mmgan_rng *rng);
 /* The parameter's tensor; its data may be read and written between plan runs. */
 MMGAN_DEF mmgan_tensor *mmgan_param_tensor(mmgan_param *p);
@@ -313,7 +315,9 @@ MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p);
 /* 1.8 Graphs and ops                                                     */
 /* ===================================================================== */
 /* A graph is built once and run many times through plans (1.10).  Nodes are
- * small integers.  A builder that fails returns MMGAN_NONE, records the first
+ * small integers, indices into the graph that made them: a node of another
+ * graph is taken as this graph's node of that number (only ids out of range
+ * are refused), so keep each graph's nodes apart.  A builder that fails returns MMGAN_NONE, records the first
  * error in the graph (mmgan_graph_status) and the context's message, e.g.
  * "conv2d: input has 3 channels, weight expects 1 (input [2, 3, 8, 8], weight
  * [4, 1, 3, 3])"; builders given MMGAN_NONE return MMGAN_NONE, so a whole
@@ -364,7 +368,8 @@ MMGAN_DEF mmgan_node mmgan_scale(mmgan_graph *g, mmgan_node x, float s);
 MMGAN_DEF mmgan_node mmgan_affine(mmgan_graph *g, mmgan_node x, float s, float c);
 /* Sums x over the axes where shape has size 1 (right-aligned, like broadcasting in reverse). */
 MMGAN_DEF mmgan_node mmgan_sum_to(mmgan_graph *g, mmgan_node x, int ndim, const int *shape);
-/* Repeats x along its size-1 axes (and new leading axes) to the given shape. */
+/* Repeats x along its size-1 axes (and new leading axes) to the given shape; x's
+ * leading axes beyond the shape's must be 1. */
 MMGAN_DEF mmgan_node mmgan_broadcast_to(mmgan_graph *g, mmgan_node x, int ndim, const int *shape);
 
 /* Dense layers.  op(a) * op(b) for 2-d nodes, op = transpose when the flag is set. */
@@ -395,7 +400,7 @@ MMGAN_DEF mmgan_node mmgan_conv2d_wgrad(mmgan_graph *g, mmgan_node x, mmgan_node
 MMGAN_DEF mmgan_node mmgan_reshape(mmgan_graph *g, mmgan_node x, int ndim, const int *shape);
 /* [N, ...] -> [N, rest]. */
 MMGAN_DEF mmgan_node mmgan_flatten(mmgan_graph *g, mmgan_node x);
-/* Concatenation along the batch axis; the other axes must match. */
+/* Concatenation along the batch axis (axis 0; not of scalars); the other axes must match. */
 MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b);
 /* Samples [start, start + count) of the batch. */
 MMGAN_DEF mmgan_node mmgan_slice(mmgan_graph *g, mmgan_node x, int start, int count);
@@ -460,10 +465,10 @@ MMGAN_DEF mmgan_node mmgan_batch_norm(mmgan_graph *g, mmgan_node x, mmgan_node g
 MMGAN_DEF mmgan_node mmgan_layer_norm(mmgan_graph *g, mmgan_node x, mmgan_node gamma, mmgan_node beta, float eps);
 
 /* Random values drawn from rng at every run of a plan (interpolation weights,
- * noise), shape as given; constants for differentiation. */
+ * noise), shape as given; constants for differentiation.  lo <= hi, finite. */
 MMGAN_DEF mmgan_node mmgan_random_uniform(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape,
                                           float lo, float hi);
-/* Normal values drawn from rng at every run. */
+/* Normal values drawn from rng at every run (std >= 0; finite options). */
 MMGAN_DEF mmgan_node mmgan_random_normal(mmgan_graph *g, mmgan_rng *rng, int ndim, const int *shape,
                                          float mean, float std);
 /* A [1] node that reads *value at every run (a scalar controlled from outside). */
@@ -585,8 +590,9 @@ MMGAN_DEF mmgan_status mmgan_loss_d(mmgan_graph *g, const mmgan_loss_spec *spec,
 /* Builds the generator side (d_real is only read by the relativistic forms). */
 MMGAN_DEF mmgan_status mmgan_loss_g(mmgan_graph *g, const mmgan_loss_spec *spec,
                                     mmgan_node d_real, mmgan_node d_fake, mmgan_loss *out);
-/* Clamps every value of p to [-c, c] (the original WGAN's weight clipping). */
-MMGAN_DEF void mmgan_param_clip(mmgan_param *p, float c);
+/* Clamps every value of p to [-c, c] (the original WGAN's weight clipping);
+ * c must be finite and >= 0. */
+MMGAN_DEF mmgan_status mmgan_param_clip(mmgan_param *p, float c);
 
 /* ===================================================================== */
 /* 1.12 Gradient penalties                                                */
@@ -617,9 +623,9 @@ typedef struct mmgan_gp_spec {
     mmgan_gp_norm norm;
     mmgan_gp_shape shape;
     float center;            /* t: 1 (WGAN-GP) or 0 (zero-centred, R1/R2) */
-    float lambda;
+    float lambda;            /* the weight, >= 0 */
     float smooth_s;          /* SMOOTH_MAX temperature s (the paper runs use 1) */
-    float dragan_c;          /* DRAGAN noise scale (0.5 in its paper) */
+    float dragan_c;          /* DRAGAN noise scale, >= 0 (0.5 in its paper) */
 } mmgan_gp_spec;
 
 /* The critic as a builder: applies it to x in g and returns its output node
@@ -752,8 +758,8 @@ MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *gr
 MMGAN_DEF mmgan_status mmgan_opt_step_plan(mmgan_optimizer *o, const mmgan_plan *p, const mmgan_node *grad);
 /* Steps taken so far. */
 MMGAN_DEF long mmgan_opt_steps(const mmgan_optimizer *o);
-/* The learning rate may change between steps (schedules). */
-MMGAN_DEF void mmgan_opt_set_lr(mmgan_optimizer *o, float lr);
+/* The learning rate may change between steps (schedules); finite and >= 0. */
+MMGAN_DEF mmgan_status mmgan_opt_set_lr(mmgan_optimizer *o, float lr);
 
 /* Exponential moving average of parameters (of a generator, for sampling):
  * s = decay s + (1 - decay) w after each update. */
@@ -1527,8 +1533,10 @@ MMGAN_DEF void mmgan_tensor_fill(mmgan_tensor *t, float v)
 /* PCG32, XSH-RR output: 64-bit LCG state, 32-bit permuted output. */
 MMGAN_DEF uint32_t mmgan_rng_u32(mmgan_rng *rng)
 {
-    uint64_t old = rng->state;
+    uint64_t old;
     uint32_t xs, rot;
+    if (!rng) return 0;
+    old = rng->state;
     rng->state = old * 6364136223846793005ULL + rng->inc;
     xs = (uint32_t)(((old >> 18) ^ old) >> 27);
     rot = (uint32_t)(old >> 59);
@@ -1537,6 +1545,7 @@ MMGAN_DEF uint32_t mmgan_rng_u32(mmgan_rng *rng)
 
 MMGAN_DEF void mmgan_rng_seed(mmgan_rng *rng, uint64_t seed, uint64_t stream)
 {
+    if (!rng) return;
     rng->state = 0;
     rng->inc = (stream << 1) | 1u;
     (void)mmgan_rng_u32(rng);
@@ -1549,7 +1558,7 @@ MMGAN_DEF void mmgan_rng_seed(mmgan_rng *rng, uint64_t seed, uint64_t stream)
 MMGAN_DEF uint32_t mmgan_rng_below(mmgan_rng *rng, uint32_t n)
 {
     uint32_t threshold, r;
-    if (n <= 1) return 0;
+    if (n <= 1 || !rng) return 0;
     threshold = (0u - n) % n;   /* 2^32 mod n: values below it would bias r % n */
     for (;;) {
         r = mmgan_rng_u32(rng);
@@ -1584,6 +1593,7 @@ static double mmgan__log_portable(double x)
 MMGAN_DEF float mmgan_rng_normal(mmgan_rng *rng)
 {
     double u, v, s, f;
+    if (!rng) return 0.0f;
     if (rng->has_spare) {
         rng->has_spare = 0;
         return rng->spare;
@@ -1604,12 +1614,14 @@ MMGAN_DEF void mmgan_rng_fill_uniform(mmgan_rng *rng, float *x, size_t n, float 
 {
     size_t i;
     float w = hi - lo;
+    if (!rng || !x) return;
     for (i = 0; i < n; i++) x[i] = lo + mmgan__fmul(w, mmgan_rng_uniform(rng));
 }
 
 MMGAN_DEF void mmgan_rng_fill_normal(mmgan_rng *rng, float *x, size_t n, float mean, float std)
 {
     size_t i;
+    if (!rng || !x) return;
     for (i = 0; i < n; i++) x[i] = mean + mmgan__fmul(std, mmgan_rng_normal(rng));
 }
 
@@ -5710,6 +5722,10 @@ MMGAN_DEF void mmgan_param_free(mmgan_param *p)
 MMGAN_DEF mmgan_tensor *mmgan_param_tensor(mmgan_param *p) { return p ? p->value : NULL; }
 MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p) { return p ? p->name : ""; }
 
+/* The largest scale an initializer takes: its draws (a normal's reach
+ * 8.2 std, a uniform's width 2 sqrt(3) a) stay finite in float. */
+#define MMGAN__INIT_MAX 1e37
+
 MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a, mmgan_rng *rng)
 {
     mmgan_tensor *t;
@@ -5729,11 +5745,11 @@ MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a
     case MMGAN_INIT_ZEROS: mmgan_tensor_fill(t, 0.0f); return MMGAN_OK;
     case MMGAN_INIT_CONST: mmgan_tensor_fill(t, a); return MMGAN_OK;
     case MMGAN_INIT_NORMAL:
-        if (!(a >= 0.0f)) break;
+        if (!(a >= 0.0f && a <= MMGAN__INIT_MAX)) break;
         mmgan_rng_fill_normal(rng, t->data, t->numel, 0.0f, a);
         return MMGAN_OK;
     case MMGAN_INIT_UNIFORM:
-        if (!(a >= 0.0f)) break;
+        if (!(a >= 0.0f && a <= MMGAN__INIT_MAX)) break;
         mmgan_rng_fill_uniform(rng, t->data, t->numel, -a, a);
         return MMGAN_OK;
     case MMGAN_INIT_HE_NORMAL:
@@ -5745,8 +5761,8 @@ MMGAN_DEF mmgan_status mmgan_param_init(mmgan_param *p, mmgan_init kind, float a
     }
     case MMGAN_INIT_XAVIER_NORMAL:
     case MMGAN_INIT_XAVIER_UNIFORM:
-        if (!(a > 0.0f)) break;
         bound = a * sqrt(2.0 / (fan_in + fan_out));
+        if (!(a > 0.0f && bound <= MMGAN__INIT_MAX)) break;
         if (kind == MMGAN_INIT_XAVIER_NORMAL) mmgan_rng_fill_normal(rng, t->data, t->numel, 0.0f, (float)bound);
         else mmgan_rng_fill_uniform(rng, t->data, t->numel, (float)(-bound * sqrt(3.0)), (float)(bound * sqrt(3.0)));
         return MMGAN_OK;
@@ -5976,6 +5992,7 @@ MMGAN_DEF mmgan_node mmgan_fill(mmgan_graph *g, int ndim, const int *shape, floa
 {
     mmgan_node id;
     if (!g) return MMGAN_NONE;
+    if (!mmgan__finite(v)) return mmgan__gfail(g, MMGAN_ERR_INVALID, "fill: value %g is not finite", (double)v);
     id = mmgan__push(g, MMGAN__OP_FILL, 0, NULL, ndim, shape);
     if (id >= 0) g->nodes[id].fp[0] = v;
     return id;
@@ -5993,6 +6010,9 @@ static mmgan_node mmgan__unary(mmgan_graph *g, int op, mmgan_node x, float f0, f
 {
     mmgan_node id;
     if (!mmgan__args_ok(g, mmgan__op_name(op), 1, &x)) return MMGAN_NONE;
+    if (!mmgan__finite(f0) || !mmgan__finite(f1))   /* a slope, a scale, a temperature: NaN or Inf everywhere */
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, "%s: option %g is not finite", mmgan__op_name(op),
+                            (double)(mmgan__finite(f0) ? f1 : f0));
     id = mmgan__like(g, op, 1, &x, x);
     if (id >= 0) {
         g->nodes[id].fp[0] = f0;
@@ -6047,10 +6067,11 @@ static mmgan_node mmgan__reshape_like(mmgan_graph *g, int op, mmgan_node x, int 
     int i;
     if (!mmgan__args_ok(g, who, 1, &x)) return MMGAN_NONE;
     nx = &g->nodes[x];
-    if (ndim < 1 || ndim > MMGAN_MAX_DIMS || !shape)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: target must have 1 to %d dimensions", who, MMGAN_MAX_DIMS);
-    if (op == MMGAN__OP_BROADCAST ? ndim < nx->ndim : 0)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: target has fewer dimensions (%d) than x (%d)", who, ndim, nx->ndim);
+    if (ndim < 0 || ndim > MMGAN_MAX_DIMS || (ndim > 0 && !shape))   /* 0: a scalar's gradient */
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: target must have 0 to %d dimensions%s", who, MMGAN_MAX_DIMS,
+                            ndim > 0 && ndim <= MMGAN_MAX_DIMS ? " (shape is NULL)" : "");
+    /* x's axes beyond the target's must be 1 (a target of fewer axes: a
+     * gradient [1] back to a scalar parameter) */
     for (i = 1; i <= MMGAN__MAX(ndim, nx->ndim); i++) {
         int st = i <= ndim ? shape[ndim - i] : 1, sx = i <= nx->ndim ? nx->shape[nx->ndim - i] : 1;
         int ok = op == MMGAN__OP_SUM_TO ? (st == sx || st == 1) : (st == sx || sx == 1);
@@ -6301,6 +6322,8 @@ MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b)
     in[0] = a; in[1] = b;
     if (!mmgan__args_ok(g, "concat", 2, in)) return MMGAN_NONE;
     na = &g->nodes[a]; nb = &g->nodes[b];
+    if (na->ndim == 0 || nb->ndim == 0)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "concat: a scalar (0 dimensions) has no batch axis");
     for (i = 1; i < 4; i++)
         if (na->ndim != nb->ndim || na->shape[i] != nb->shape[i]) {
             char s1[64], s2[64];
@@ -6320,6 +6343,8 @@ MMGAN_DEF mmgan_node mmgan_slice(mmgan_graph *g, mmgan_node x, int start, int co
     int shape[4];
     mmgan_node id;
     if (!mmgan__args_ok(g, "slice", 1, &x)) return MMGAN_NONE;
+    if (g->nodes[x].ndim == 0)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "slice: a scalar (0 dimensions) has no batch axis");
     if (start < 0 || count < 1 || start > g->nodes[x].shape[0] - count)
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "slice: samples [%d, %d + %d) are not within the batch of %d",
                             start, start, count, g->nodes[x].shape[0]);
@@ -6335,6 +6360,8 @@ MMGAN_DEF mmgan_node mmgan_pad_batch(mmgan_graph *g, mmgan_node x, int start, in
     int shape[4];
     mmgan_node id;
     if (!mmgan__args_ok(g, "pad_batch", 1, &x)) return MMGAN_NONE;
+    if (g->nodes[x].ndim == 0)
+        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pad_batch: a scalar (0 dimensions) has no batch axis");
     if (start < 0 || total < g->nodes[x].shape[0] || start > total - g->nodes[x].shape[0])
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pad_batch: %d samples at %d do not fit in a batch of %d",
                             g->nodes[x].shape[0], start, total);
@@ -6405,6 +6432,10 @@ static mmgan_node mmgan__random(mmgan_graph *g, mmgan_rng *rng, int ndim, const 
     mmgan_node id;
     if (!g) return MMGAN_NONE;
     if (!rng) return mmgan__gfail(g, MMGAN_ERR_INVALID, "random: rng is NULL");
+    if (!mmgan__finite(a) || !mmgan__finite(b) || !(normal ? b >= 0.0f : a <= b) || (!normal && !mmgan__finite(b - a)))
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, normal ? "random_normal: mean %g and std %g must be finite, std >= 0"
+                                                         : "random_uniform: [%g, %g) must be finite, lo <= hi",
+                            (double)a, (double)b);
     id = mmgan__push(g, MMGAN__OP_RANDOM, 0, NULL, ndim, shape);
     if (id >= 0) {
         g->nodes[id].ref = rng;
@@ -6499,8 +6530,8 @@ MMGAN_DEF mmgan_node mmgan_batch_norm(mmgan_graph *g, mmgan_node x, mmgan_node g
     if (!mmgan__affine_arg_ok(g, "batch_norm", "gamma", gamma, 1, &c) ||
         !mmgan__affine_arg_ok(g, "batch_norm", "beta", beta, 1, &c))
         return MMGAN_NONE;
-    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
-        return mmgan__gfail(g, MMGAN_ERR_INVALID, "batch_norm: eps %g must be > 0 and momentum %g in [0, 1]",
+    if (!(eps > 0.0f) || !mmgan__finite(eps) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, "batch_norm: eps %g must be finite and > 0, momentum %g in [0, 1]",
                             (double)eps, (double)momentum);
     if ((running_mean == NULL) != (running_var == NULL) || (!training && !running_mean))
         return mmgan__gfail(g, MMGAN_ERR_INVALID, "batch_norm: running_mean and running_var must both be given%s",
@@ -6547,7 +6578,8 @@ MMGAN_DEF mmgan_node mmgan_layer_norm(mmgan_graph *g, mmgan_node x, mmgan_node g
     if (!mmgan__affine_arg_ok(g, "layer_norm", "gamma", gamma, nd - 1, g->nodes[x].shape + 1) ||
         !mmgan__affine_arg_ok(g, "layer_norm", "beta", beta, nd - 1, g->nodes[x].shape + 1))
         return MMGAN_NONE;
-    if (!(eps > 0.0f)) return mmgan__gfail(g, MMGAN_ERR_INVALID, "layer_norm: eps %g must be > 0", (double)eps);
+    if (!(eps > 0.0f) || !mmgan__finite(eps))
+        return mmgan__gfail(g, MMGAN_ERR_INVALID, "layer_norm: eps %g must be finite and > 0", (double)eps);
     y = mmgan__normalize(g, x, nd, sshape, eps);
     if (gamma != MMGAN_NONE) y = mmgan_mul(g, y, gamma);
     if (beta != MMGAN_NONE) y = mmgan_add(g, y, beta);
@@ -8047,24 +8079,28 @@ MMGAN_DEF size_t mmgan_plan_bytes(const mmgan_plan *p)
  * ones), and nodes below floor are leaves, their inputs not followed; then
  * an unreached wrt gets MMGAN__ZERO, not zeros. */
 static mmgan_status mmgan__grad_ex(mmgan_graph *g, mmgan_node y, mmgan_node seed, int floor,
-                                   int n, const mmgan_node *wrt, mmgan_node *out)
+                                   int n, const mmgan_node *wrt_in, mmgan_node *out)
 {
     mmgan_ctx *ctx;
     unsigned char *dep = NULL, *feeds = NULL;
-    mmgan_node *acc = NULL;
+    mmgan_node *acc = NULL, *wrt = NULL;
     int lo, id, i, ny, inner;
     mmgan_status st = MMGAN_OK;
     if (!g) return MMGAN_ERR_INVALID;
     ctx = g->ctx;
-    if (n < 1 || !wrt || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "grad: no wrt nodes");
+    if (n < 1 || !wrt_in || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "grad: no wrt nodes");
+    if (g->status == MMGAN_OK &&
+        (!mmgan__args_ok(g, "grad", 1, &y) || !mmgan__args_ok(g, "grad (wrt)", n, wrt_in))) st = g->status;
+    /* wrt copied first: out may be the same array (or overlap it) */
+    wrt = (mmgan_node *)mmgan_alloc(ctx, (size_t)n * sizeof(mmgan_node));
+    if (wrt) memcpy(wrt, wrt_in, (size_t)n * sizeof(mmgan_node));
     for (i = 0; i < n; i++) out[i] = MMGAN_NONE;
-    if (g->status != MMGAN_OK) return g->status;
-    if (!mmgan__args_ok(g, "grad", 1, &y) || !mmgan__args_ok(g, "grad (wrt)", n, wrt)) return g->status;
+    if (g->status != MMGAN_OK || st != MMGAN_OK) { mmgan_free(ctx, wrt); return g->status; }
     ny = g->n;
     dep = (unsigned char *)mmgan_alloc(ctx, (size_t)ny);
     feeds = (unsigned char *)mmgan_alloc(ctx, (size_t)ny);
     acc = (mmgan_node *)mmgan_alloc(ctx, (size_t)ny * sizeof(mmgan_node));
-    if (!dep || !feeds || !acc) { st = MMGAN_ERR_NOMEM; goto done; }
+    if (!dep || !feeds || !acc || !wrt) { st = MMGAN_ERR_NOMEM; goto done; }
     memset(dep, 0, (size_t)ny);
     memset(feeds, 0, (size_t)ny);
     for (id = 0; id < ny; id++) acc[id] = MMGAN_NONE;
@@ -8121,6 +8157,7 @@ done:
     mmgan_free(ctx, dep);
     mmgan_free(ctx, feeds);
     mmgan_free(ctx, acc);
+    mmgan_free(ctx, wrt);
     return st;
 }
 
@@ -8278,13 +8315,17 @@ MMGAN_DEF mmgan_status mmgan_loss_g(mmgan_graph *g, const mmgan_loss_spec *spec,
     return mmgan__loss(g, spec, d_real, d_fake, 1, out);
 }
 
-MMGAN_DEF void mmgan_param_clip(mmgan_param *p, float c)
+MMGAN_DEF mmgan_status mmgan_param_clip(mmgan_param *p, float c)
 {
     size_t i;
     float *w;
-    if (!p) return;
+    if (!p) return MMGAN_ERR_INVALID;
+    if (!(c >= 0.0f) || !mmgan__finite(c))
+        return mmgan__fail(p->ctx, MMGAN_ERR_INVALID, "param_clip: bound %g for '%s', must be finite and >= 0",
+                           (double)c, p->name);
     w = p->value->data;
     for (i = 0; i < p->value->numel; i++) w[i] = w[i] > c ? c : w[i] < -c ? -c : w[i];
+    return MMGAN_OK;
 }
 
 MMGAN_DEF mmgan_gp_spec mmgan_gp_default(void)
@@ -8322,8 +8363,9 @@ MMGAN_DEF mmgan_status mmgan_gradient_penalty(mmgan_graph *g, const mmgan_gp_spe
         return g->status;
     }
     if (!mmgan__finite(sp->center) || !mmgan__finite(sp->lambda) || !mmgan__finite(sp->smooth_s) ||
-        !mmgan__finite(sp->dragan_c)) {
-        mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: center %g, lambda %g, smooth_s %g and dragan_c %g must be finite",
+        !mmgan__finite(sp->dragan_c) || !(sp->lambda >= 0.0f) || !(sp->dragan_c >= 0.0f)) {
+        mmgan__gfail(g, MMGAN_ERR_INVALID, "gradient_penalty: center %g, lambda %g, smooth_s %g and dragan_c %g must be finite, "
+                     "lambda and dragan_c >= 0",
                      (double)sp->center, (double)sp->lambda, (double)sp->smooth_s, (double)sp->dragan_c);
         return g->status;
     }
@@ -8616,11 +8658,12 @@ MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *s
     if ((int)spec->kind < MMGAN_OPT_SGD || (int)spec->kind > MMGAN_OPT_RMSPROP || !(spec->lr >= 0.0f) ||
         !(spec->beta1 >= 0.0f && spec->beta1 < 1.0f) || !(spec->beta2 >= 0.0f && spec->beta2 < 1.0f) ||
         !(spec->eps >= 0.0f) || !(spec->momentum >= 0.0f) || !(spec->weight_decay >= 0.0f) ||
+        (spec->kind != MMGAN_OPT_SGD && !(spec->eps > 0.0f)) ||   /* 0: a zero gradient makes 0 / 0 */
         !mmgan__finite(spec->lr) || !mmgan__finite(spec->eps) || !mmgan__finite(spec->momentum) ||
         !mmgan__finite(spec->weight_decay)) {
         mmgan__fail(ctx, MMGAN_ERR_INVALID,
                     "opt_new: kind %d, lr %g, betas (%g, %g), eps %g, momentum %g, weight decay %g: out of range "
-                    "(finite, >= 0, betas below 1)",
+                    "(finite, >= 0, betas below 1, eps > 0 but for SGD)",
                     (int)spec->kind, (double)spec->lr, (double)spec->beta1, (double)spec->beta2, (double)spec->eps,
                     (double)spec->momentum, (double)spec->weight_decay);
         return NULL;
@@ -8656,7 +8699,15 @@ MMGAN_DEF mmgan_optimizer *mmgan_opt_new(mmgan_ctx *ctx, const mmgan_opt_spec *s
 }
 
 MMGAN_DEF long mmgan_opt_steps(const mmgan_optimizer *o) { return o ? o->t : 0; }
-MMGAN_DEF void mmgan_opt_set_lr(mmgan_optimizer *o, float lr) { if (o && lr >= 0.0f) o->spec.lr = lr; }
+MMGAN_DEF mmgan_status mmgan_opt_set_lr(mmgan_optimizer *o, float lr)
+{
+    if (!o) return MMGAN_ERR_INVALID;
+    if (!(lr >= 0.0f) || !mmgan__finite(lr))
+        return mmgan__fail(o->ctx, MMGAN_ERR_INVALID, "opt_set_lr: %g, must be finite and >= 0 (unchanged: %g)",
+                           (double)lr, (double)o->spec.lr);
+    o->spec.lr = lr;
+    return MMGAN_OK;
+}
 
 MMGAN_DEF mmgan_status mmgan_opt_step(mmgan_optimizer *o, const float *const *grads)
 {

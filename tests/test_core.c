@@ -176,6 +176,14 @@ static void test_rng_statistics(void)
         mmgan_rng_seed(&b, 5, 2);
         CHECK(mmgan_rng_u32(&a) != mmgan_rng_u32(&b), "streams differ");
     }
+    /* a NULL generator: nothing, and draws of 0 (it crashed) */
+    mmgan_rng_seed(NULL, 1, 1);
+    buf[0] = 5.0f;
+    mmgan_rng_fill_uniform(NULL, buf, 4, 0.0f, 1.0f);
+    mmgan_rng_fill_normal(NULL, buf, 4, 0.0f, 1.0f);
+    mmgan_rng_fill_normal(&r, NULL, 4, 0.0f, 1.0f);
+    CHECK(buf[0] == 5.0f && mmgan_rng_u32(NULL) == 0 && mmgan_rng_below(NULL, 10) == 0 && mmgan_rng_uniform(NULL) == 0.0f &&
+          mmgan_rng_normal(NULL) == 0.0f, "a NULL rng is a no-op drawing 0");
 }
 
 static void test_portable_log(void)

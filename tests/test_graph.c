@@ -1241,6 +1241,96 @@ static void test_build_errors(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+/* Found by a review's probes of the API (this session): scalars (0-d nodes)
+ * through the batch-axis ops and through gradients, an out array that is the
+ * wrt array, and options that are not finite or not possible. */
+static void test_scalars_and_options(void)
+{
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_param *sp = mmgan_param_new(ctx, "s", 0, NULL);
+    float one = 1.0f, xv[3] = {1.0f, 2.0f, 4.0f};
+    volatile float big = 1e30f;
+    const float inf = big * big, nan = inf - inf;
+    mmgan_node x, sc, gs[3], gg, t[4], w[1], y;
+    mmgan_plan *p;
+    const char *what[10];
+    mmgan_node got[10];
+    int i;
+    mmgan_param_tensor(sp)->data[0] = 1.5f;
+    sc = mmgan_constant(g, 0, NULL, &one);
+    /* a scalar has no batch axis: pad_batch wrote past its one float, concat kept one value */
+    CHECK(mmgan_pad_batch(g, sc, 2, 3) == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "no batch axis") != NULL,
+          "pad_batch of a scalar refused: %s", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+    g = mmgan_graph_new(ctx);
+    sc = mmgan_constant(g, 0, NULL, &one);
+    CHECK(mmgan_concat(g, sc, sc) == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "no batch axis") != NULL,
+          "concat of scalars refused: %s", mmgan_ctx_error(ctx));
+    mmgan_graph_free(g);
+    g = mmgan_graph_new(ctx);
+    sc = mmgan_constant(g, 0, NULL, &one);
+    CHECK(mmgan_slice(g, sc, 0, 1) == MMGAN_NONE, "slice of a scalar refused");
+    mmgan_graph_free(g);
+
+    /* gradients with respect to a scalar parameter, through broadcasting
+     * and sums (sum_to and broadcast_to to 0 dimensions), to second order */
+    g = mmgan_graph_new(ctx);
+    x = mmgan_constant(g, 1, S(3), xv);
+    sc = mmgan_parameter(g, sp);
+    y = mmgan_sum(g, mmgan_mul(g, sc, x));                                    /* d/ds = 1 + 2 + 4 */
+    mmgan_grad(g, y, 1, &sc, &gs[0]);
+    mmgan_grad(g, mmgan_sum(g, mmgan_square(g, sc)), 1, &sc, &gs[1]);       /* 2 s = 3 */
+    mmgan_grad(g, gs[1], 1, &sc, &gg);                                       /* 2 */
+    mmgan_grad(g, mmgan_mean(g, mmgan_div(g, x, sc)), 1, &sc, &gs[2]);      /* -mean(x) / s^2 */
+    t[0] = gs[0]; t[1] = gs[1]; t[2] = gg; t[3] = gs[2];
+    p = mmgan_graph_status(g) == MMGAN_OK ? mmgan_plan_new(g, 4, t) : NULL;
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK, "gradients in a scalar parameter: %s", mmgan_ctx_error(ctx));
+    if (p && mmgan_plan_value(p, gs[0])) {
+        CHECK(mmgan_plan_value(p, gs[0])[0] == 7.0f && mmgan_plan_value(p, gs[1])[0] == 3.0f &&
+              mmgan_plan_value(p, gg)[0] == 2.0f, "d sum(s x) = %g (7), d sum(s^2) = %g (3), its derivative %g (2)",
+              mmgan_plan_value(p, gs[0])[0], mmgan_plan_value(p, gs[1])[0], mmgan_plan_value(p, gg)[0]);
+        CHECK(fabsf(mmgan_plan_value(p, gs[2])[0] + (7.0f / 3.0f) / 2.25f) < 1e-6f, "d mean(x / s) = %g",
+              mmgan_plan_value(p, gs[2])[0]);
+    }
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    /* out the same array as wrt: its validation read what the cleared out had overwritten */
+    g = mmgan_graph_new(ctx);
+    w[0] = mmgan_fill(g, 1, S(2), 3.0f);
+    y = mmgan_sum(g, mmgan_square(g, w[0]));
+    CHECK(mmgan_grad(g, y, 1, w, w) == MMGAN_OK && w[0] != MMGAN_NONE, "grad with out == wrt: %s", mmgan_ctx_error(ctx));
+    p = w[0] != MMGAN_NONE ? mmgan_plan_new(g, 1, w) : NULL;
+    CHECK(p && mmgan_plan_run(p) == MMGAN_OK && mmgan_plan_value(p, w[0])[0] == 6.0f, "its value 2 x 3");
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+
+    /* options that are not finite, or not possible, are build errors */
+    for (i = 0; i < 10; i++) {
+        mmgan_node a;
+        mmgan_ctx_clear_error(ctx);
+        g = mmgan_graph_new(ctx);
+        a = mmgan_input(g, "x", 2, S(4, 2));
+        switch (i) {
+        case 0: what[i] = "fill NaN"; got[i] = mmgan_fill(g, 1, S(2), nan); break;
+        case 1: what[i] = "leaky slope NaN"; got[i] = mmgan_leaky_relu(g, a, nan); break;
+        case 2: what[i] = "softmax temperature inf"; got[i] = mmgan_softmax_per_sample(g, a, inf); break;
+        case 3: what[i] = "scale NaN"; got[i] = mmgan_scale(g, a, nan); break;
+        case 4: what[i] = "maximum with NaN"; got[i] = mmgan_maximum(g, a, nan); break;
+        case 5: what[i] = "uniform [1, -1)"; got[i] = mmgan_random_uniform(g, &rng, 1, S(2), 1.0f, -1.0f); break;
+        case 6: what[i] = "normal std -1"; got[i] = mmgan_random_normal(g, &rng, 1, S(2), 0.0f, -1.0f); break;
+        case 7: what[i] = "normal mean NaN"; got[i] = mmgan_random_normal(g, &rng, 1, S(2), nan, 1.0f); break;
+        case 8: what[i] = "batch norm eps inf";
+            got[i] = mmgan_batch_norm(g, a, MMGAN_NONE, MMGAN_NONE, NULL, NULL, 0.1f, inf, 1); break;
+        default: what[i] = "layer norm eps inf"; got[i] = mmgan_layer_norm(g, a, MMGAN_NONE, MMGAN_NONE, inf); break;
+        }
+        CHECK(got[i] == MMGAN_NONE && mmgan_graph_status(g) == MMGAN_ERR_INVALID && mmgan_ctx_error(ctx)[0],
+              "%s refused: %s", what[i], mmgan_ctx_error(ctx));
+        mmgan_graph_free(g);
+    }
+    mmgan_param_free(sp);
+    mmgan_ctx_clear_error(ctx);
+}
+
 static void test_initializers(void)
 {
     mmgan_param *w = mmgan_param_new(ctx, "w", 4, S(64, 32, 4, 4));
@@ -1345,6 +1435,7 @@ int main(void)
     test_bn_grad_sharing();
     test_inplace();
     test_build_errors();
+    test_scalars_and_options();
     test_initializers();
     test_max_ties();
     CHECK(mmgan__scratch_overruns == 0, "%d op runs wrote past their planned scratch", mmgan__scratch_overruns);

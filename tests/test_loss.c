@@ -652,7 +652,7 @@ static void test_loss_errors(void)
         mmgan_began bg;
         int k;
         mmgan_rng_seed(&rng, 1, 1);
-        for (k = 0; k < 4; k++) {
+        for (k = 0; k < 6; k++) {   /* and a negative weight or noise scale (4, 5): no penalty */
             mmgan_gp_spec gs = mmgan_gp_default();
             mmgan_gp gp;
             critic c;
@@ -660,12 +660,15 @@ static void test_loss_errors(void)
             if (k == 1) gs.center = nan;
             if (k == 2) { gs.points = MMGAN_GP_DRAGAN; gs.dragan_c = nan; }
             if (k == 3) { gs.norm = MMGAN_NORM_SMOOTH_MAX; gs.smooth_s = nan; }
+            if (k == 4) gs.lambda = -10.0f;
+            if (k == 5) { gs.points = MMGAN_GP_DRAGAN; gs.dragan_c = -1.0f; }
+            mmgan_ctx_clear_error(ctx);
             g = mmgan_graph_new(ctx);
             critic_init(&c, 1.0f);
             r = mmgan_input(g, "r", 4, S(2, 1, 6, 6));
             CHECK(mmgan_gradient_penalty(g, &gs, r, r, critic_fn, &c, &rng, &gp) == MMGAN_ERR_INVALID &&
-                  gp.penalty == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), "must be finite"),
-                  "penalty option %d NaN refused: %s", k, mmgan_ctx_error(ctx));
+                  gp.penalty == MMGAN_NONE && strstr(mmgan_ctx_error(ctx), k < 4 ? "must be finite" : ">= 0"),
+                  "penalty option %d NaN or negative refused: %s", k, mmgan_ctx_error(ctx));
             critic_free(&c);
             mmgan_graph_free(g);
         }

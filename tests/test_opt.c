@@ -154,7 +154,10 @@ static void test_ema_and_errors(void)
     mmgan_param *p = mmgan_param_new(ctx, "w", 1, S(2));
     float *w = mmgan_param_tensor(p)->data;
     mmgan_ema *e;
+    mmgan_optimizer *o;
+    mmgan_rng rng;
     mmgan_opt_spec s = mmgan_opt_default(MMGAN_OPT_ADAM);
+    mmgan_rng_seed(&rng, 7, 0);
     w[0] = 1.0f; w[1] = -1.0f;
     e = mmgan_ema_new(ctx, 0.9f, 1, &p);
     w[0] = 2.0f; w[1] = 0.0f;
@@ -187,6 +190,42 @@ static void test_ema_and_errors(void)
         CHECK(mmgan_param_init(p, MMGAN_INIT_HE_NORMAL, inf - inf, NULL) == MMGAN_ERR_INVALID, "HE with a = NaN refused");
         CHECK(mmgan_param_init(p, MMGAN_INIT_CONST, inf, NULL) == MMGAN_ERR_INVALID && w[0] == 5.0f,
               "a constant of inf refused, the weights untouched");
+    }
+    {   /* eps 0 divided a zero gradient's 0 by 0: NaN weights from a valid-looking step */
+        static const mmgan_opt_kind kinds[3] = {MMGAN_OPT_ADAM, MMGAN_OPT_ADAMAX, MMGAN_OPT_RMSPROP};
+        int k;
+        for (k = 0; k < 3; k++) {
+            s = mmgan_opt_default(kinds[k]);
+            s.eps = 0.0f;
+            CHECK(mmgan_opt_new(ctx, &s, 1, &p) == NULL && strstr(mmgan_ctx_error(ctx), "eps > 0") != NULL,
+                  "kind %d: eps 0 refused: %s", (int)kinds[k], mmgan_ctx_error(ctx));
+        }
+        s = mmgan_opt_default(MMGAN_OPT_SGD);
+        s.eps = 0.0f;
+        o = mmgan_opt_new(ctx, &s, 1, &p);
+        CHECK(o != NULL, "SGD, which has no eps, takes 0: %s", mmgan_ctx_error(ctx));
+        CHECK(o && mmgan_opt_set_lr(o, 0.5f) == MMGAN_OK, "a finite lr set");
+        CHECK(o && mmgan_opt_set_lr(o, 1e30f * 1e30f) == MMGAN_ERR_INVALID && strstr(mmgan_ctx_error(ctx), "0.5") != NULL,
+              "an infinite lr refused, 0.5 kept: %s", mmgan_ctx_error(ctx));
+        CHECK(o && mmgan_opt_set_lr(o, -1.0f) == MMGAN_ERR_INVALID, "a negative lr refused");
+        w[0] = 1.0f; w[1] = -1.0f;
+        {
+            const float gv[2] = {1.0f, 1.0f}, *gp = gv;
+            CHECK(o && mmgan_opt_step(o, &gp) == MMGAN_OK && w[0] == 0.5f && w[1] == -1.5f,
+                  "the step took lr 0.5: %g %g", w[0], w[1]);
+        }
+        mmgan_opt_free(o);
+        w[0] = 0.5f; w[1] = -0.001f;
+        CHECK(mmgan_param_clip(p, 0.01f) == MMGAN_OK && w[0] == 0.01f && w[1] == -0.001f, "clip to 0.01");
+        CHECK(mmgan_param_clip(p, -0.01f) == MMGAN_ERR_INVALID && w[0] == 0.01f && strstr(mmgan_ctx_error(ctx), "clip"),
+              "a negative bound refused, the weights untouched: %s", mmgan_ctx_error(ctx));
+        CHECK(mmgan_param_clip(p, 1e30f * 1e30f - 1e30f * 1e30f) == MMGAN_ERR_INVALID, "a NaN bound refused");
+        CHECK(mmgan_param_init(p, MMGAN_INIT_UNIFORM, 3e38f, &rng) == MMGAN_ERR_INVALID &&
+              mmgan_param_init(p, MMGAN_INIT_NORMAL, 3e38f, &rng) == MMGAN_ERR_INVALID &&
+              mmgan_param_init(p, MMGAN_INIT_XAVIER_UNIFORM, 3e38f, &rng) == MMGAN_ERR_INVALID && w[0] == 0.01f,
+              "scales whose draws overflow refused: %s", mmgan_ctx_error(ctx));
+        CHECK(mmgan_param_init(p, MMGAN_INIT_UNIFORM, 1e37f, &rng) == MMGAN_OK && isfinite(w[0]) &&
+              isfinite(w[1]), "1e37 is fine: %g %g", w[0], w[1]);
     }
     mmgan_param_free(p);
     mmgan_ctx_clear_error(ctx);
