@@ -66,6 +66,8 @@
  *   MMGAN_NO_OPENMP        stay single-threaded even when built with -fopenmp.
  *   MMGAN_GEMM_MT_MIN      multiply-adds below which a GEMM stays on one thread
  *                          (default 2^22, measured on a 2-core Zen 5).
+ *   MMGAN_READ_MAX         bytes mmgan_read_file reads at most (default 2^31,
+ *                          which every IDX file and checkpoint it loads fits).
  *
  * ERRORS
  *   Functions return an mmgan_status (or NULL) and leave a readable message in
@@ -852,7 +854,10 @@ MMGAN_DEF mmgan_status mmgan_image_grid(mmgan_ctx *ctx, const float *images, int
 #ifndef MMGAN_NO_STDIO
 /* Reads a whole file into *data (mmgan_free). */
 MMGAN_DEF mmgan_status mmgan_read_file(mmgan_ctx *ctx, const char *path, unsigned char **data, size_t *size);
-/* Writes a file atomically: a temporary file next to it, flushed, then renamed. */
+/* Writes a file atomically: a temporary file next to it (path.tmp), flushed, then
+ * renamed over path (a symbolic link there is replaced, its target kept).  On
+ * POSIX systems a path under /dev/ (/dev/stdout) or of a device or a FIFO is
+ * written in place instead. */
 MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const void *data, size_t size);
 /* Loads an IDX file, gzip-compressed or not. */
 MMGAN_DEF mmgan_status mmgan_idx_load(mmgan_ctx *ctx, const char *path, mmgan_idx *out);
@@ -876,7 +881,10 @@ MMGAN_DEF mmgan_status mmgan_svg_curves(mmgan_ctx *ctx, const char *path, const 
  * header, the raw little-endian data), so PyTorch users can open it.  Saving
  * is atomic: a crash of the process mid-save leaves the previous file whole
  * (there is no fsync: a power loss may still lose the newest save).  Loading checks
- * every header field against the file before anything is read. */
+ * every header field against the file before anything is read.  A save also
+ * writes its data's CRC-32 as metadata (mmgan.data_crc32), which loading checks
+ * where it is present (safetensors itself has no checksum; other writers' files
+ * are read unchecked). */
 typedef struct mmgan_ckpt mmgan_ckpt;
 
 /* An empty checkpoint to fill and save. */
@@ -962,6 +970,14 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #include <stdio.h>   /* vsnprintf for messages; files only without MMGAN_NO_STDIO */
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#ifndef MMGAN_READ_MAX
+#  define MMGAN_READ_MAX ((size_t)1 << 31)   /* bytes mmgan_read_file takes at most */
+#endif
+#if !defined(MMGAN_NO_STDIO) && (defined(__unix__) || defined(__unix) || defined(__APPLE__))
+#  include <sys/stat.h>   /* stat: a save to a device or a FIFO writes it, not a file beside it */
+#  define MMGAN__HAVE_STAT 1
+#endif
 
 #ifndef MMGAN_ASSERT
 #  include <assert.h>
@@ -8921,6 +8937,8 @@ typedef struct mmgan__inf {
     int nbits;
     unsigned char *out;
     size_t len, cap;
+    size_t limit;   /* output bytes at most (a gzip bomb's 3 MB made 6 GB) */
+    int over;       /* the stream had more than limit */
     mmgan_ctx *ctx;
     void *user;
 } mmgan__inf;
@@ -8992,6 +9010,8 @@ static int mmgan__inf_put(mmgan__inf *s, unsigned char c)
 {
     if (s->len == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+        if (s->len >= s->limit) { s->over = 1; return 0; }
+        if (cap > s->limit) cap = s->limit;
         unsigned char *o = (unsigned char *)MMGAN_REALLOC(s->user, s->out, cap);
         if (!o) return 0;
         s->out = o;
@@ -9118,18 +9138,29 @@ static const char *mmgan__inf_run(mmgan__inf *s)
     return NULL;
 }
 
+/* limit: the output's bytes at most; prefix: its first limit bytes are all
+ * that is wanted (the stream is read no further, nor checked). */
 static mmgan_status mmgan__inflate(mmgan_ctx *ctx, const char *who, const unsigned char *in, size_t n,
-                                   size_t hint, unsigned char **out, size_t *out_size, size_t *used)
+                                   size_t hint, size_t limit, int prefix, unsigned char **out, size_t *out_size,
+                                   size_t *used)
 {
     mmgan__inf s;
     const char *err;
     memset(&s, 0, sizeof s);
     s.in = in; s.n = n; s.ctx = ctx; s.user = ctx->alloc_user;
+    s.limit = limit;
+    if (hint > limit) hint = limit;
     if (hint) {
         s.out = (unsigned char *)MMGAN_MALLOC(s.user, hint);
         if (s.out) s.cap = hint;
     }
     err = mmgan__inf_run(&s);
+    if (err && s.over && prefix) err = NULL;
+    if (err && s.over) {
+        MMGAN_FREE(s.user, s.out);
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "%s: the data is longer than the %lu bytes it can be", who,
+                           (unsigned long)limit);
+    }
     if (err) {
         MMGAN_FREE(s.user, s.out);
         return mmgan__fail(ctx, strcmp(err, "out of memory") ? MMGAN_ERR_FORMAT : MMGAN_ERR_NOMEM,
@@ -9150,7 +9181,7 @@ MMGAN_DEF mmgan_status mmgan_inflate(mmgan_ctx *ctx, const unsigned char *in, si
 {
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "inflate: NULL argument");
-    return mmgan__inflate(ctx, "inflate", in, n, 0, out, out_size, NULL);
+    return mmgan__inflate(ctx, "inflate", in, n, 0, (size_t)-1, 0, out, out_size, NULL);
 }
 
 /* The little-endian 32-bit number at p (gzip trailers, safetensors data). */
@@ -9160,9 +9191,11 @@ static uint32_t mmgan__le32(const unsigned char *p)
 }
 
 /* One gzip member at in[0, n): its data into *out (mmgan_alloc), the bytes it
- * took in *used.  hint: the expected size, or 0. */
+ * took in *used.  hint: the expected size, or 0; limit, prefix: as for
+ * mmgan__inflate (a prefix is not checked against the trailer). */
 static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in, size_t n, size_t hint,
-                                         unsigned char **out, size_t *out_size, size_t *used)
+                                         size_t limit, int prefix, unsigned char **out, size_t *out_size,
+                                         size_t *used)
 {
     size_t pos = 10, took = 0;
     unsigned flg;
@@ -9195,8 +9228,8 @@ static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in
      * later member's) and must not size an allocation; nor may a huge one
      * (the buffer grows as needed). */
     if (hint / 1032 > n - pos || hint > ((size_t)1 << 26)) hint = 0;
-    st = mmgan__inflate(ctx, "gunzip", in + pos, n - pos - 8, hint, out, out_size, &took);
-    if (st != MMGAN_OK) return st;
+    st = mmgan__inflate(ctx, "gunzip", in + pos, n - pos - 8, hint, limit, prefix, out, out_size, &took);
+    if (st != MMGAN_OK || prefix) return st;
     pos += took;
     if (n - pos < 8) {
         mmgan_free(ctx, *out); *out = NULL;
@@ -9213,18 +9246,19 @@ static mmgan_status mmgan__gunzip_member(mmgan_ctx *ctx, const unsigned char *in
     return MMGAN_OK;
 }
 
-MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
-                                    unsigned char **out, size_t *out_size)
+/* mmgan_gunzip with its output's bytes at most limit; prefix: the first
+ * member's first limit bytes only. */
+static mmgan_status mmgan__gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n, size_t limit, int prefix,
+                                  unsigned char **out, size_t *out_size)
 {
     size_t pos, used = 0, len = 0, cap;
     unsigned char *part = NULL;
     mmgan_status st;
-    if (!ctx) return MMGAN_ERR_INVALID;
-    if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gunzip: NULL argument");
     *out = NULL;
     /* ISIZE, the file's last 4 bytes, is the (last member's) size mod 2^32:
      * only a hint; each member's trailer is checked. */
-    st = mmgan__gunzip_member(ctx, in, n, n >= 4 ? mmgan__le32(in + n - 4) : 0, out, out_size, &used);
+    st = mmgan__gunzip_member(ctx, in, n, n >= 4 ? mmgan__le32(in + n - 4) : 0, limit, prefix, out, out_size, &used);
+    if (prefix) return st;
     /* A gzip file is a series of members (gzip -c a b, or appended ones):
      * their data is concatenated.  Anything else after a member is refused
      * rather than silently dropped. */
@@ -9236,7 +9270,7 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
             return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "gunzip: %lu bytes after the gzip data are no gzip member",
                                (unsigned long)(n - pos));
         }
-        st = mmgan__gunzip_member(ctx, in + pos, n - pos, 0, &part, &len, &used);
+        st = mmgan__gunzip_member(ctx, in + pos, n - pos, 0, limit - *out_size, 0, &part, &len, &used);
         if (st != MMGAN_OK) break;
         if (*out_size + len > cap) {   /* grown by doubling: many tiny members stay linear */
             cap = MMGAN__MAX(2 * cap, *out_size + len);
@@ -9254,6 +9288,14 @@ MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, siz
     return st;
 }
 
+MMGAN_DEF mmgan_status mmgan_gunzip(mmgan_ctx *ctx, const unsigned char *in, size_t n,
+                                    unsigned char **out, size_t *out_size)
+{
+    if (!ctx) return MMGAN_ERR_INVALID;
+    if (!in || !out || !out_size) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "gunzip: NULL argument");
+    return mmgan__gunzip(ctx, in, n, (size_t)-1, 0, out, out_size);
+}
+
 /* --- IDX -------------------------------------------------------------- */
 MMGAN_DEF void mmgan_idx_free(mmgan_ctx *ctx, mmgan_idx *idx)
 {
@@ -9262,49 +9304,58 @@ MMGAN_DEF void mmgan_idx_free(mmgan_ctx *ctx, mmgan_idx *idx)
     idx->data = NULL;
 }
 
+/* The IDX header at buf[0, n) into out's ndim and dims, and its elements'
+ * count. */
+static mmgan_status mmgan__idx_header(mmgan_ctx *ctx, const unsigned char *buf, size_t n, mmgan_idx *out,
+                                      size_t *count)
+{
+    int d;
+    *count = 1;
+    if (n < 4 || buf[0] != 0 || buf[1] != 0)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: bad magic (an IDX file starts with two zero bytes)");
+    if (buf[2] != 0x08)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: element type 0x%02x, only 0x08 (unsigned byte) is supported",
+                           buf[2]);
+    out->ndim = buf[3];
+    if (out->ndim < 1 || out->ndim > 4)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: %d dimensions, expected 1 to 4", out->ndim);
+    if (n < 4 + 4 * (size_t)out->ndim)
+        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: truncated header (%lu bytes)", (unsigned long)n);
+    for (d = 0; d < out->ndim; d++) {
+        const unsigned char *p = buf + 4 + 4 * d;
+        uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (v == 0 || v > (uint32_t)INT_MAX || *count > ((size_t)INT_MAX) / v)
+            return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: dimension %d is %lu: empty or too large", d, (unsigned long)v);
+        out->dims[d] = (int)v;
+        *count *= v;
+    }
+    return MMGAN_OK;
+}
+
 MMGAN_DEF mmgan_status mmgan_idx_parse(mmgan_ctx *ctx, const unsigned char *buf, size_t n, mmgan_idx *out)
 {
     unsigned char *raw = NULL;
     size_t count = 1, i;
-    int d;
+    mmgan_status st;
     if (out) memset(out, 0, sizeof *out);   /* so that freeing it after any error is safe */
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!buf || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "idx: NULL argument");
     if (n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        /* The header first (its 20 bytes at most): then the data may not
+         * outgrow what it declares (a gzip of 3 GB of zeros, 3 MB, had
+         * been inflated whole, into 6 GB, before its header was read). */
         size_t rn;
-        mmgan_status st = mmgan_gunzip(ctx, buf, n, &raw, &rn);
-        if (st != MMGAN_OK) return st;
+        st = mmgan__gunzip(ctx, buf, n, 20, 1, &raw, &rn);
+        if (st == MMGAN_OK) st = mmgan__idx_header(ctx, raw, rn, out, &count);
+        mmgan_free(ctx, raw);
+        raw = NULL;
+        if (st == MMGAN_OK) st = mmgan__gunzip(ctx, buf, n, 4 + 4 * (size_t)out->ndim + count, 0, &raw, &rn);
+        if (st != MMGAN_OK) { memset(out, 0, sizeof *out); return st; }
         buf = raw;
         n = rn;
     }
-    if (n < 4 || buf[0] != 0 || buf[1] != 0) {
-        mmgan_free(ctx, raw);
-        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: bad magic (an IDX file starts with two zero bytes)");
-    }
-    if (buf[2] != 0x08) {
-        int t = buf[2];
-        mmgan_free(ctx, raw);
-        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: element type 0x%02x, only 0x08 (unsigned byte) is supported", t);
-    }
-    out->ndim = buf[3];
-    if (out->ndim < 1 || out->ndim > 4) {
-        mmgan_free(ctx, raw);
-        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: %d dimensions, expected 1 to 4", out->ndim);
-    }
-    if (n < 4 + 4 * (size_t)out->ndim) {
-        mmgan_free(ctx, raw);
-        return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: truncated header (%lu bytes)", (unsigned long)n);
-    }
-    for (d = 0; d < out->ndim; d++) {
-        const unsigned char *p = buf + 4 + 4 * d;
-        uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-        if (v == 0 || v > (uint32_t)INT_MAX || count > ((size_t)INT_MAX) / v) {
-            mmgan_free(ctx, raw);
-            return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: dimension %d is %lu: empty or too large", d, (unsigned long)v);
-        }
-        out->dims[d] = (int)v;
-        count *= v;
-    }
+    st = mmgan__idx_header(ctx, buf, n, out, &count);
+    if (st != MMGAN_OK) { mmgan_free(ctx, raw); return st; }
     if (n - 4 - 4 * (size_t)out->ndim != count) {
         mmgan_free(ctx, raw);
         return mmgan__fail(ctx, MMGAN_ERR_FORMAT, "idx: the header promises %lu bytes of data, the file has %lu",
@@ -9520,16 +9571,24 @@ MMGAN_DEF mmgan_status mmgan_read_file(mmgan_ctx *ctx, const char *path, unsigne
         if (len > 0 && (unsigned long)len < (1ul << 30)) cap = (size_t)len + 1;
     }
     clearerr(f);
+    if (cap > (size_t)MMGAN_READ_MAX + 1) cap = (size_t)MMGAN_READ_MAX + 1;
     buf = (unsigned char *)mmgan_alloc(ctx, cap);
     while (buf) {
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap) break;   /* the end, or an error */
-        {   /* more than guessed: twice the room */
-            unsigned char *more = cap <= ((size_t)-1) / 2 ? (unsigned char *)mmgan_alloc(ctx, 2 * cap) : NULL;
+        if (n > (size_t)MMGAN_READ_MAX) {   /* /dev/zero read until memory ran out */
+            fclose(f);
+            mmgan_free(ctx, buf);
+            return mmgan__fail(ctx, MMGAN_ERR_IO, "'%s' is larger than %lu bytes (MMGAN_READ_MAX)", path,
+                               (unsigned long)MMGAN_READ_MAX);
+        }
+        {   /* more than guessed: twice the room, up to one byte past the limit */
+            const size_t want = cap <= ((size_t)MMGAN_READ_MAX + 1) / 2 ? 2 * cap : (size_t)MMGAN_READ_MAX + 1;
+            unsigned char *more = (unsigned char *)mmgan_alloc(ctx, want);
             if (more) memcpy(more, buf, n);
             mmgan_free(ctx, buf);
             buf = more;
-            cap *= 2;
+            cap = want;
         }
     }
     if (!buf) {
@@ -9555,21 +9614,46 @@ MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const 
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!path || (!data && size)) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "write_file: NULL argument");
     if (strlen(path) + 5 > sizeof tmp) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "write_file: path too long");
+#ifdef MMGAN__HAVE_STAT
+    {   /* A rename over a device node replaced it with a file (run as root,
+         * /dev/null became one), and over /dev/stdout, a link, it replaced the
+         * link even where stdout is a file; strict C99 has no lstat to tell
+         * links apart elsewhere. */
+        struct stat sb;
+        if (!strncmp(path, "/dev/", 5) ||
+            (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))) {
+            int e;
+            errno = 0;
+            f = fopen(path, "wb");
+            if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing: %s", path,
+                                       strerror(errno ? errno : EIO));
+            ok = fwrite(data, 1, size, f) == size && fflush(f) == 0;
+            e = errno;
+            if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
+            if (!ok) return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s': %s", path, strerror(e ? e : EIO));
+            return MMGAN_OK;
+        }
+    }
+#endif
     /* The old file stays whole until the new one is complete: rename
      * replaces it in one step. */
     sprintf(tmp, "%s.tmp", path);
+    errno = 0;
     f = fopen(tmp, "wb");
-    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing", tmp);
+    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing: %s", tmp, strerror(errno ? errno : EIO));
+    errno = 0;
     ok = fwrite(data, 1, size, f) == size;
     ok &= fflush(f) == 0;
     ok &= fclose(f) == 0;
     if (!ok) {
+        const int e = errno ? errno : EIO;
         remove(tmp);
-        return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s' (disk full?); '%s' is unchanged", tmp, path);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s' (%s); '%s' is unchanged", tmp, strerror(e), path);
     }
     if (rename(tmp, path) != 0) {
+        const int e = errno ? errno : EIO;
         remove(tmp);
-        return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+        return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
     }
     return MMGAN_OK;
 }
@@ -9702,6 +9786,9 @@ typedef struct mmgan__ckmeta {
     char key[128], value[256];
 } mmgan__ckmeta;
 
+/* The metadata key of the data section's CRC-32, which every save writes. */
+#define MMGAN__CK_CRC "mmgan.data_crc32"
+
 struct mmgan_ckpt {
     mmgan_ctx *ctx;
     mmgan__ckarr *arr;
@@ -9799,15 +9886,18 @@ MMGAN_DEF mmgan_status mmgan_ckpt_put_param(mmgan_ckpt *ck, const mmgan_param *p
     return mmgan_ckpt_put(ck, p->name, p->value->ndim, p->value->shape, p->value->data);
 }
 
-MMGAN_DEF mmgan_status mmgan_ckpt_put_meta(mmgan_ckpt *ck, const char *key, const char *value)
+/* put_meta; a new key is appended without a search when append is set (a
+ * file's keys, checked for duplicates once all are read: a search per key
+ * made a header of 120,000 keys take 50 s). */
+static mmgan_status mmgan__ck_put_meta(mmgan_ckpt *ck, const char *key, const char *value, int append)
 {
-    int i;
-    if (!ck) return MMGAN_ERR_INVALID;
+    int i = ck->nmeta;
     if (!mmgan__ck_name_ok(key, 127) || !value || (*value && !mmgan__ck_name_ok(value, 255)))
         return mmgan__fail(ck->ctx, MMGAN_ERR_INVALID, "ckpt_put_meta: key '%s' or its value is not a plain string",
                            key ? key : "(null)");
-    for (i = 0; i < ck->nmeta; i++)
-        if (!strcmp(ck->meta[i].key, key)) break;
+    if (!append)
+        for (i = 0; i < ck->nmeta; i++)
+            if (!strcmp(ck->meta[i].key, key)) break;
     if (i == ck->nmeta) {
         if (ck->nmeta == ck->capmeta) {
             int cap = ck->capmeta ? 2 * ck->capmeta : 8;
@@ -9823,10 +9913,15 @@ MMGAN_DEF mmgan_status mmgan_ckpt_put_meta(mmgan_ckpt *ck, const char *key, cons
     return MMGAN_OK;
 }
 
+MMGAN_DEF mmgan_status mmgan_ckpt_put_meta(mmgan_ckpt *ck, const char *key, const char *value)
+{
+    return ck ? mmgan__ck_put_meta(ck, key, value, 0) : MMGAN_ERR_INVALID;
+}
+
 MMGAN_DEF mmgan_status mmgan_ckpt_encode(mmgan_ckpt *ck, unsigned char **out, size_t *out_size)
 {
     mmgan__sbuf h;
-    size_t off = 0, hlen, total, i, k;
+    size_t off = 0, hlen, total, i, k, crc_at = 0;
     unsigned char *p;
     int a, d;
     if (!ck) return MMGAN_ERR_INVALID;
@@ -9834,11 +9929,16 @@ MMGAN_DEF mmgan_status mmgan_ckpt_encode(mmgan_ckpt *ck, unsigned char **out, si
     memset(&h, 0, sizeof h);
     h.user = ck->ctx->alloc_user;
     mmgan__sb_printf(&h, "{");
-    if (ck->nmeta) {
+    if (ck->nmeta || ck->n) {
+        /* the data's CRC-32 (8 hex digits, filled in below), last: safetensors
+         * has no checksum, and a flipped bit in a weight would load */
         mmgan__sb_printf(&h, "\"__metadata__\":{");
         for (a = 0; a < ck->nmeta; a++)
-            mmgan__sb_printf(&h, "%s\"%s\":\"%s\"", a ? "," : "", ck->meta[a].key, ck->meta[a].value);
-        mmgan__sb_printf(&h, "}%s", ck->n ? "," : "");
+            if (strcmp(ck->meta[a].key, MMGAN__CK_CRC))
+                mmgan__sb_printf(&h, "\"%s\":\"%s\",", ck->meta[a].key, ck->meta[a].value);
+        mmgan__sb_printf(&h, "\"%s\":\"", MMGAN__CK_CRC);
+        crc_at = h.len;
+        mmgan__sb_printf(&h, "00000000\"}%s", ck->n ? "," : "");
     }
     for (a = 0; a < ck->n; a++) {
         const mmgan__ckarr *r = &ck->arr[a];
@@ -9866,6 +9966,11 @@ MMGAN_DEF mmgan_status mmgan_ckpt_encode(mmgan_ckpt *ck, unsigned char **out, si
             p[off++] = (unsigned char)u; p[off++] = (unsigned char)(u >> 8);
             p[off++] = (unsigned char)(u >> 16); p[off++] = (unsigned char)(u >> 24);
         }
+    if (crc_at) {
+        char hex[9];
+        sprintf(hex, "%08lx", (unsigned long)mmgan_crc32(0, p + 8 + hlen, total - 8 - hlen));
+        memcpy(p + 8 + crc_at, hex, 8);
+    }
     *out = p;
     *out_size = total;
     return MMGAN_OK;
@@ -10023,8 +10128,7 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
                 if ((!mfirst && !mmgan__js_lit(&j, ',')) || !mmgan__js_str(&j, k, sizeof k) || !mmgan__js_lit(&j, ':') ||
                     !mmgan__js_str(&j, v, sizeof v))
                     return mmgan__ck_bad(ck, "bad metadata entry", j.err ? j.err : "expected ',', ':' or '}'");
-                if (mmgan_ckpt_get_meta(ck, k)) return mmgan__ck_bad(ck, "duplicate metadata key", k);
-                if (mmgan_ckpt_put_meta(ck, k, v) != MMGAN_OK)
+                if (mmgan__ck_put_meta(ck, k, v, 1) != MMGAN_OK)
                     return mmgan__ck_bad(ck, "metadata entry not printable ASCII or too long (127 and 255 characters)", k);
             }
             continue;
@@ -10085,6 +10189,38 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
     }
     mmgan__js_ws(&j);
     if (j.s != j.end) return mmgan__ck_bad(ck, "trailing bytes after the header", NULL);
+    if (ck->nmeta > 1) {   /* duplicate keys: sorted, neighbours compared */
+        const char **keys = (const char **)mmgan_alloc(ck->ctx, (size_t)ck->nmeta * sizeof *keys);
+        char detail[128];
+        int i, dup = -1;
+        if (!keys) {
+            mmgan__fail(ck->ctx, MMGAN_ERR_NOMEM, "ckpt_decode: out of memory");
+            mmgan_ckpt_free(ck);
+            return NULL;
+        }
+        for (i = 0; i < ck->nmeta; i++) keys[i] = ck->meta[i].key;
+        qsort(keys, (size_t)ck->nmeta, sizeof *keys, mmgan__cmp_str);
+        for (i = 1; i < ck->nmeta && dup < 0; i++)
+            if (!strcmp(keys[i - 1], keys[i])) dup = i;
+        if (dup >= 0) mmgan__copy_name(detail, sizeof detail, keys[dup]);
+        mmgan_free(ck->ctx, keys);
+        if (dup >= 0) return mmgan__ck_bad(ck, "duplicate metadata key", detail);
+    }
+    {   /* files mmgan wrote carry their data's CRC-32; others (PyTorch's) do not */
+        const char *crc = mmgan_ckpt_get_meta(ck, MMGAN__CK_CRC);
+        if (crc) {
+            char *end;
+            unsigned long want = strtoul(crc, &end, 16);
+            if (strlen(crc) != 8 || *end || crc[0] == '-' || crc[0] == '+' || crc[0] == ' ') {
+                char detail[16];
+                mmgan__copy_name(detail, sizeof detail, crc);   /* the value dies with ck */
+                return mmgan__ck_bad(ck, "metadata " MMGAN__CK_CRC " is not 8 hex digits", detail);
+            }
+            if ((uint32_t)want != mmgan_crc32(0, data, dsize))
+                return mmgan__ck_bad(ck, "the data's CRC-32 does not match the header's (" MMGAN__CK_CRC
+                                         "): the file is corrupted", NULL);
+        }
+    }
     return mmgan__ck_check_all(ck, dsize);
 }
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <time.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/stat.h>
@@ -114,7 +115,11 @@ static int parse(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--lr")) o->lr = strtof(v, &end);
         else if (!strcmp(a, "--beta1")) o->beta1 = strtof(v, &end);
         else if (!strcmp(a, "--beta2")) o->beta2 = strtof(v, &end);
-        else if (!strcmp(a, "--seed")) o->seed = strtoul(v, &end, 10);
+        else if (!strcmp(a, "--seed")) {
+            errno = 0;
+            o->seed = strtoul(v, &end, 10);
+            if (errno == ERANGE) end = (char *)v;   /* past 2^64: refused below, not saturated */
+        }
         else {
             long n = strtol(v, &end, 10);
             int *dst = !strcmp(a, "--n-critic") ? &o->n_critic : !strcmp(a, "--nz") ? &o->nz
@@ -313,7 +318,10 @@ int main(int argc, char **argv)
 
     if (!parse(argc, argv, &o)) return 2;
 #ifdef HAVE_MKDIR
-    mkdir(o.out, 0777);   /* before training, not at the first save: an existing directory is fine */
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {   /* before training, not at the first save */
+        fprintf(stderr, "gan_mnist: cannot make the directory '%s': %s\n", o.out, strerror(errno));
+        return 1;
+    }
 #endif
     ctx = mmgan_ctx_new(NULL);
     if (!ctx) return 1;

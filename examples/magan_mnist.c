@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <math.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/stat.h>
 #define HAVE_MKDIR 1
@@ -30,7 +32,7 @@
 
 typedef struct opts {
     const char *data, *out, *resume;
-    int epochs, threads, strict, reference_adamax;
+    int epochs, threads, strict, reference_adamax, fixed;
     unsigned long seed;
     float fixed_margin, lr;
 } opts;
@@ -59,10 +61,11 @@ static int parse(int argc, char **argv, opts *o)
     o->resume = NULL;
     o->out = "out";
     o->epochs = 20; o->threads = 0; o->strict = 0; o->reference_adamax = 0;
-    o->seed = 1; o->fixed_margin = -1.0f; o->lr = 5e-4f;
+    o->seed = 1; o->fixed_margin = 0.0f; o->fixed = 0; o->lr = 5e-4f;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
+        int bad = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--strict")) o->strict = 1;
         else if (!strcmp(a, "--reference-adamax")) o->reference_adamax = 1;
@@ -74,16 +77,25 @@ static int parse(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--data")) { o->data = v; i++; }
         else if (!strcmp(a, "--out")) { o->out = v; i++; }
         else if (!strcmp(a, "--resume")) { o->resume = v; i++; }
-        else if (!strcmp(a, "--epochs")) { o->epochs = (int)strtol(v, &end, 10); i++; }
-        else if (!strcmp(a, "--seed")) { o->seed = strtoul(v, &end, 10); i++; }
-        else if (!strcmp(a, "--threads")) { o->threads = (int)strtol(v, &end, 10); i++; }
-        else if (!strcmp(a, "--lr")) { o->lr = strtof(v, &end); i++; }
-        else if (!strcmp(a, "--fixed-margin")) { o->fixed_margin = strtof(v, &end); i++; }
-        else { fprintf(stderr, "magan_mnist: unknown option %s (try --help)\n", a); return 0; }
-        if (end && *end) { fprintf(stderr, "magan_mnist: bad value '%s' for %s\n", v, a); return 0; }
+        else {
+            /* numbers: the whole value, in range (a seed of -5 or 2^64 had wrapped around) */
+            long n = 0;
+            errno = 0;
+            if (!strcmp(a, "--seed")) { o->seed = strtoul(v, &end, 10); bad = *v == '-'; }
+            else if (!strcmp(a, "--lr")) o->lr = strtof(v, &end);
+            else if (!strcmp(a, "--fixed-margin")) { o->fixed_margin = strtof(v, &end); o->fixed = 1; }
+            else n = strtol(v, &end, 10);
+            if (!strcmp(a, "--epochs")) o->epochs = n < 1 || n > 1000000 ? -1 : (int)n;
+            if (!strcmp(a, "--threads")) o->threads = n < 0 || n > 1024 ? -1 : (int)n;
+            bad |= end == v || *end || errno == ERANGE;
+            i++;
+        }
+        if (bad) { fprintf(stderr, "magan_mnist: bad value '%s' for %s\n", v, a); return 0; }
     }
-    if (o->epochs < 1 || o->threads < 0 || !(o->lr > 0) || (o->fixed_margin < 0 && o->fixed_margin != -1.0f)) {
-        fprintf(stderr, "magan_mnist: --epochs >= 1, --threads >= 0, --lr > 0, --fixed-margin >= 0\n");
+    if (o->epochs < 1 || o->threads < 0 || !(o->lr > 0) || !isfinite(o->lr) ||
+        (o->fixed && !(o->fixed_margin >= 0 && isfinite(o->fixed_margin)))) {
+        fprintf(stderr, "magan_mnist: --epochs 1 to 1000000, --threads 0 to 1024, --lr > 0, --fixed-margin >= 0 "
+                        "(finite)\n");
         return 0;
     }
     return 1;
@@ -170,14 +182,45 @@ static mmgan_status save_state(mmgan_ctx *ctx, const state *s, const char *path)
     return st;
 }
 
-static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int max_epochs)
+/* Whether every weight of both networks is finite. */
+static int finite_params(const net *d, const net *g)
+{
+    int i;
+    size_t j;
+    for (i = 0; i < 12; i++) {
+        const mmgan_tensor *t = mmgan_param_tensor(i < 6 ? d->p[i] : g->p[i - 6]);
+        for (j = 0; j < t->numel; j++)
+            if (!isfinite(t->data[j])) return 0;
+    }
+    return 1;
+}
+
+/* An integer metadata field in [lo, hi], whole ("1junk" is not 1). */
+static int meta_long(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    if (!v || !*v) return 0;
+    errno = 0;
+    *out = strtol(v, &end, 10);
+    return !*end && errno != ERANGE && *out >= lo && *out <= hi;
+}
+
+static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int max_epochs, int strict_opt)
 {
     mmgan_ckpt *ck = mmgan_ckpt_load(ctx, path);
     const float *f;
     const char *m;
-    int i, strict;
+    char *end;
+    long ep, me, strict;
+    int i;
     if (!ck) {
         fprintf(stderr, "magan_mnist: %s\n", mmgan_ctx_error(ctx));
+        return MMGAN_ERR_FORMAT;
+    }
+    if (!(m = mmgan_ckpt_get_meta(ck, "model")) || strcmp(m, MAGAN_MODEL)) {
+        fprintf(stderr, "magan_mnist: %s is not a magan_mnist checkpoint (model '%s', expected '%s')\n", path,
+                m ? m : "missing", MAGAN_MODEL);
+        mmgan_ckpt_free(ck);
         return MMGAN_ERR_FORMAT;
     }
     for (i = 0; i < 6; i++)
@@ -188,17 +231,39 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
     if (!(f = mmgan_ckpt_get(ck, "z_fixed", 2, (const int[]){BATCH, NZ}))) goto bad;
     memcpy(s->zfixed, f, sizeof(float) * BATCH * NZ);
     if (mmgan_batcher_load(s->batches, ck, "batcher") != MMGAN_OK) goto bad;
-    if (!(f = mmgan_ckpt_get(ck, "magan.margin", 1, (const int[]){1}))) goto bad;
+    if (!finite_params(s->D, s->G)) {
+        fprintf(stderr, "magan_mnist: %s holds weights that are not finite (did training diverge?)\n", path);
+        mmgan_ckpt_free(ck);
+        return MMGAN_ERR_FORMAT;
+    }
+    if (!(f = mmgan_ckpt_get(ck, "magan.margin", 1, (const int[]){1})) || !(f[0] >= 0.0f) || !isfinite(f[0])) goto bad;
     s->magan->margin = f[0];
-    if (!(m = mmgan_ckpt_get_meta(ck, "epoch")) || sscanf(m, "%d", &s->epoch) != 1 || s->epoch < 0) goto bad;
+    if (!meta_long(mmgan_ckpt_get_meta(ck, "epoch"), 0, 1000000, &ep)) goto bad;
+    s->epoch = (int)ep;
     if (s->epoch > max_epochs) {
         fprintf(stderr, "magan_mnist: %s is at epoch %d, beyond --epochs %d\n", path, s->epoch, max_epochs);
         mmgan_ckpt_free(ck);
         return MMGAN_ERR_INVALID;
     }
-    if (!(m = mmgan_ckpt_get_meta(ck, "magan.prev_g"))) goto bad;
-    s->magan->prev_g = strtod(m, NULL);
-    if (!(m = mmgan_ckpt_get_meta(ck, "magan.epoch_strict")) || sscanf(m, "%d %d", &s->magan->epoch, &strict) != 2) goto bad;
+    /* E_G of the previous epoch: a number, or infinity before the first */
+    if (!(m = mmgan_ckpt_get_meta(ck, "magan.prev_g")) || !*m) goto bad;
+    s->magan->prev_g = strtod(m, &end);
+    if (*end || s->magan->prev_g != s->magan->prev_g || s->magan->prev_g == -HUGE_VAL) goto bad;
+    {
+        char a[24], b[24], again[64];
+        if (!(m = mmgan_ckpt_get_meta(ck, "magan.epoch_strict")) || strlen(m) > 40 || sscanf(m, "%23s %23s", a, b) != 2 ||
+            !meta_long(a, 0, 1000000, &me) || !meta_long(b, 0, 1, &strict))
+            goto bad;
+        snprintf(again, sizeof again, "%ld %ld", me, strict);
+        if (strcmp(again, m)) goto bad;   /* nothing else in it */
+    }
+    s->magan->epoch = (int)me;
+    if (strict != strict_opt) {
+        fprintf(stderr, "magan_mnist: %s was trained %s --strict; resume it the same way\n", path,
+                strict ? "with" : "without");
+        mmgan_ckpt_free(ck);
+        return MMGAN_ERR_INVALID;
+    }
     if (s->epoch) {
         if (!(f = mmgan_ckpt_get(ck, "curves", 2, (const int[]){s->epoch, 3}))) goto bad;
         for (i = 0; i < s->epoch; i++) { s->hist_r[i] = f[3 * i]; s->hist_f[i] = f[3 * i + 1]; s->hist_m[i] = f[3 * i + 2]; }
@@ -238,7 +303,10 @@ int main(int argc, char **argv)
 
     if (!parse(argc, argv, &o)) return 2;
 #ifdef HAVE_MKDIR
-    mkdir(o.out, 0777);   /* before training, not at the first save: an existing directory is fine */
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {   /* before training, not at the first save */
+        fprintf(stderr, "magan_mnist: cannot make the directory '%s': %s\n", o.out, strerror(errno));
+        return 1;
+    }
 #endif
     ctx = mmgan_ctx_new(NULL);
     if (!ctx) return 1;
@@ -318,8 +386,12 @@ int main(int argc, char **argv)
 
     t0 = now();
     if (o.resume) {
-        if (load_state(ctx, &st, o.resume, o.epochs) != MMGAN_OK) return 1;   /* it said why */
+        if (load_state(ctx, &st, o.resume, o.epochs, o.strict) != MMGAN_OK) return 1;   /* it said why */
         start = st.epoch;
+        if (start >= o.epochs) {   /* its samples and curves were written when it got there */
+            printf("nothing to do: %s is at epoch %d, --epochs is %d\n", o.resume, start, o.epochs);
+            return 0;
+        }
         printf("resumed from %s after epoch %d, margin %.3f\n", o.resume, start, magan.margin);
     }
     /* Algorithm 1, lines 1-9: two epochs as an auto-encoder (margin 0), then
@@ -338,9 +410,13 @@ int main(int argc, char **argv)
             mmgan_magan_observe_real(&magan, mmgan_vec_sum(BATCH, mmgan_plan_value(pre, e_real)), BATCH);
         }
         TRY(mmgan_magan_start(&magan));
-        if (o.fixed_margin >= 0) magan.margin = o.fixed_margin;
+        if (o.fixed) magan.margin = o.fixed_margin;
         printf("pre-training: %.1f s, initial margin %.3f%s\n", now() - t0, magan.margin,
-               o.fixed_margin >= 0 ? " (fixed: EBGAN)" : "");
+               o.fixed ? " (fixed: EBGAN)" : "");
+        if (!isfinite(magan.margin)) {
+            fprintf(stderr, "magan_mnist: pre-training diverged (initial margin %g); try a smaller --lr\n", magan.margin);
+            return 1;
+        }
     }
 
     for (epoch = start; epoch < o.epochs; epoch++) {
@@ -365,11 +441,17 @@ int main(int argc, char **argv)
         er = magan.sum_data / magan.n_data;
         ef = magan.sum_g / magan.n_g;
         /* Line 23: the margin update at the end of the epoch. */
-        updated = o.fixed_margin >= 0 ? (mmgan_magan_end_epoch(&magan), magan.margin = o.fixed_margin, 0)
-                                      : mmgan_magan_end_epoch(&magan);
+        updated = o.fixed ? (mmgan_magan_end_epoch(&magan), magan.margin = o.fixed_margin, 0)
+                          : mmgan_magan_end_epoch(&magan);
         hist_r[epoch] = er; hist_f[epoch] = ef; hist_m[epoch] = magan.margin;
         printf("\repoch %d/%d  E real %.3f  E fake %.3f  margin %.3f%s  (%.1f s)                        \n", epoch + 1,
                o.epochs, er, ef, magan.margin, updated ? " (updated)" : "", now() - te);
+        if (!isfinite(er) || !isfinite(ef) || !isfinite(magan.margin) || !finite_params(&D, &G)) {
+            /* a checkpoint of NaNs would replace the last good one */
+            fprintf(stderr, "magan_mnist: training diverged in epoch %d; %s/magan.safetensors (if any) is kept from "
+                            "before it (try a smaller --lr)\n", epoch + 1, o.out);
+            return 1;
+        }
         TRY(mmgan_plan_run(sample));
         snprintf(path, sizeof path, "%s/samples_%03d.png", o.out, epoch + 1);
         TRY(mmgan_save_grid_png(ctx, path, mmgan_plan_value(sample, samples), BATCH, 1, 28, 28, 8, 0.0f, 1.0f));

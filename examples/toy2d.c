@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <limits.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/stat.h>
 #define HAVE_MKDIR 1
@@ -85,6 +87,9 @@ static int lookup(const char *const *names, const char *v)
     return -1;
 }
 
+/* A parsed long as an int; out of an int's range: -1, which every check refuses. */
+static int clamp_int(long n) { return n < 0 || n > INT_MAX ? -1 : (int)n; }
+
 static int parse(int argc, char **argv, opts *o)
 {
     static const struct { const char *flag; const char *const *names; } word[] = {
@@ -117,14 +122,15 @@ static int parse(int argc, char **argv, opts *o)
             continue;
         }
         if (!strcmp(a, "--out")) { o->out = v; continue; }
+        errno = 0;   /* 2^32 + 1 iterations had wrapped to 1, a seed past 2^64 had saturated */
         if (!strcmp(a, "--center")) { o->center = strtof(v, &end); o->center_set = o->pen_opts = 1; }
         else if (!strcmp(a, "--lambda")) { o->lambda = strtof(v, &end); o->pen_opts = 1; }
         else if (!strcmp(a, "--lr")) o->lr = strtof(v, &end);
-        else if (!strcmp(a, "--n-critic")) o->n_critic = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--iters")) o->iters = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--threads")) o->threads = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--n-critic")) o->n_critic = clamp_int(strtol(v, &end, 10));
+        else if (!strcmp(a, "--iters")) o->iters = clamp_int(strtol(v, &end, 10));
+        else if (!strcmp(a, "--threads")) o->threads = clamp_int(strtol(v, &end, 10));
         else o->seed = strtoul(v, &end, 10);
-        if (end == v || *end || (*v == '-' && !strcmp(a, "--seed"))) {
+        if (end == v || *end || errno == ERANGE || (*v == '-' && !strcmp(a, "--seed"))) {
             fprintf(stderr, "toy2d: bad value '%s' for %s\n", v, a);
             return 0;
         }
@@ -135,7 +141,7 @@ static int parse(int argc, char **argv, opts *o)
                         : !(fabsf(o->center) <= 1e6f) ? "--center must lie in [-1e6, 1e6]"
                         : o->n_critic < 1 || o->n_critic > 100 ? "--n-critic must lie in [1, 100]"
                         : o->iters < 1 || o->iters > 10000000 ? "--iters must lie in [1, 10000000]"
-                        : o->threads < 1 ? "--threads must be at least 1" : NULL;
+                        : o->threads < 1 || o->threads > 1024 ? "--threads must lie in [1, 1024]" : NULL;
         if (bad) { fprintf(stderr, "toy2d: %s\n", bad); return 0; }
     }
     if (!o->center_set && (o->pen == 2 || o->pen == 3)) o->center = 0.0f;   /* R1 and R2 are zero-centred */
@@ -404,7 +410,10 @@ int main(int argc, char **argv)
     TRY(mmgan_plan_run(field));
     sample_real(&rng, real_plot, NPLOT);
 #ifdef HAVE_MKDIR
-    mkdir(o.out, 0777);            /* an existing directory is fine; fopen reports the rest */
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {   /* before training, not at the first save */
+        fprintf(stderr, "toy2d: cannot make the directory '%s': %s\n", o.out, strerror(errno));
+        return 1;
+    }
 #endif
     snprintf(path, sizeof path, "%s/toy2d.svg", o.out);
     if (!write_svg(path, &o, mmgan_plan_value(field, score), real_plot, mmgan_plan_value(sample, gen), covered, hq)) {

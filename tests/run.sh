@@ -195,7 +195,7 @@ unit)
     run_suites native env "$CC" -march=native $native_omp
     SUITES=$ALL_SUITES
     tools_ok=1
-    TOOLS="tools/mnist_eval.c tools/mnist_classifier.c tools/energy_curves.c examples/magan_mnist.c examples/gan_mnist.c"
+    TOOLS="tools/mnist_eval.c tools/mnist_classifier.c tools/energy_curves.c examples/magan_mnist.c examples/gan_mnist.c examples/sample.c"
     for src in $TOOLS; do
         b=$(basename "$src" .c)
         bg "$tdir/$b.build" "$src" $CC $WFLAGS -O2 -march=native $native_omp "$src" -o "$tdir/$b" -lm

@@ -116,9 +116,56 @@ static void test_corruption(void)
         memcpy(copy, buf, n);
         for (k = 0; k < 1 + t % 3; k++) copy[mmgan_rng_below(&rng, (uint32_t)(t % 2 ? n : 200))] ^= (unsigned char)(1 + mmgan_rng_below(&rng, 255));
         c2 = mmgan_ckpt_decode(ctx, copy, n - (size_t)(t % 5 == 0 ? mmgan_rng_below(&rng, (uint32_t)n) : 0));
-        mmgan_ckpt_free(c2);   /* any outcome but a crash is fine: data bytes carry no checksum */
+        mmgan_ckpt_free(c2);   /* any outcome but a crash is fine here (a flip in a header's spaces is harmless) */
     }
     CHECK(1, "400 corrupted checkpoints decoded without a crash");
+    /* Every byte of the data section, flipped in turn, is caught by the
+     * data's CRC-32 (in its metadata, mmgan.data_crc32): a flipped bit of a
+     * weight had loaded as it was. */
+    {
+        const size_t hl = 8 + (size_t)(buf[0] | buf[1] << 8), d0 = hl;
+        int caught = 0;
+        size_t b;
+        CHECK(n == hl + 160, "40 floats after the header (%lu bytes in all)", (unsigned long)n);
+        for (b = d0; b < n; b++) {
+            mmgan_ckpt *c2;
+            memcpy(copy, buf, n);
+            copy[b] ^= (unsigned char)(1u << (b % 8));
+            c2 = mmgan_ckpt_decode(ctx, copy, n);
+            caught += !c2 && strstr(mmgan_ctx_error(ctx), "CRC-32") != NULL;
+            mmgan_ckpt_free(c2);
+        }
+        CHECK(caught == 160, "%d of 160 flipped data bytes caught", caught);
+        /* the value itself checked: 8 hex digits */
+        memcpy(copy, buf, n);
+        {
+            char *at = strstr((char *)copy + 8, "mmgan.data_crc32\":\"");
+            mmgan_ckpt *c2;
+            CHECK(at != NULL, "the CRC in the header");
+            if (at) {
+                at[19] = 'x';
+                c2 = mmgan_ckpt_decode(ctx, copy, n);
+                CHECK(!c2 && strstr(mmgan_ctx_error(ctx), "8 hex digits"), "a CRC that is not hex: %s", mmgan_ctx_error(ctx));
+                mmgan_ckpt_free(c2);
+                /* without the key (a file PyTorch wrote): read, unchecked */
+                memcpy(at, "mmgan.other_note", 16);
+                c2 = mmgan_ckpt_decode(ctx, copy, n);
+                CHECK(c2 && mmgan_ckpt_get(c2, "w", 2, S(5, 8)) && mmgan_ckpt_get(c2, "w", 2, S(5, 8))[3] == v[3],
+                      "a file with no CRC reads: %s", mmgan_ctx_error(ctx));
+                mmgan_ckpt_free(c2);
+            }
+        }
+        /* read back and written again: one CRC key, the new data's */
+        {
+            mmgan_ckpt *c2 = mmgan_ckpt_decode(ctx, buf, n);
+            unsigned char *again = NULL;
+            size_t n2 = 0;
+            CHECK(c2 && mmgan_ckpt_encode(c2, &again, &n2) == MMGAN_OK && n2 == n && !memcmp(again, buf, n),
+                  "a checkpoint read and written again is the same bytes");
+            mmgan_free(ctx, again);
+            mmgan_ckpt_free(c2);
+        }
+    }
     free(copy);
     mmgan_free(ctx, buf);
     mmgan_ckpt_free(ck);
@@ -468,6 +515,24 @@ static void test_header_structure(void)
         if (i == 1) CHECK(!ck && strstr(mmgan_ctx_error(ctx), "duplicate tensor: t1"), "duplicate name 280 tensors apart: %s",
                           mmgan_ctx_error(ctx));
         if (i == 2) CHECK(ck && mmgan_ckpt_count(ck) == 300, "300 tensors read: %s", mmgan_ctx_error(ctx));
+        mmgan_ckpt_free(ck);
+    }
+    free(h);
+    /* 20,000 metadata keys, checked for duplicates once all are read (a
+     * search per key made 120,000 take 50 s): one repeated 19,999 keys
+     * apart is still refused. */
+    h = (char *)malloc(20000 * 24 + 128);
+    for (i = 0; i < 2; i++) {
+        int t;
+        used = (size_t)sprintf(h, "{\"__metadata__\":{");
+        for (t = 0; t < 20000; t++)
+            used += (size_t)sprintf(h + used, "%s\"k%05d\":\"v\"", t ? "," : "", i == 1 && t == 19999 ? 0 : t);
+        sprintf(h + used, "}}");
+        ck = decode_header(h, 0);
+        if (i == 0) CHECK(ck && mmgan_ckpt_get_meta(ck, "k19999") && !strcmp(mmgan_ckpt_get_meta(ck, "k00000"), "v"),
+                          "20,000 metadata keys read: %s", mmgan_ctx_error(ctx));
+        if (i == 1) CHECK(!ck && strstr(mmgan_ctx_error(ctx), "duplicate metadata key: k00000"),
+                          "a key repeated 19,999 keys apart: %s", mmgan_ctx_error(ctx));
         mmgan_ckpt_free(ck);
     }
     free(h);

@@ -3,6 +3,7 @@
  * Python's gzip and zlib, every malformed-input case, random corruption,
  * PNG structure and content, batches and atomic writes. */
 #define MMGAN_IMPLEMENTATION
+#define MMGAN_READ_MAX ((size_t)1 << 26)   /* 64 MiB: this suite's files fit, /dev/zero is refused soon */
 #include "../mmgan.h"
 #include "harness.h"
 #include <limits.h>
@@ -169,6 +170,41 @@ static void test_gzip_errors(void)
     mmgan_ctx_clear_error(ctx);
 }
 
+/* A gzip'd IDX may not outgrow its header: 24 bytes of header and data
+ * declared, 1032 stored (a 3 MB bomb of zeros had been inflated to 6 GB
+ * before its header was read); a stream with no IDX header stops at its
+ * header too; the same data with the size it declares is read. */
+static void test_idx_gzip_limit(void)
+{
+    unsigned char raw[1032], def[1040], gz[1100];
+    size_t len, n;
+    mmgan_idx idx;
+    int k;
+    for (k = 0; k < 3; k++) {
+        memset(raw, 7, sizeof raw);
+        memcpy(raw, "\0\0\x08\x01\0\0\0\x10", 8);     /* ndim 1, 16 bytes of data */
+        if (k == 1) raw[2] = 0;                        /* element type 0 */
+        len = k == 2 ? 24 : sizeof raw;
+        def[0] = 1;                                    /* a final stored block */
+        def[1] = (unsigned char)len; def[2] = (unsigned char)(len >> 8);
+        def[3] = (unsigned char)~len; def[4] = (unsigned char)(~len >> 8);
+        memcpy(def + 5, raw, len);
+        n = make_gzip(gz, def, len + 5, mmgan_crc32(0, raw, len), (uint32_t)len);
+        if (k == 0)
+            CHECK(mmgan_idx_parse(ctx, gz, n, &idx) == MMGAN_ERR_FORMAT && idx.data == NULL &&
+                  strstr(mmgan_ctx_error(ctx), "longer than the 24 bytes"), "data past the header's size: %s",
+                  mmgan_ctx_error(ctx));
+        if (k == 1)
+            CHECK(mmgan_idx_parse(ctx, gz, n, &idx) == MMGAN_ERR_FORMAT && strstr(mmgan_ctx_error(ctx), "0x00"),
+                  "no IDX header: %s", mmgan_ctx_error(ctx));
+        if (k == 2)
+            CHECK(mmgan_idx_parse(ctx, gz, n, &idx) == MMGAN_OK && idx.count == 16 && idx.data[15] == 7,
+                  "the declared size reads: %s", mmgan_ctx_error(ctx));
+        mmgan_idx_free(ctx, &idx);
+    }
+    mmgan_ctx_clear_error(ctx);
+}
+
 static void test_idx_errors(void)
 {
     /* A 2 x 3 IDX array of bytes. */
@@ -301,6 +337,28 @@ static void test_atomic_write(void)
     CHECK(mmgan_read_file(ctx, path, &back, &n) == MMGAN_OK && n == 5 && memcmp(back, "first", 5) == 0, "read back");
     mmgan_free(ctx, back);
     remove(path);
+#ifdef MMGAN__HAVE_STAT
+    {   /* A device is written, not replaced by a file renamed over it: as
+         * root, saving to /dev/full reported success and left a PNG there. */
+        struct stat sb;
+        if (stat("/dev/null", &sb) == 0 && S_ISCHR(sb.st_mode)) {
+            CHECK(mmgan_write_file(ctx, "/dev/null", "x", 1) == MMGAN_OK && stat("/dev/null", &sb) == 0 &&
+                  S_ISCHR(sb.st_mode), "a save to /dev/null: %s", mmgan_ctx_error(ctx));
+        }
+        if (stat("/dev/zero", &sb) == 0 && S_ISCHR(sb.st_mode)) {   /* read until memory ran out */
+            unsigned char *z = NULL;
+            size_t zn = 0;
+            CHECK(mmgan_read_file(ctx, "/dev/zero", &z, &zn) == MMGAN_ERR_IO && z == NULL &&
+                  strstr(mmgan_ctx_error(ctx), "MMGAN_READ_MAX") != NULL, "/dev/zero refused: %s", mmgan_ctx_error(ctx));
+        }
+        if (stat("/dev/full", &sb) == 0 && S_ISCHR(sb.st_mode)) {
+            mmgan_status st = mmgan_write_file(ctx, "/dev/full", "x", 1);
+            const char *e = mmgan_ctx_error(ctx);
+            CHECK(st == MMGAN_ERR_IO && strstr(e, "'/dev/full'") != NULL && strstr(e, ".tmp") == NULL &&
+                  stat("/dev/full", &sb) == 0 && S_ISCHR(sb.st_mode), "a save to /dev/full fails, the device stays: %s", e);
+        }
+    }
+#endif
     mmgan_ctx_clear_error(ctx);
 }
 
@@ -398,6 +456,7 @@ int main(int argc, char **argv)
     ctx = mmgan_ctx_new(NULL);
     test_inflate_vectors();
     test_gzip_errors();
+    test_idx_gzip_limit();
     test_idx_errors();
     test_mnist();
     test_png();

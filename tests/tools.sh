@@ -1,6 +1,6 @@
 #!/bin/sh
 # The evaluation kit's command-line tools as a user runs them:
-#   tests/tools.sh DIR   (DIR holds mnist_eval, mnist_classifier, energy_curves, magan_mnist, gan_mnist)
+#   tests/tools.sh DIR   (DIR holds mnist_eval, mnist_classifier, energy_curves, magan_mnist, gan_mnist, sample)
 # Scores of the real test digits, generator checkpoints of both examples,
 # reproducible classifier training, and bad input: a clear message and a
 # non-zero status, never a crash.  Prints "tools: N passed, N failed".
@@ -102,6 +102,27 @@ expect_error "classifier: missing training file" 1 "mnist_classifier: .*nope" \
     "$bin/mnist_classifier" --train "$tmp/nope-images-idx3-ubyte" --out "$tmp/x.safetensors"
 expect_error "classifier: bad epochs" 2 "bad value '0' for --epochs" "$bin/mnist_classifier" --epochs 0
 [ ! -e "$tmp/x.safetensors" ]; ok "a failed training writes no checkpoint" $?
+# The examples' own checks (a review's probes): numbers that wrapped around, a
+# resume of another model or of a finished run, results lost on a full disk.
+expect_error "magan_mnist: a negative seed" 2 "bad value '-5' for --seed" "$bin/magan_mnist" --seed -5
+expect_error "magan_mnist: 2^32 + 1 epochs" 2 "epochs 1 to" "$bin/magan_mnist" --epochs 4294967297
+expect_error "magan_mnist: a NaN margin" 2 "fixed-margin >= 0" "$bin/magan_mnist" --fixed-margin nan
+expect_error "magan_mnist: a gan_mnist checkpoint resumed" 1 "not a magan_mnist checkpoint" \
+    "$bin/magan_mnist" --data "$tmp/small-images-idx3-ubyte" --epochs 2 --threads 1 --out "$tmp/magan" \
+    --resume "$tmp/gan/gan.safetensors"
+expect_error "magan_mnist: resumed without its --strict" 1 "trained without --strict" \
+    "$bin/magan_mnist" --data "$tmp/small-images-idx3-ubyte" --epochs 2 --threads 1 --out "$tmp/magan" --strict \
+    --resume "$tmp/magan/magan.safetensors"
+"$bin/magan_mnist" --data "$tmp/small-images-idx3-ubyte" --epochs 1 --threads 1 --out "$tmp/magan" \
+    --resume "$tmp/magan/magan.safetensors" >"$tmp/out" 2>&1 && grep -q "nothing to do" "$tmp/out"
+ok "magan_mnist: a finished run resumed has nothing to do ($(tail -c 200 "$tmp/out"))" $?
+if [ -c /dev/full ]; then
+    "$bin/mnist_eval" --samples $t10k --threads 1 >/dev/full 2>"$tmp/err"; st=$?
+    [ $st -eq 1 ] && grep -q "stdout" "$tmp/err"; ok "mnist_eval: results to a full disk fail (status $st)" $?
+    expect_error "a grid saved to /dev/full" 1 "No space left" \
+        "$bin/sample" --ckpt "$tmp/gan/gan.safetensors" --out /dev/full
+    [ -c /dev/full ]; ok "/dev/full is still a device" $?
+fi
 
 echo "tools: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -5,7 +5,8 @@
  *
  *   make build/mnist_classifier
  *   sh tools/fetch_mnist.sh                  (the 60,000 training digits)
- *   ./build/mnist_classifier                 (regenerates data/mnist_classifier.safetensors)
+ *   ./build/mnist_classifier                 (into build/mnist_classifier.safetensors; --out
+ *                                            data/mnist_classifier.safetensors replaces the shipped one)
  *
  * Adam (lr 1e-3, then 1e-4 for the last epoch), batch 64, cross-entropy. */
 #define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 */

@@ -291,6 +291,7 @@ int main(int argc, char **argv)
         print_keys(f, "real", &rt);
         if (f != stdout && fclose(f) != 0) FAIL("cannot write %s", keys);
     }
+    if (fflush(stdout) != 0 || ferror(stdout)) FAIL("cannot write the results to stdout");   /* > /dev/full: not 0 */
     status = 0;
 out:
     mnc_net_free(&net);
