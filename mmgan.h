@@ -9344,12 +9344,14 @@ MMGAN_DEF mmgan_status mmgan_idx_parse(mmgan_ctx *ctx, const unsigned char *buf,
         /* The header first (its 20 bytes at most): then the data may not
          * outgrow what it declares (a gzip of 3 GB of zeros, 3 MB, had
          * been inflated whole, into 6 GB, before its header was read). */
-        size_t rn;
+        size_t rn, most = 20 + (size_t)INT_MAX;   /* the largest IDX file */
         st = mmgan__gunzip(ctx, buf, n, 20, 1, &raw, &rn);
-        if (st == MMGAN_OK) st = mmgan__idx_header(ctx, raw, rn, out, &count);
+        /* (a first gzip member shorter than the header: the whole file is read, up to the largest) */
+        if (st == MMGAN_OK && rn == 20) st = mmgan__idx_header(ctx, raw, rn, out, &count);
+        if (st == MMGAN_OK && rn == 20) most = 4 + 4 * (size_t)out->ndim + count;
         mmgan_free(ctx, raw);
         raw = NULL;
-        if (st == MMGAN_OK) st = mmgan__gunzip(ctx, buf, n, 4 + 4 * (size_t)out->ndim + count, 0, &raw, &rn);
+        if (st == MMGAN_OK) st = mmgan__gunzip(ctx, buf, n, most, 0, &raw, &rn);
         if (st != MMGAN_OK) { memset(out, 0, sizeof *out); return st; }
         buf = raw;
         n = rn;

@@ -180,11 +180,12 @@ static void test_idx_gzip_limit(void)
     size_t len, n;
     mmgan_idx idx;
     int k;
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < 4; k++) {
         memset(raw, 7, sizeof raw);
         memcpy(raw, "\0\0\x08\x01\0\0\0\x10", 8);     /* ndim 1, 16 bytes of data */
         if (k == 1) raw[2] = 0;                        /* element type 0 */
-        len = k == 2 ? 24 : sizeof raw;
+        if (k == 3) raw[7] = 3;                        /* 11 bytes in all: shorter than a header can be */
+        len = k == 2 ? 24 : k == 3 ? 11 : sizeof raw;
         def[0] = 1;                                    /* a final stored block */
         def[1] = (unsigned char)len; def[2] = (unsigned char)(len >> 8);
         def[3] = (unsigned char)~len; def[4] = (unsigned char)(~len >> 8);
@@ -200,6 +201,9 @@ static void test_idx_gzip_limit(void)
         if (k == 2)
             CHECK(mmgan_idx_parse(ctx, gz, n, &idx) == MMGAN_OK && idx.count == 16 && idx.data[15] == 7,
                   "the declared size reads: %s", mmgan_ctx_error(ctx));
+        if (k == 3)
+            CHECK(mmgan_idx_parse(ctx, gz, n, &idx) == MMGAN_OK && idx.count == 3 && idx.data[2] == 7,
+                  "an IDX of 11 bytes reads: %s", mmgan_ctx_error(ctx));
         mmgan_idx_free(ctx, &idx);
     }
     mmgan_ctx_clear_error(ctx);
