@@ -36,7 +36,9 @@ static void fuzz_ckpt(const unsigned char *d, size_t n)
     if (!ck) { refused(MMGAN_ERR_FORMAT); return; }
     MUST(mmgan_ckpt_encode(ck, &enc, &ne) == MMGAN_OK);
     back = mmgan_ckpt_decode(ctx, enc, ne);
-    MUST(back && back->n == ck->n && back->nmeta == ck->nmeta);
+    /* the same, and the data's CRC-32 in the metadata (added where it was not) */
+    MUST(back && back->n == ck->n &&
+         back->nmeta == ck->nmeta + (!mmgan_ckpt_get_meta(ck, MMGAN__CK_CRC) && (ck->nmeta || ck->n)));
     for (i = 0; i < ck->n; i++) {
         const mmgan__ckarr *a = &ck->arr[i];
         const float *v = mmgan_ckpt_get(back, a->name, a->ndim, a->shape);
