@@ -2729,10 +2729,12 @@ static void mmgan__gemm_alone(const mmgan__gemm_kernel *kr, int ta, int m, int n
 }
 #endif
 
-static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
+/* mmgan__gemm_run_ex with mt_min multiply-adds below which it stays on one
+ * thread (MMGAN_GEMM_MT_MIN there). */
+static mmgan_status mmgan__gemm_run_mt(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
                                        int m, int n, int k, float alpha, const float *a, int lda,
                                        const float *b, int ldb, const mmgan__bgather *bg,
-                                       const float *apk, float beta, float *c, int ldc)
+                                       const float *apk, float beta, float *c, int ldc, double mt_min)
 {
     mmgan__gemm_args g;
     mmgan__gemm_share sh;
@@ -2763,7 +2765,7 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
         return MMGAN_OK;
 
     nt = MMGAN__MIN(ctx->threads, MMGAN__SHARE_MAX);
-    if ((double)m * n * k < (double)MMGAN_GEMM_MT_MIN) nt = 1;
+    if ((double)m * n * k < mt_min) nt = 1;
     /* A gathered B one panel wide (the weight gradient of a 1-channel layer,
      * 16 columns) is packed by one thread while the other waits at each k
      * block: one thread measured faster than two (0.57-0.70 ms against
@@ -2816,6 +2818,15 @@ static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel 
     (void)nt;
     mmgan__gemm_thread(&g, 0, 1);
     return MMGAN_OK;
+}
+
+static mmgan_status mmgan__gemm_run_ex(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
+                                       int m, int n, int k, float alpha, const float *a, int lda,
+                                       const float *b, int ldb, const mmgan__bgather *bg,
+                                       const float *apk, float beta, float *c, int ldc)
+{
+    return mmgan__gemm_run_mt(ctx, kr, ta, tb, m, n, k, alpha, a, lda, b, ldb, bg, apk, beta, c, ldc,
+                              (double)MMGAN_GEMM_MT_MIN);
 }
 
 static mmgan_status mmgan__gemm_run(mmgan_ctx *ctx, const mmgan__gemm_kernel *kr, int ta, int tb,
@@ -4851,9 +4862,15 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
                     }
             }
         }
-        for (i = 0; i < MMGAN__WG_P; i++)   /* dU[pt] (+)= (A gy A^T)[pt] V[pt]^T */
-            mmgan__gemm_run_ex(ctx, kr, 0, 1, o, k, cols, 1.0f, gm + (size_t)i * cols, ld, v + (size_t)i * cols, ld,
-                               NULL, NULL, b0 ? 1.0f : 0.0f, du + (size_t)i * o * k, k);
+        /* dU[pt] (+)= (A gy A^T)[pt] V[pt]^T, on threads from 2^18
+         * multiply-adds, not 2^22: the critic's 64 -> 128 products (1M each)
+         * had stayed on one thread while the transforms split, and its
+         * weight gradient ran slower on two threads than on one (7.3 ->
+         * 8.3 ms); with the threshold here the steps on two threads 1.06x
+         * (the DCGAN) and 1.13x (MAGAN), on one unchanged */
+        for (i = 0; i < MMGAN__WG_P; i++)
+            mmgan__gemm_run_mt(ctx, kr, 0, 1, o, k, cols, 1.0f, gm + (size_t)i * cols, ld, v + (size_t)i * cols, ld,
+                               NULL, NULL, b0 ? 1.0f : 0.0f, du + (size_t)i * o * k, k, (double)(1 << 18));
     }
     /* dw's taps (2a + p, 2e + q) = G^T dU G, as dw^T [o][i][j][c], then dw */
     MMGAN__PAR_FOR(ctx->threads, (size_t)o * k * MMGAN__WG_P >= 4 * MMGAN__PAR_MIN)
