@@ -319,8 +319,8 @@ MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p);
 /* A graph is built once and run many times through plans (1.10).  Nodes are
  * small integers, indices into the graph that made them: a node of another
  * graph is taken as this graph's node of that number (only ids out of range
- * are refused), so keep each graph's nodes apart.  A builder that fails returns MMGAN_NONE, records the first
- * error in the graph (mmgan_graph_status) and the context's message, e.g.
+ * are refused), so keep each graph's nodes apart.  A builder that fails
+ * returns MMGAN_NONE, records the first error in the graph (mmgan_graph_status) and the context's message, e.g.
  * "conv2d: input has 3 channels, weight expects 1 (input [2, 3, 8, 8], weight
  * [4, 1, 3, 3])"; builders given MMGAN_NONE return MMGAN_NONE, so a whole
  * network can be built and checked once at the end.  Shapes are NCHW for
@@ -4866,8 +4866,9 @@ static int mmgan__conv2d_bwd_weight_wino(mmgan_ctx *ctx, const mmgan__convgeom *
          * multiply-adds, not 2^22: the critic's 64 -> 128 products (1M each)
          * had stayed on one thread while the transforms split, and its
          * weight gradient ran slower on two threads than on one (7.3 ->
-         * 8.3 ms); with the threshold here the steps on two threads 1.06x
-         * (the DCGAN) and 1.13x (MAGAN), on one unchanged */
+         * 8.3 ms).  With this threshold the steps on two threads ran 1.06x
+         * (the DCGAN) and 1.13x (MAGAN) faster on a quiet host, 1.01-1.03x
+         * with a neighbour's load; on one thread the same (Zen 3). */
         for (i = 0; i < MMGAN__WG_P; i++)
             mmgan__gemm_run_mt(ctx, kr, 0, 1, o, k, cols, 1.0f, gm + (size_t)i * cols, ld, v + (size_t)i * cols, ld,
                                NULL, NULL, b0 ? 1.0f : 0.0f, du + (size_t)i * o * k, k, (double)(1 << 18));
@@ -6347,6 +6348,16 @@ MMGAN_DEF mmgan_node mmgan_flatten(mmgan_graph *g, mmgan_node x)
     return mmgan_reshape(g, x, 2, shape);
 }
 
+/* Whether x (a valid node) has a batch axis: a scalar's one value has none,
+ * and the batch ops' shape[0] would be dropped for it (pad_batch of a
+ * scalar wrote past its one float). */
+static int mmgan__batch_axis(mmgan_graph *g, const char *who, mmgan_node x)
+{
+    if (g->nodes[x].ndim > 0) return 1;
+    mmgan__gfail(g, MMGAN_ERR_SHAPE, "%s: a scalar (0 dimensions) has no batch axis", who);
+    return 0;
+}
+
 MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b)
 {
     mmgan_node in[2];
@@ -6354,9 +6365,8 @@ MMGAN_DEF mmgan_node mmgan_concat(mmgan_graph *g, mmgan_node a, mmgan_node b)
     int shape[4], i;
     in[0] = a; in[1] = b;
     if (!mmgan__args_ok(g, "concat", 2, in)) return MMGAN_NONE;
+    if (!mmgan__batch_axis(g, "concat", a) || !mmgan__batch_axis(g, "concat", b)) return MMGAN_NONE;
     na = &g->nodes[a]; nb = &g->nodes[b];
-    if (na->ndim == 0 || nb->ndim == 0)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "concat: a scalar (0 dimensions) has no batch axis");
     for (i = 1; i < 4; i++)
         if (na->ndim != nb->ndim || na->shape[i] != nb->shape[i]) {
             char s1[64], s2[64];
@@ -6375,9 +6385,7 @@ MMGAN_DEF mmgan_node mmgan_slice(mmgan_graph *g, mmgan_node x, int start, int co
 {
     int shape[4];
     mmgan_node id;
-    if (!mmgan__args_ok(g, "slice", 1, &x)) return MMGAN_NONE;
-    if (g->nodes[x].ndim == 0)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "slice: a scalar (0 dimensions) has no batch axis");
+    if (!mmgan__args_ok(g, "slice", 1, &x) || !mmgan__batch_axis(g, "slice", x)) return MMGAN_NONE;
     if (start < 0 || count < 1 || start > g->nodes[x].shape[0] - count)
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "slice: samples [%d, %d + %d) are not within the batch of %d",
                             start, start, count, g->nodes[x].shape[0]);
@@ -6392,9 +6400,7 @@ MMGAN_DEF mmgan_node mmgan_pad_batch(mmgan_graph *g, mmgan_node x, int start, in
 {
     int shape[4];
     mmgan_node id;
-    if (!mmgan__args_ok(g, "pad_batch", 1, &x)) return MMGAN_NONE;
-    if (g->nodes[x].ndim == 0)
-        return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pad_batch: a scalar (0 dimensions) has no batch axis");
+    if (!mmgan__args_ok(g, "pad_batch", 1, &x) || !mmgan__batch_axis(g, "pad_batch", x)) return MMGAN_NONE;
     if (start < 0 || total < g->nodes[x].shape[0] || start > total - g->nodes[x].shape[0])
         return mmgan__gfail(g, MMGAN_ERR_SHAPE, "pad_batch: %d samples at %d do not fit in a batch of %d",
                             g->nodes[x].shape[0], start, total);
@@ -8122,13 +8128,13 @@ static mmgan_status mmgan__grad_ex(mmgan_graph *g, mmgan_node y, mmgan_node seed
     if (!g) return MMGAN_ERR_INVALID;
     ctx = g->ctx;
     if (n < 1 || !wrt_in || !out) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "grad: no wrt nodes");
-    if (g->status == MMGAN_OK &&
-        (!mmgan__args_ok(g, "grad", 1, &y) || !mmgan__args_ok(g, "grad (wrt)", n, wrt_in))) st = g->status;
-    /* wrt copied first: out may be the same array (or overlap it) */
-    wrt = (mmgan_node *)mmgan_alloc(ctx, (size_t)n * sizeof(mmgan_node));
-    if (wrt) memcpy(wrt, wrt_in, (size_t)n * sizeof(mmgan_node));
+    /* wrt checked and copied before out is cleared: out may be the same array */
+    if (g->status == MMGAN_OK && mmgan__args_ok(g, "grad", 1, &y) && mmgan__args_ok(g, "grad (wrt)", n, wrt_in)) {
+        wrt = (mmgan_node *)mmgan_alloc(ctx, (size_t)n * sizeof(mmgan_node));
+        if (wrt) memcpy(wrt, wrt_in, (size_t)n * sizeof(mmgan_node));
+    }
     for (i = 0; i < n; i++) out[i] = MMGAN_NONE;
-    if (g->status != MMGAN_OK || st != MMGAN_OK) { mmgan_free(ctx, wrt); return g->status; }
+    if (g->status != MMGAN_OK) return g->status;
     ny = g->n;
     dep = (unsigned char *)mmgan_alloc(ctx, (size_t)ny);
     feeds = (unsigned char *)mmgan_alloc(ctx, (size_t)ny);
@@ -9025,11 +9031,12 @@ static int mmgan__huff_decode(mmgan__inf *s, const mmgan__huff *h)
 
 static int mmgan__inf_put(mmgan__inf *s, unsigned char c)
 {
-    if (s->len == s->cap) {
+    if (s->len == s->cap) {   /* the buffer grows to limit at most, so a full one at limit is the end */
         size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+        unsigned char *o;
         if (s->len >= s->limit) { s->over = 1; return 0; }
         if (cap > s->limit) cap = s->limit;
-        unsigned char *o = (unsigned char *)MMGAN_REALLOC(s->user, s->out, cap);
+        o = (unsigned char *)MMGAN_REALLOC(s->user, s->out, cap);
         if (!o) return 0;
         s->out = o;
         s->cap = cap;
@@ -9906,8 +9913,7 @@ MMGAN_DEF mmgan_status mmgan_ckpt_put_param(mmgan_ckpt *ck, const mmgan_param *p
 }
 
 /* put_meta; a new key is appended without a search when append is set (a
- * file's keys, checked for duplicates once all are read: a search per key
- * made a header of 120,000 keys take 50 s). */
+ * file's keys, checked for duplicates once all are read: mmgan__ck_check_all). */
 static mmgan_status mmgan__ck_put_meta(mmgan_ckpt *ck, const char *key, const char *value, int append)
 {
     int i = ck->nmeta;
@@ -10075,35 +10081,54 @@ static int mmgan__cmp_str(const void *a, const void *b)
  * the arrays' bytes tiling the data section (no overlap, no gap).  Sorted,
  * not searched pair by pair: a file may hold many thousands of arrays.
  * Returns ck, or frees it and returns NULL. */
+/* The first name two of names[0, n) share (sorted in place), or NULL:
+ * one sort, not a search per name (a header of 120,000 metadata keys had
+ * taken 50 s). */
+static const char *mmgan__ck_first_dup(const char **names, size_t n)
+{
+    size_t i;
+    qsort(names, n, sizeof *names, mmgan__cmp_str);
+    for (i = 1; i < n; i++)
+        if (!strcmp(names[i - 1], names[i])) return names[i];
+    return NULL;
+}
+
 static mmgan_ckpt *mmgan__ck_check_all(mmgan_ckpt *ck, size_t dsize)
 {
-    const size_t n = (size_t)ck->n;
+    const size_t n = (size_t)ck->n, nm = (size_t)ck->nmeta;
     uint64_t *sp, end = 0;
     const char **names;
-    const char *why = NULL, *which = NULL;
+    const char *why = NULL, *which;
     char detail[128];
     size_t i;
-    if (!n) return dsize ? mmgan__ck_bad(ck, "data after a header that names no tensor", NULL) : ck;
-    sp = (uint64_t *)mmgan_alloc(ck->ctx, n * 2 * sizeof *sp);
-    names = (const char **)mmgan_alloc(ck->ctx, n * sizeof *names);
+    sp = (uint64_t *)mmgan_alloc(ck->ctx, (n ? n : 1) * 2 * sizeof *sp);
+    names = (const char **)mmgan_alloc(ck->ctx, MMGAN__MAX(MMGAN__MAX(n, nm), 1) * sizeof *names);
     if (!sp || !names) {
+        mmgan__fail(ck->ctx, MMGAN_ERR_NOMEM, "checkpoint: out of memory checking %lu tensors",
+                    (unsigned long)n);
         mmgan_free(ck->ctx, sp); mmgan_free(ck->ctx, names); mmgan_ckpt_free(ck);
         return NULL;
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < nm; i++) names[i] = ck->meta[i].key;
+    which = mmgan__ck_first_dup(names, nm);
+    if (which) why = "duplicate metadata key";
+    if (!why && !n && dsize) why = "data after a header that names no tensor";
+    for (i = 0; i < n && !why; i++) {
         sp[2 * i] = ck->arr[i].off;
         sp[2 * i + 1] = ck->arr[i].off + (uint64_t)ck->arr[i].numel * 4;
         names[i] = ck->arr[i].name;
     }
-    qsort(sp, n, 2 * sizeof *sp, mmgan__cmp_u64);   /* pairs, by their start */
-    qsort(names, n, sizeof *names, mmgan__cmp_str);
-    for (i = 0; i < n && !why; i++) {
-        if (sp[2 * i] != end) why = sp[2 * i] < end ? "two tensors overlap in the data section"
-                                                    : "a gap no tensor covers in the data section";
-        end = sp[2 * i + 1];
-        if (i && !strcmp(names[i - 1], names[i])) { why = "duplicate tensor"; which = names[i]; }
+    if (n && !why) {
+        qsort(sp, n, 2 * sizeof *sp, mmgan__cmp_u64);   /* pairs, by their start */
+        for (i = 0; i < n && !why; i++) {
+            if (sp[2 * i] != end) why = sp[2 * i] < end ? "two tensors overlap in the data section"
+                                                        : "a gap no tensor covers in the data section";
+            end = sp[2 * i + 1];
+        }
+        if (!why && end != dsize) why = "tensors do not cover the data section exactly";
+        which = why ? NULL : mmgan__ck_first_dup(names, n);
+        if (which) why = "duplicate tensor";
     }
-    if (!why && end != dsize) why = "tensors do not cover the data section exactly";
     if (which) mmgan__copy_name(detail, sizeof detail, which);   /* the name dies with ck */
     mmgan_free(ck->ctx, sp);
     mmgan_free(ck->ctx, names);
@@ -10208,37 +10233,16 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_decode(mmgan_ctx *ctx, const unsigned char *buf
     }
     mmgan__js_ws(&j);
     if (j.s != j.end) return mmgan__ck_bad(ck, "trailing bytes after the header", NULL);
-    if (ck->nmeta > 1) {   /* duplicate keys: sorted, neighbours compared */
-        const char **keys = (const char **)mmgan_alloc(ck->ctx, (size_t)ck->nmeta * sizeof *keys);
-        char detail[128];
-        int i, dup = -1;
-        if (!keys) {
-            mmgan__fail(ck->ctx, MMGAN_ERR_NOMEM, "ckpt_decode: out of memory");
-            mmgan_ckpt_free(ck);
-            return NULL;
-        }
-        for (i = 0; i < ck->nmeta; i++) keys[i] = ck->meta[i].key;
-        qsort(keys, (size_t)ck->nmeta, sizeof *keys, mmgan__cmp_str);
-        for (i = 1; i < ck->nmeta && dup < 0; i++)
-            if (!strcmp(keys[i - 1], keys[i])) dup = i;
-        if (dup >= 0) mmgan__copy_name(detail, sizeof detail, keys[dup]);
-        mmgan_free(ck->ctx, keys);
-        if (dup >= 0) return mmgan__ck_bad(ck, "duplicate metadata key", detail);
-    }
     {   /* files mmgan wrote carry their data's CRC-32; others (PyTorch's) do not */
         const char *crc = mmgan_ckpt_get_meta(ck, MMGAN__CK_CRC);
-        if (crc) {
-            char *end;
-            unsigned long want = strtoul(crc, &end, 16);
-            if (strlen(crc) != 8 || *end || crc[0] == '-' || crc[0] == '+' || crc[0] == ' ') {
-                char detail[16];
-                mmgan__copy_name(detail, sizeof detail, crc);   /* the value dies with ck */
-                return mmgan__ck_bad(ck, "metadata " MMGAN__CK_CRC " is not 8 hex digits", detail);
-            }
-            if ((uint32_t)want != mmgan_crc32(0, data, dsize))
-                return mmgan__ck_bad(ck, "the data's CRC-32 does not match the header's (" MMGAN__CK_CRC
-                                         "): the file is corrupted", NULL);
+        if (crc && (strlen(crc) != 8 || strspn(crc, "0123456789abcdefABCDEF") != 8)) {
+            char detail[16];
+            mmgan__copy_name(detail, sizeof detail, crc);   /* the value dies with ck */
+            return mmgan__ck_bad(ck, "metadata " MMGAN__CK_CRC " is not 8 hex digits", detail);
         }
+        if (crc && (uint32_t)strtoul(crc, NULL, 16) != mmgan_crc32(0, data, dsize))
+            return mmgan__ck_bad(ck, "the data's CRC-32 does not match the header's (" MMGAN__CK_CRC
+                                     "): the file is corrupted", NULL);
     }
     return mmgan__ck_check_all(ck, dsize);
 }

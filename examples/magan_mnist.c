@@ -249,13 +249,13 @@ static mmgan_status load_state(mmgan_ctx *ctx, state *s, const char *path, int m
     if (!(m = mmgan_ckpt_get_meta(ck, "magan.prev_g")) || !*m) goto bad;
     s->magan->prev_g = strtod(m, &end);
     if (*end || s->magan->prev_g != s->magan->prev_g || s->magan->prev_g == -HUGE_VAL) goto bad;
-    {
-        char a[24], b[24], again[64];
-        if (!(m = mmgan_ckpt_get_meta(ck, "magan.epoch_strict")) || strlen(m) > 40 || sscanf(m, "%23s %23s", a, b) != 2 ||
-            !meta_long(a, 0, 1000000, &me) || !meta_long(b, 0, 1, &strict))
-            goto bad;
-        snprintf(again, sizeof again, "%ld %ld", me, strict);
-        if (strcmp(again, m)) goto bad;   /* nothing else in it */
+    {   /* "EPOCH STRICT": two whole numbers, one space apart */
+        char first[24];
+        const char *sp = (m = mmgan_ckpt_get_meta(ck, "magan.epoch_strict")) ? strchr(m, ' ') : NULL;
+        if (!sp || sp - m >= (long)sizeof first) goto bad;
+        memcpy(first, m, (size_t)(sp - m));
+        first[sp - m] = '\0';
+        if (!meta_long(first, 0, 1000000, &me) || !meta_long(sp + 1, 0, 1, &strict)) goto bad;
     }
     s->magan->epoch = (int)me;
     if (strict != strict_opt) {
