@@ -7736,103 +7736,143 @@ static int mmgan__plan_pair_bn(mmgan_plan *p)
     return p->bnstats != NULL;
 }
 
-MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *targets)
+/* Ops whose order among themselves shows in the results: random draws
+ * (sharing an rng) and batch norm's running statistics. */
+static int mmgan__sequenced(const mmgan__node *nd)
 {
-    return mmgan_plan_new_stages(g, 1, &n, targets);
+    return nd->op == MMGAN__OP_RANDOM || (nd->op == MMGAN__OP_BN && nd->par[0]);
 }
 
-MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const int *counts,
-                                            const mmgan_node *targets)
+/* Each stage's nodes in order (into order, from begin[s]): a topological
+ * order that keeps memory low, chosen greedily.  Of the nodes whose inputs
+ * are all computed, the next is the one that adds the least to the live
+ * values: its output less the buffers whose last reader it is (neither a
+ * target nor read by a later stage), the first in id order on a tie.  A
+ * graph lists its forward before its gradients, so in id order a critic's
+ * activations on the real batch stayed live through the backward of the
+ * fake one: run so, the DCGAN step's plan peaked at 36.3 MiB.  The random
+ * draws and the batch norms with running statistics keep their id order.
+ * 0: out of memory. */
+static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nstages, const unsigned char *keep,
+                                int *order, int *begin)
 {
-    mmgan_ctx *ctx;
-    mmgan_plan *p;
-    int *stack = NULL, *last = NULL, *stage = NULL, *root = NULL, *first = NULL, *end = NULL, *placed = NULL;
-    int *byorder, sp = 0, i, k, s, t, n = 0, nplaced;
-    size_t top = 0, *sz = NULL, *at = NULL;
-    if (!g) return NULL;
-    ctx = g->ctx;
-    if (g->status != MMGAN_OK) {
-        mmgan__fail(ctx, g->status, "plan_new: the graph has a build error (status %s); fix it first",
-                    mmgan_status_name(g->status));
-        return NULL;
+    mmgan_ctx *ctx = g->ctx;
+    const int n = g->n;
+    int *cs = (int *)mmgan_alloc(ctx, (size_t)(n + 1) * sizeof(int)), *cons = NULL;
+    int *indeg = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int)), *pend = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int));
+    int *vroot = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int)), *lastst = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int));
+    int *ready = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int)), *nextseq = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int));
+    int i, j, k, s, pos = 0, nready, ok = 0;
+    if (!cs || !indeg || !pend || !vroot || !lastst || !ready || !nextseq) goto done;
+    /* consumers of each node, in id order (CSR) */
+    memset(cs, 0, (size_t)(n + 1) * sizeof(int));
+    for (j = 0; j < n; j++)
+        if (stage[j] >= 0)
+            for (k = 0; k < g->nodes[j].nin; k++) cs[g->nodes[j].in[k] + 1]++;
+    for (i = 0; i < n; i++) cs[i + 1] += cs[i];
+    cons = (int *)mmgan_alloc(ctx, (size_t)MMGAN__MAX(1, cs[n]) * sizeof(int));
+    if (!cons) goto done;
+    for (i = 0; i < n; i++) indeg[i] = cs[i];   /* fill cursors */
+    for (j = 0; j < n; j++)
+        if (stage[j] >= 0)
+            for (k = 0; k < g->nodes[j].nin; k++) cons[indeg[g->nodes[j].in[k]]++] = j;
+    /* buffers: a view's is its input's; the last stage that reads each */
+    for (i = 0; i < n; i++) {
+        const mmgan__node *nd = &g->nodes[i];
+        vroot[i] = i;
+        if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && !(mmgan__ops[g->nodes[nd->in[0]].op].flags & MMGAN__F_LEAF))
+            vroot[i] = vroot[nd->in[0]];
+        lastst[i] = keep[i] ? nstages : -1;
     }
-    if (nstages < 1 || !counts || !targets) {
-        mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: no targets");
-        return NULL;
-    }
+    for (i = 0; i < n; i++) if (keep[i]) lastst[vroot[i]] = nstages;
+    for (j = 0; j < n; j++)
+        if (stage[j] >= 0 && !(mmgan__ops[g->nodes[j].op].flags & MMGAN__F_VIEW))
+            for (k = 0; k < g->nodes[j].nin; k++) {
+                const int r = vroot[g->nodes[j].in[k]];
+                if (stage[j] > lastst[r]) lastst[r] = stage[j];
+            }
     for (s = 0; s < nstages; s++) {
-        if (counts[s] < 1 || counts[s] > INT_MAX - n) {
-            mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: stage %d has %d targets; each stage needs at least one",
-                        s, counts[s]);
-            return NULL;
-        }
-        n += counts[s];
-    }
-    for (i = 0; i < n; i++)
-        if (targets[i] < 0 || targets[i] >= g->n) {
-            mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: target %d is not a node of this graph", targets[i]);
-            return NULL;
-        }
-    p = (mmgan_plan *)mmgan_alloc(ctx, sizeof *p);
-    if (!p) return NULL;
-    memset(p, 0, sizeof *p);
-    p->g = g;
-    p->nn = g->n;
-    p->nstages = nstages;
-    p->order = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    p->begin = (int *)mmgan_alloc(ctx, (size_t)(nstages + 1) * sizeof(int));
-    p->off = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
-    p->soff = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
-    p->ssz = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
-    p->keep = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
-    stage = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    /* the placement's items: node i's value is item i, its op's scratch item g->n + i */
-    stack = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
-    last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    p->view = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
-    p->zero = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
-    p->done = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
-    root = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
-    first = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
-    end = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
-    placed = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
-    sz = (size_t *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(size_t));
-    at = (size_t *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(size_t));
-    if (!p->order || !p->begin || !p->off || !p->soff || !p->ssz || !p->keep || !p->view || !p->zero || !p->done ||
-        !stage || !stack || !last || !root || !first || !end || !placed || !sz || !at) goto fail;
-    byorder = stack;   /* the stack is done with before the placement */
-    memset(p->keep, 0, (size_t)g->n);
-    memset(p->view, 0, (size_t)g->n);
-    memset(p->zero, 0, (size_t)g->n);
-    memset(p->done, 0, (size_t)g->n);
-    p->zero_skip = 1;
-    /* Prune: each node belongs to the first stage whose targets reach it
-     * (found with an explicit stack); a later stage reuses it. */
-    for (i = 0; i < g->n; i++) stage[i] = -1;
-    for (s = 0, t = 0; s < nstages; s++)
-        for (k = 0; k < counts[s]; k++, t++) {
-            p->keep[targets[t]] = 1;
-            if (stage[targets[t]] < 0) { stage[targets[t]] = s; stack[sp++] = targets[t]; }
-            while (sp > 0) {
-                const mmgan__node *nd = &g->nodes[stack[--sp]];
-                for (i = 0; i < nd->nin; i++)
-                    if (stage[nd->in[i]] < 0) { stage[nd->in[i]] = s; stack[sp++] = nd->in[i]; }
+        int prevseq = -1;
+        begin[s] = pos;
+        nready = 0;
+        for (j = 0; j < n; j++) {
+            const mmgan__node *nd = &g->nodes[j];
+            if (stage[j] != s) continue;
+            indeg[j] = 0;
+            nextseq[j] = -1;
+            for (k = 0; k < nd->nin; k++) indeg[j] += stage[nd->in[k]] == s;
+            if (mmgan__sequenced(nd)) {
+                if (prevseq >= 0) { nextseq[prevseq] = j; indeg[j]++; }
+                prevseq = j;
             }
         }
-    /* Nodes only ever refer to earlier nodes, so id order is a topological
-     * order within a stage, and a stage reads only its own and earlier ones. */
+        for (i = 0; i < n; i++) pend[i] = 0;
+        for (j = 0; j < n; j++) {
+            const mmgan__node *nd = &g->nodes[j];
+            if (stage[j] != s || (mmgan__ops[nd->op].flags & MMGAN__F_VIEW)) continue;
+            for (k = 0; k < nd->nin; k++) {   /* each buffer once per reader */
+                int r = vroot[nd->in[k]], d = 0, k2;
+                for (k2 = 0; k2 < k; k2++) d |= vroot[nd->in[k2]] == r;
+                if (!d) pend[r]++;
+            }
+        }
+        for (j = 0; j < n; j++) if (stage[j] == s && indeg[j] == 0) ready[nready++] = j;
+        while (nready > 0) {
+            int best = 0, bj;
+            double bcost = 0;
+            for (i = 0; i < nready; i++) {
+                const mmgan__node *nd = &g->nodes[ready[i]];
+                const int fl = mmgan__ops[nd->op].flags;
+                double cost = (fl & (MMGAN__F_LEAF | MMGAN__F_VIEW)) ? 0.0 : (double)nd->numel;
+                if (!(fl & MMGAN__F_VIEW))
+                    for (k = 0; k < nd->nin; k++) {
+                        const int r = vroot[nd->in[k]];
+                        int d = 0, k2;
+                        for (k2 = 0; k2 < k; k2++) d |= vroot[nd->in[k2]] == r;
+                        if (!d && pend[r] == 1 && lastst[r] <= s && !(mmgan__ops[g->nodes[r].op].flags & MMGAN__F_LEAF))
+                            cost -= (double)g->nodes[r].numel;
+                    }
+                if (i == 0 || cost < bcost || (cost == bcost && ready[i] < ready[best])) { best = i; bcost = cost; }
+            }
+            bj = ready[best];
+            ready[best] = ready[--nready];
+            order[pos++] = bj;
+            if (!(mmgan__ops[g->nodes[bj].op].flags & MMGAN__F_VIEW))
+                for (k = 0; k < g->nodes[bj].nin; k++) {
+                    const int r = vroot[g->nodes[bj].in[k]];
+                    int d = 0, k2;
+                    for (k2 = 0; k2 < k; k2++) d |= vroot[g->nodes[bj].in[k2]] == r;
+                    if (!d) pend[r]--;
+                }
+            for (i = cs[bj]; i < cs[bj + 1]; i++)
+                if (stage[cons[i]] == s && --indeg[cons[i]] == 0) ready[nready++] = cons[i];
+            if (nextseq[bj] >= 0 && --indeg[nextseq[bj]] == 0) ready[nready++] = nextseq[bj];
+        }
+    }
+    begin[nstages] = pos;
+    ok = 1;
+done:
+    mmgan_free(ctx, cs); mmgan_free(ctx, cons); mmgan_free(ctx, indeg); mmgan_free(ctx, pend);
+    mmgan_free(ctx, vroot); mmgan_free(ctx, lastst); mmgan_free(ctx, ready); mmgan_free(ctx, nextseq);
+    return ok;
+}
+
+/* The buffers of the plan's values and scratch, for its order (p->order,
+ * p->n): p->off, p->soff, p->ssz and p->view; returns the arena's floats.
+ * The work arrays hold 2 g->n entries each (last and root g->n). */
+static size_t mmgan__plan_place(mmgan_plan *p, int *last, int *root, int *first, int *end, int *placed,
+                                size_t *sz, size_t *at, int *byorder)
+{
+    const mmgan_graph *g = p->g;
+    size_t top = 0;
+    int i, k, t, sp, nplaced;
+    memset(p->view, 0, (size_t)g->n);
     for (i = 0; i < g->n; i++) {
         p->off[i] = p->soff[i] = MMGAN__NOBUF;
         p->ssz[i] = 0;
         last[i] = root[i] = -1;
         sz[i] = (g->nodes[i].numel + 15) & ~(size_t)15;
     }
-    for (s = 0; s < nstages; s++) {
-        p->begin[s] = p->n;
-        for (i = 0; i < g->n; i++)
-            if (stage[i] == s) p->order[p->n++] = i;
-    }
-    p->begin[nstages] = p->n;
     for (k = 0; k < p->n; k++) {
         const mmgan__node *nd = &g->nodes[p->order[k]];
         for (i = 0; i < nd->nin; i++) last[nd->in[i]] = k;
@@ -7922,15 +7962,122 @@ MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const i
         else if (root[id] >= 0) p->off[id] = p->off[root[id]];   /* views, outputs written in place */
         if (p->ssz[id] > 0) p->soff[id] = at[g->n + id];
     }
+    return top;
+}
+
+MMGAN_DEF mmgan_plan *mmgan_plan_new(mmgan_graph *g, int n, const mmgan_node *targets)
+{
+    return mmgan_plan_new_stages(g, 1, &n, targets);
+}
+
+MMGAN_DEF mmgan_plan *mmgan_plan_new_stages(mmgan_graph *g, int nstages, const int *counts,
+                                            const mmgan_node *targets)
+{
+    mmgan_ctx *ctx;
+    mmgan_plan *p;
+    int *stack = NULL, *last = NULL, *stage = NULL, *root = NULL, *first = NULL, *end = NULL, *placed = NULL;
+    int *alt = NULL, sp = 0, i, k, s, t, n = 0;
+    size_t top, top2, *sz = NULL, *at = NULL;
+    if (!g) return NULL;
+    ctx = g->ctx;
+    if (g->status != MMGAN_OK) {
+        mmgan__fail(ctx, g->status, "plan_new: the graph has a build error (status %s); fix it first",
+                    mmgan_status_name(g->status));
+        return NULL;
+    }
+    if (nstages < 1 || !counts || !targets) {
+        mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: no targets");
+        return NULL;
+    }
+    for (s = 0; s < nstages; s++) {
+        if (counts[s] < 1 || counts[s] > INT_MAX - n) {
+            mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: stage %d has %d targets; each stage needs at least one",
+                        s, counts[s]);
+            return NULL;
+        }
+        n += counts[s];
+    }
+    for (i = 0; i < n; i++)
+        if (targets[i] < 0 || targets[i] >= g->n) {
+            mmgan__fail(ctx, MMGAN_ERR_INVALID, "plan_new: target %d is not a node of this graph", targets[i]);
+            return NULL;
+        }
+    p = (mmgan_plan *)mmgan_alloc(ctx, sizeof *p);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    p->nn = g->n;
+    p->nstages = nstages;
+    p->order = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    p->begin = (int *)mmgan_alloc(ctx, (size_t)(nstages + 1) * sizeof(int));
+    p->off = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
+    p->soff = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
+    p->ssz = (size_t *)mmgan_alloc(ctx, (size_t)g->n * sizeof(size_t));
+    p->keep = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    stage = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    /* the placement's items: node i's value is item i, its op's scratch item g->n + i */
+    stack = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
+    last = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    p->view = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    p->zero = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    p->done = (unsigned char *)mmgan_alloc(ctx, (size_t)g->n);
+    root = (int *)mmgan_alloc(ctx, (size_t)g->n * sizeof(int));
+    first = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
+    end = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
+    placed = (int *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(int));
+    sz = (size_t *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(size_t));
+    at = (size_t *)mmgan_alloc(ctx, 2 * (size_t)g->n * sizeof(size_t));
+    alt = (int *)mmgan_alloc(ctx, ((size_t)g->n + (size_t)nstages + 1) * sizeof(int));
+    if (!p->order || !p->begin || !p->off || !p->soff || !p->ssz || !p->keep || !p->view || !p->zero || !p->done ||
+        !stage || !stack || !last || !root || !first || !end || !placed || !sz || !at || !alt) goto fail;
+    memset(p->keep, 0, (size_t)g->n);
+    memset(p->view, 0, (size_t)g->n);
+    memset(p->zero, 0, (size_t)g->n);
+    memset(p->done, 0, (size_t)g->n);
+    p->zero_skip = 1;
+    /* Prune: each node belongs to the first stage whose targets reach it
+     * (found with an explicit stack); a later stage reuses it. */
+    for (i = 0; i < g->n; i++) stage[i] = -1;
+    for (s = 0, t = 0; s < nstages; s++)
+        for (k = 0; k < counts[s]; k++, t++) {
+            p->keep[targets[t]] = 1;
+            if (stage[targets[t]] < 0) { stage[targets[t]] = s; stack[sp++] = targets[t]; }
+            while (sp > 0) {
+                const mmgan__node *nd = &g->nodes[stack[--sp]];
+                for (i = 0; i < nd->nin; i++)
+                    if (stage[nd->in[i]] < 0) { stage[nd->in[i]] = s; stack[sp++] = nd->in[i]; }
+            }
+        }
+    /* The greedy order, or the graph's own where that places in no more. */
+    if (!mmgan__plan_schedule(g, stage, nstages, p->keep, p->order, p->begin)) goto fail;
+    p->n = p->begin[nstages];
+    top = mmgan__plan_place(p, last, root, first, end, placed, sz, at, stack);
+    memcpy(alt, p->order, (size_t)p->n * sizeof(int));
+    memcpy(alt + g->n, p->begin, (size_t)(nstages + 1) * sizeof(int));
+    for (s = 0, k = 0; s < nstages; s++) {
+        p->begin[s] = k;
+        for (i = 0; i < g->n; i++)
+            if (stage[i] == s) p->order[k++] = i;
+    }
+    top2 = mmgan__plan_place(p, last, root, first, end, placed, sz, at, stack);
+    if (top2 > top) {
+        memcpy(p->order, alt, (size_t)p->n * sizeof(int));
+        memcpy(p->begin, alt + g->n, (size_t)(nstages + 1) * sizeof(int));
+        mmgan__plan_place(p, last, root, first, end, placed, sz, at, stack);
+    } else {
+        top = top2;
+    }
     p->arena_floats = top;
     p->arena = (float *)mmgan_alloc(ctx, (p->arena_floats + 16) * sizeof(float));
     if (!p->arena || !mmgan__plan_pair_bn(p)) goto fail;
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last); mmgan_free(ctx, root);
     mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed); mmgan_free(ctx, sz); mmgan_free(ctx, at);
+    mmgan_free(ctx, alt);
     return p;
 fail:
     mmgan_free(ctx, stage); mmgan_free(ctx, stack); mmgan_free(ctx, last); mmgan_free(ctx, root);
     mmgan_free(ctx, first); mmgan_free(ctx, end); mmgan_free(ctx, placed); mmgan_free(ctx, sz); mmgan_free(ctx, at);
+    mmgan_free(ctx, alt);
     mmgan_plan_free(p);
     mmgan__fail(ctx, MMGAN_ERR_NOMEM, "plan_new: out of memory");
     return NULL;

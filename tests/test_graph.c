@@ -810,6 +810,85 @@ static size_t live_peak(const mmgan_plan *p, int scratch, size_t *values)
     return peak;
 }
 
+/* The order a plan runs a stage in: two losses added, each with its own
+ * activations (the second's twice as large), and the gradient of the sum.
+ * In id order both branches' forwards ran before either backward, so the
+ * first branch's activations were alive through the second's; a plan runs
+ * one branch's backward before the other's forward, and holds no more than
+ * the second branch alone and the first's two targets.  Every node after
+ * its inputs; random draws from one rng in id order (the large one first,
+ * though the small one adds less); the gradients against closed forms. */
+static mmgan_node order_branch(mmgan_graph *g, mmgan_node x, mmgan_node r)
+{
+    return mmgan_tanh(g, mmgan_mul(g, mmgan_tanh(g, x), r));
+}
+
+static void test_plan_order(void)
+{
+    enum { N = 16384 };
+    mmgan_graph *g = mmgan_graph_new(ctx), *g2 = mmgan_graph_new(ctx);
+    mmgan_rng rng, ref;
+    float *xv = (float *)malloc(3 * N * sizeof(float)), *want = (float *)malloc((N + 1) * sizeof(float));
+    mmgan_node x1 = mmgan_input(g, "x1", 2, S(16, N / 16)), x2 = mmgan_input(g, "x2", 2, S(32, N / 16));
+    mmgan_node y2 = mmgan_input(g2, "x2", 2, S(32, N / 16)), c2 = mmgan_fill(g2, 1, S(1), 0.75f), hh, gg[2];
+    mmgan_node ra, rb, h1, h2, loss, wrt[2], gr[2], t[4];
+    mmgan_plan *p, *alone;
+    int i, j, k, ok = 1;
+    mmgan_rng_seed(&rng, 11, 0);
+    mmgan_rng_seed(&ref, 11, 0);
+    mmgan_rng_fill_uniform(&ref, want, N, 0.5f, 1.5f);
+    mmgan_rng_fill_uniform(&ref, want + N, 1, 0.5f, 1.5f);
+    for (i = 0; i < 3 * N; i++) xv[i] = 0.001f * (float)(i % 1013) - 0.5f;
+    mmgan_graph_feed(g, x1, xv);
+    mmgan_graph_feed(g, x2, xv + N);
+    ra = mmgan_random_uniform(g, &rng, 2, S(16, N / 16), 0.5f, 1.5f);
+    rb = mmgan_random_uniform(g, &rng, 1, S(1), 0.5f, 1.5f);
+    h1 = order_branch(g, x1, ra);
+    h2 = order_branch(g, x2, rb);
+    loss = mmgan_add(g, mmgan_sum(g, mmgan_square(g, h1)), mmgan_sum(g, mmgan_square(g, h2)));
+    wrt[0] = x1; wrt[1] = x2;
+    CHECK(mmgan_grad(g, loss, 2, wrt, gr) == MMGAN_OK, "order: grad: %s", mmgan_ctx_error(ctx));
+    t[0] = gr[0]; t[1] = gr[1]; t[2] = ra; t[3] = rb;
+    p = mmgan_plan_new(g, 4, t);
+    /* the second branch alone, for its memory */
+    mmgan_graph_feed(g2, y2, xv + N);
+    hh = order_branch(g2, y2, c2);
+    CHECK(mmgan_grad(g2, mmgan_sum(g2, mmgan_square(g2, hh)), 1, &y2, gg) == MMGAN_OK, "order: grad alone");
+    gg[1] = c2;
+    alone = mmgan_plan_new(g2, 2, gg);
+    CHECK(p && alone && mmgan_plan_run(p) == MMGAN_OK, "order: plan: %s", mmgan_ctx_error(ctx));
+    if (p && alone) {
+        for (k = 0; k < p->n; k++) {   /* topological */
+            const mmgan__node *nd = &g->nodes[p->order[k]];
+            for (i = 0; i < nd->nin; i++) {
+                for (j = 0; j < k && p->order[j] != nd->in[i]; j++) {}
+                ok &= j < k;
+            }
+        }
+        CHECK(ok, "order: a node planned before one of its inputs");
+        CHECK(memcmp(mmgan_plan_value(p, ra), want, N * sizeof(float)) == 0 &&
+              mmgan_plan_value(p, rb)[0] == want[N], "order: the random draws out of their id order");
+        CHECK(mmgan_plan_bytes(p) <= mmgan_plan_bytes(alone) + 2 * (N + 16) * sizeof(float),
+              "order: %zu bytes, more than the second branch's %zu and two values of the first's",
+              mmgan_plan_bytes(p), mmgan_plan_bytes(alone));
+        for (i = 0; i < 3 * N; i++) {   /* d/dx sum tanh(tanh(x) r)^2 = 2 h (1 - h^2) r (1 - tanh(x)^2) */
+            const double r = i < N ? want[i] : want[N], a = tanh(xv[i]), h = tanh(a * r);
+            const double d = 2 * h * (1 - h * h) * r * (1 - a * a);
+            const double v = i < N ? mmgan_plan_value(p, gr[0])[i] : mmgan_plan_value(p, gr[1])[i - N];
+            if (fabs(v - d) > 1e-5) {
+                CHECK(0, "order: gradient %d is %g, not %g", i, v, d);
+                break;
+            }
+        }
+    }
+    mmgan_plan_free(p);
+    mmgan_plan_free(alone);
+    mmgan_graph_free(g);
+    mmgan_graph_free(g2);
+    free(xv);
+    free(want);
+}
+
 /* Memory planning: views (reshape, detach) share their input's buffer, the
  * arena stays within a few percent of the largest total of values alive at
  * one time, on a graph whose mixed sizes and lifetimes fragment a first-fit
@@ -1431,6 +1510,7 @@ int main(void)
     test_buffer_reuse();
     test_stages();
     test_plan_memory();
+    test_plan_order();
     test_threads_identical();
     test_bn_grad_sharing();
     test_inplace();
