@@ -493,7 +493,9 @@ MMGAN_DEF mmgan_status mmgan_grad(mmgan_graph *g, mmgan_node y, int n, const mmg
 /* 1.10 Execution plans                                                   */
 /* ===================================================================== */
 /* A plan computes a set of target nodes.  It is made once: the nodes the
- * targets need, in topological order, with buffers shared between values
+ * targets need, in a topological order chosen to keep memory low (one
+ * branch's backward may run before another branch's forward; random draws
+ * keep the order they were made in), with buffers shared between values
  * whose lifetimes do not overlap (an elementwise op may write over its
  * input; an op's scratch lives at that op only).  Running a plan allocates
  * nothing; only targets are readable after a run.  An op whose value must
