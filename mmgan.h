@@ -7806,6 +7806,15 @@ static int mmgan__sequenced(const mmgan__node *nd)
     return nd->op == MMGAN__OP_RANDOM || (nd->op == MMGAN__OP_BN && nd->par[0]);
 }
 
+/* Whether input k of nd is the first of its inputs in its buffer (root). */
+static int mmgan__first_read(const mmgan__node *nd, int k, const int *root)
+{
+    int i;
+    for (i = 0; i < k; i++)
+        if (root[nd->in[i]] == root[nd->in[k]]) return 0;
+    return 1;
+}
+
 /* Each stage's nodes in order (into order, from begin[s]): a topological
  * order that keeps memory low, chosen greedily.  Of the nodes whose inputs
  * are all computed, the next is the one that adds the least to the live
@@ -7821,12 +7830,14 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
 {
     mmgan_ctx *ctx = g->ctx;
     const int n = g->n;
-    int *cs = (int *)mmgan_alloc(ctx, (size_t)(n + 1) * sizeof(int)), *cons = NULL;
-    int *indeg = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int)), *pend = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int));
-    int *vroot = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int)), *lastst = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int));
-    int *ready = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int)), *nextseq = (int *)mmgan_alloc(ctx, (size_t)n * sizeof(int));
+    /* per node: its consumers' start in cons, unscheduled inputs, pending
+     * readers of its buffer, that buffer, the last stage reading it, a slot
+     * of the ready list, the next sequenced node */
+    int *cs = (int *)mmgan_alloc(ctx, (7 * (size_t)n + 1) * sizeof(int)), *cons = NULL;
+    int *indeg = cs + n + 1, *pend = indeg + n, *vroot = pend + n, *lastst = vroot + n, *ready = lastst + n;
+    int *nextseq = ready + n;
     int i, j, k, s, pos = 0, nready, ok = 0;
-    if (!cs || !indeg || !pend || !vroot || !lastst || !ready || !nextseq) goto done;
+    if (!cs) goto done;
     /* consumers of each node, in id order (CSR) */
     memset(cs, 0, (size_t)(n + 1) * sizeof(int));
     for (j = 0; j < n; j++)
@@ -7839,7 +7850,8 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
     for (j = 0; j < n; j++)
         if (stage[j] >= 0)
             for (k = 0; k < g->nodes[j].nin; k++) cons[indeg[g->nodes[j].in[k]]++] = j;
-    /* buffers: a view's is its input's; the last stage that reads each */
+    /* buffers: a view's is its input's (as placed: a view of a leaf is a
+     * copy); the last stage that reads each */
     for (i = 0; i < n; i++) {
         const mmgan__node *nd = &g->nodes[i];
         vroot[i] = i;
@@ -7849,7 +7861,7 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
     }
     for (i = 0; i < n; i++) if (keep[i]) lastst[vroot[i]] = nstages;
     for (j = 0; j < n; j++)
-        if (stage[j] >= 0 && !(mmgan__ops[g->nodes[j].op].flags & MMGAN__F_VIEW))
+        if (stage[j] >= 0 && vroot[j] == j)
             for (k = 0; k < g->nodes[j].nin; k++) {
                 const int r = vroot[g->nodes[j].in[k]];
                 if (stage[j] > lastst[r]) lastst[r] = stage[j];
@@ -7872,12 +7884,9 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
         for (i = 0; i < n; i++) pend[i] = 0;
         for (j = 0; j < n; j++) {
             const mmgan__node *nd = &g->nodes[j];
-            if (stage[j] != s || (mmgan__ops[nd->op].flags & MMGAN__F_VIEW)) continue;
-            for (k = 0; k < nd->nin; k++) {   /* each buffer once per reader */
-                int r = vroot[nd->in[k]], d = 0, k2;
-                for (k2 = 0; k2 < k; k2++) d |= vroot[nd->in[k2]] == r;
-                if (!d) pend[r]++;
-            }
+            if (stage[j] != s || vroot[j] != j) continue;
+            for (k = 0; k < nd->nin; k++)   /* each buffer once per reader */
+                if (mmgan__first_read(nd, k, vroot)) pend[vroot[nd->in[k]]]++;
         }
         for (j = 0; j < n; j++) if (stage[j] == s && indeg[j] == 0) ready[nready++] = j;
         while (nready > 0) {
@@ -7885,14 +7894,13 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
             double bcost = 0;
             for (i = 0; i < nready; i++) {
                 const mmgan__node *nd = &g->nodes[ready[i]];
-                const int fl = mmgan__ops[nd->op].flags;
-                double cost = (fl & (MMGAN__F_LEAF | MMGAN__F_VIEW)) ? 0.0 : (double)nd->numel;
-                if (!(fl & MMGAN__F_VIEW))
+                const int view = vroot[ready[i]] != ready[i];
+                double cost = view || (mmgan__ops[nd->op].flags & MMGAN__F_LEAF) ? 0.0 : (double)nd->numel;
+                if (!view)
                     for (k = 0; k < nd->nin; k++) {
                         const int r = vroot[nd->in[k]];
-                        int d = 0, k2;
-                        for (k2 = 0; k2 < k; k2++) d |= vroot[nd->in[k2]] == r;
-                        if (!d && pend[r] == 1 && lastst[r] <= s && !(mmgan__ops[g->nodes[r].op].flags & MMGAN__F_LEAF))
+                        if (mmgan__first_read(nd, k, vroot) && pend[r] == 1 && lastst[r] <= s &&
+                            !(mmgan__ops[g->nodes[r].op].flags & MMGAN__F_LEAF))
                             cost -= (double)g->nodes[r].numel;
                     }
                 if (i == 0 || cost < bcost || (cost == bcost && ready[i] < ready[best])) { best = i; bcost = cost; }
@@ -7900,13 +7908,9 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
             bj = ready[best];
             ready[best] = ready[--nready];
             order[pos++] = bj;
-            if (!(mmgan__ops[g->nodes[bj].op].flags & MMGAN__F_VIEW))
-                for (k = 0; k < g->nodes[bj].nin; k++) {
-                    const int r = vroot[g->nodes[bj].in[k]];
-                    int d = 0, k2;
-                    for (k2 = 0; k2 < k; k2++) d |= vroot[g->nodes[bj].in[k2]] == r;
-                    if (!d) pend[r]--;
-                }
+            if (vroot[bj] == bj)
+                for (k = 0; k < g->nodes[bj].nin; k++)
+                    if (mmgan__first_read(&g->nodes[bj], k, vroot)) pend[vroot[g->nodes[bj].in[k]]]--;
             for (i = cs[bj]; i < cs[bj + 1]; i++)
                 if (stage[cons[i]] == s && --indeg[cons[i]] == 0) ready[nready++] = cons[i];
             if (nextseq[bj] >= 0 && --indeg[nextseq[bj]] == 0) ready[nready++] = nextseq[bj];
@@ -7915,8 +7919,8 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
     begin[nstages] = pos;
     ok = 1;
 done:
-    mmgan_free(ctx, cs); mmgan_free(ctx, cons); mmgan_free(ctx, indeg); mmgan_free(ctx, pend);
-    mmgan_free(ctx, vroot); mmgan_free(ctx, lastst); mmgan_free(ctx, ready); mmgan_free(ctx, nextseq);
+    mmgan_free(ctx, cs);
+    mmgan_free(ctx, cons);
     return ok;
 }
 

@@ -232,6 +232,47 @@ static void test_grad_out_of_memory(void)
           alloc_live - live0);
 }
 
+/* Out of memory at each allocation of mmgan_plan_new (the order's work
+ * arrays, the placement's, the arena, batch norm's pairs): NULL with
+ * an "out of memory" message, nothing leaked; then a plan that runs. */
+static void test_plan_out_of_memory(void)
+{
+    long live0 = alloc_live;
+    mmgan_ctx *ctx = mmgan_ctx_new(NULL);
+    mmgan_graph *g = mmgan_graph_new(ctx);
+    mmgan_node x = mmgan_input(g, "x", 4, (const int[]){2, 3, 2, 2}), gm = mmgan_input(g, "g", 1, (const int[]){3});
+    mmgan_node y, gr[2], wrt[2];
+    mmgan_plan *p = NULL;
+    float xv[24], gv[3] = {1.0f, 0.5f, 2.0f};
+    int i, k, failed = 0, bad = 0;
+    for (i = 0; i < 24; i++) xv[i] = 0.1f * (float)(i % 7) - 0.2f;
+    mmgan_graph_feed(g, x, xv);
+    mmgan_graph_feed(g, gm, gv);
+    y = mmgan_sum(g, mmgan_square(g, mmgan_relu(g, mmgan_batch_norm(g, x, gm, MMGAN_NONE, NULL, NULL, 0.1f, 1e-5f, 1))));
+    wrt[0] = x; wrt[1] = gm;
+    CHECK(mmgan_grad(g, y, 2, wrt, gr) == MMGAN_OK, "plan out of memory: grad: %s", mmgan_ctx_error(ctx));
+    for (k = 0; k < 60 && !p; k++) {
+        long live = alloc_live;
+        alloc_fail_after = k;
+        p = mmgan_plan_new(g, 2, gr);
+        alloc_fail_after = -1;
+        if (!p) {
+            failed++;
+            if (!strstr(mmgan_ctx_error(ctx), "out of memory") ||
+                alloc_live != live)
+                bad++;
+            mmgan_ctx_clear_error(ctx);
+        }
+    }
+    CHECK(p && failed >= 10 && bad == 0 && mmgan_plan_run(p) == MMGAN_OK,
+          "plan_new failing at each allocation: %d failures, %d misreported or leaking, then %s", failed, bad,
+          p ? "a plan" : "none");
+    mmgan_plan_free(p);
+    mmgan_graph_free(g);
+    mmgan_ctx_free(ctx);
+    CHECK(alloc_live == live0, "plan out of memory: %ld blocks left", alloc_live - live0);
+}
+
 int main(void)
 {
     test_suite = "core";
@@ -241,6 +282,7 @@ int main(void)
     test_rng_statistics();
     test_portable_log();
     test_grad_out_of_memory();
+    test_plan_out_of_memory();
     CHECK(alloc_live == 0, "no memory left allocated at exit (%ld)", alloc_live);
     return test_summary();
 }
