@@ -3986,11 +3986,28 @@ static void mmgan__conv_own_run(mmgan_ctx *ctx, const mmgan__convgeom *q, int n,
 static int mmgan__all_finite(const float *y, size_t n)
 {
     size_t i, lo;
-    for (lo = 0; lo < n; lo += 4096) {   /* no early exit inside a block, which may vectorize */
+    for (lo = 0; lo < n; lo += 4096) {   /* no early exit inside a block */
         size_t hi = n - lo < 4096 ? n : lo + 4096;
+#if MMGAN__VN > 1
+        /* x - x is 0, or NaN for an Inf or a NaN: summed a vector at a time
+         * (gcc -O2 left the test below a float at a time: checking the
+         * weights before F(4x4, 2x2) took 1.3% of the generator's layer) */
+        mmgan__v acc = MMGAN__VSET(0.0f);
+        float lanes[MMGAN__VN], sum = 0.0f;
+        int l;
+        for (i = lo; i + MMGAN__VN <= hi; i += MMGAN__VN) {
+            const mmgan__v v = MMGAN__VLOAD(y + i);
+            acc = MMGAN__VADD(acc, MMGAN__VSUB(v, v));
+        }
+        for (; i < hi; i++) sum += y[i] - y[i];
+        MMGAN__VSTORE(lanes, acc);
+        for (l = 0; l < MMGAN__VN; l++) sum += lanes[l];
+        if (sum != sum) return 0;
+#else
         int bad = 0;
         for (i = lo; i < hi; i++) bad |= !(fabsf(y[i]) <= FLT_MAX);
         if (bad) return 0;
+#endif
     }
     return 1;
 }
