@@ -2116,29 +2116,40 @@ static void mmgan__claim_reset(mmgan__gemm_share *sh, int nt, int total)
  * transposed 1.5x slower than without. */
 #if defined(MMGAN__AVX512) || defined(MMGAN__AVX2)
 #define MMGAN__TB 8
+/* An 8x8 block's rows r[0..7] into its columns, in place. */
+MMGAN__INLINE void mmgan__tr8(__m256 *r)
+{
+    /* pairs, then quads within each 128-bit half, then the halves */
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 MMGAN__INLINE void mmgan__tr_block(const float *src, size_t lds, float *dst, size_t ldd)
 {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
-    /* pairs, then quads within each 128-bit half, then the halves */
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+    __m256 r[8];
+    r[0] = _mm256_loadu_ps(src); r[1] = _mm256_loadu_ps(src + lds);
+    r[2] = _mm256_loadu_ps(src + 2 * lds); r[3] = _mm256_loadu_ps(src + 3 * lds);
+    r[4] = _mm256_loadu_ps(src + 4 * lds); r[5] = _mm256_loadu_ps(src + 5 * lds);
+    r[6] = _mm256_loadu_ps(src + 6 * lds); r[7] = _mm256_loadu_ps(src + 7 * lds);
+    mmgan__tr8(r);
+    _mm256_storeu_ps(dst, r[0]); _mm256_storeu_ps(dst + ldd, r[1]);
+    _mm256_storeu_ps(dst + 2 * ldd, r[2]); _mm256_storeu_ps(dst + 3 * ldd, r[3]);
+    _mm256_storeu_ps(dst + 4 * ldd, r[4]); _mm256_storeu_ps(dst + 5 * ldd, r[5]);
+    _mm256_storeu_ps(dst + 6 * ldd, r[6]); _mm256_storeu_ps(dst + 7 * ldd, r[7]);
 }
 #elif defined(MMGAN__SSE2)
 #define MMGAN__TB 4
@@ -2177,29 +2188,19 @@ MMGAN__INLINE void mmgan__tr_block(const float *src, size_t lds, float *dst, siz
 #if defined(MMGAN__AVX2)
 MMGAN__INLINE void mmgan__tr_6(const float *src, size_t lds, float *dst)
 {
-    const __m256 z = _mm256_setzero_ps();
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, z, 0x44), u5 = _mm256_shuffle_ps(t4, z, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, z, 0x44), u7 = _mm256_shuffle_ps(t5, z, 0xEE);
-    /* column j in lanes 0-5 of c[j]; each 8-float store's last two lanes
-     * are overwritten by the next column's, the last column stored as 4 + 2 */
-    const __m256 c7 = _mm256_permute2f128_ps(u3, u7, 0x31);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + 6, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 12, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 18, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 30, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 36, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm_storeu_ps(dst + 42, _mm256_castps256_ps128(c7));
-    _mm_storel_pi((__m64 *)(void *)(dst + 46), _mm256_extractf128_ps(c7, 1));
+    __m256 r[8];
+    r[0] = _mm256_loadu_ps(src); r[1] = _mm256_loadu_ps(src + lds);
+    r[2] = _mm256_loadu_ps(src + 2 * lds); r[3] = _mm256_loadu_ps(src + 3 * lds);
+    r[4] = _mm256_loadu_ps(src + 4 * lds); r[5] = _mm256_loadu_ps(src + 5 * lds);
+    r[6] = r[7] = _mm256_setzero_ps();
+    mmgan__tr8(r);
+    /* column i in lanes 0-5: each 8-float store's last two lanes are
+     * overwritten by the next column's, the last column stored as 4 + 2 */
+    _mm256_storeu_ps(dst, r[0]); _mm256_storeu_ps(dst + 6, r[1]); _mm256_storeu_ps(dst + 12, r[2]);
+    _mm256_storeu_ps(dst + 18, r[3]); _mm256_storeu_ps(dst + 24, r[4]); _mm256_storeu_ps(dst + 30, r[5]);
+    _mm256_storeu_ps(dst + 36, r[6]);
+    _mm_storeu_ps(dst + 42, _mm256_castps256_ps128(r[7]));
+    _mm_storel_pi((__m64 *)(void *)(dst + 46), _mm256_extractf128_ps(r[7], 1));
 }
 #define MMGAN__TR6 8
 #elif defined(MMGAN__SSE2)
