@@ -2412,6 +2412,7 @@ static void mmgan__gemm_tile(const mmgan__gemm_args *g, int kc, const float *ap,
                                              : tile[i * nr + j] + beta * cp[(size_t)i * g->ldc + j];
     }
 }
+
 /* Products whose B is read in place in at most this many column panels read
  * A in place as well, where the kernel set can (ukr_a): packing A pays for
  * itself over the panels that reuse it, over so few it did not (one thread,
@@ -7880,7 +7881,7 @@ static int mmgan__plan_schedule(const mmgan_graph *g, const int *stage, int nsta
         vroot[i] = i;
         if ((mmgan__ops[nd->op].flags & MMGAN__F_VIEW) && !(mmgan__ops[g->nodes[nd->in[0]].op].flags & MMGAN__F_LEAF))
             vroot[i] = vroot[nd->in[0]];
-        lastst[i] = keep[i] ? nstages : -1;
+        lastst[i] = -1;
     }
     for (i = 0; i < n; i++) if (keep[i]) lastst[vroot[i]] = nstages;
     for (j = 0; j < n; j++)
