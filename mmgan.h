@@ -320,7 +320,8 @@ MMGAN_DEF const char *mmgan_param_name(const mmgan_param *p);
  * small integers, indices into the graph that made them: a node of another
  * graph is taken as this graph's node of that number (only ids out of range
  * are refused), so keep each graph's nodes apart.  A builder that fails
- * returns MMGAN_NONE, records the first error in the graph (mmgan_graph_status) and the context's message, e.g.
+ * returns MMGAN_NONE, records the first error in the graph
+ * (mmgan_graph_status) and the context's message, e.g.
  * "conv2d: input has 3 channels, weight expects 1 (input [2, 3, 8, 8], weight
  * [4, 1, 3, 3])"; builders given MMGAN_NONE return MMGAN_NONE, so a whole
  * network can be built and checked once at the end.  Shapes are NCHW for
@@ -9870,11 +9871,27 @@ MMGAN_DEF mmgan_status mmgan_read_file(mmgan_ctx *ctx, const char *path, unsigne
     return MMGAN_OK;
 }
 
+/* Writes data to path, flushed and closed: 0, or the errno of what failed
+ * (*opened: whether path could be opened at all). */
+static int mmgan__put_file(const char *path, const void *data, size_t size, int *opened)
+{
+    FILE *f;
+    int ok, e;
+    errno = 0;
+    f = fopen(path, "wb");
+    *opened = f != NULL;
+    if (!f) return errno ? errno : EIO;
+    errno = 0;
+    ok = fwrite(data, 1, size, f) == size && fflush(f) == 0;
+    e = errno;
+    if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
+    return ok ? 0 : e ? e : EIO;
+}
+
 MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const void *data, size_t size)
 {
     char tmp[1024];
-    FILE *f;
-    int ok;
+    int e, opened;
     if (!ctx) return MMGAN_ERR_INVALID;
     if (!path || (!data && size)) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "write_file: NULL argument");
     if (strlen(path) + 5 > sizeof tmp) return mmgan__fail(ctx, MMGAN_ERR_INVALID, "write_file: path too long");
@@ -9886,15 +9903,9 @@ MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const 
         struct stat sb;
         if (!strncmp(path, "/dev/", 5) ||
             (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))) {
-            int e;
-            errno = 0;
-            f = fopen(path, "wb");
-            if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing: %s", path,
-                                       strerror(errno ? errno : EIO));
-            ok = fwrite(data, 1, size, f) == size && fflush(f) == 0;
-            e = errno;
-            if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
-            if (!ok) return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s': %s", path, strerror(e ? e : EIO));
+            e = mmgan__put_file(path, data, size, &opened);
+            if (e && !opened) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing: %s", path, strerror(e));
+            if (e) return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s': %s", path, strerror(e));
             return MMGAN_OK;
         }
     }
@@ -9902,20 +9913,14 @@ MMGAN_DEF mmgan_status mmgan_write_file(mmgan_ctx *ctx, const char *path, const 
     /* The old file stays whole until the new one is complete: rename
      * replaces it in one step. */
     sprintf(tmp, "%s.tmp", path);
-    errno = 0;
-    f = fopen(tmp, "wb");
-    if (!f) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing: %s", tmp, strerror(errno ? errno : EIO));
-    errno = 0;
-    ok = fwrite(data, 1, size, f) == size;
-    ok &= fflush(f) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok) {
-        const int e = errno ? errno : EIO;
+    e = mmgan__put_file(tmp, data, size, &opened);
+    if (e && !opened) return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot open '%s' for writing: %s", tmp, strerror(e));
+    if (e) {
         remove(tmp);
         return mmgan__fail(ctx, MMGAN_ERR_IO, "error writing '%s' (%s); '%s' is unchanged", tmp, strerror(e), path);
     }
     if (rename(tmp, path) != 0) {
-        const int e = errno ? errno : EIO;
+        e = errno ? errno : EIO;
         remove(tmp);
         return mmgan__fail(ctx, MMGAN_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
     }
@@ -10315,10 +10320,6 @@ static int mmgan__cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* What can only be checked with every array read: no two names alike, and
- * the arrays' bytes tiling the data section (no overlap, no gap).  Sorted,
- * not searched pair by pair: a file may hold many thousands of arrays.
- * Returns ck, or frees it and returns NULL. */
 /* The first name two of names[0, n) share (sorted in place), or NULL:
  * one sort, not a search per name (a header of 120,000 metadata keys had
  * taken 50 s). */
@@ -10331,6 +10332,10 @@ static const char *mmgan__ck_first_dup(const char **names, size_t n)
     return NULL;
 }
 
+/* What can only be checked with every array and key read: no two names or
+ * metadata keys alike, and the arrays' bytes tiling the data section (no
+ * overlap, no gap).  Sorted, not searched pair by pair: a file may hold
+ * many thousands of arrays.  Returns ck, or frees it and returns NULL. */
 static mmgan_ckpt *mmgan__ck_check_all(mmgan_ckpt *ck, size_t dsize)
 {
     const size_t n = (size_t)ck->n, nm = (size_t)ck->nmeta;
