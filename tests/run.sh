@@ -1,7 +1,8 @@
 #!/bin/sh
 # The test runner behind `make test` and `make test-cross`.
 #   tests/run.sh unit    build checks, then every test suite for each kernel set
-#                        this CPU can run (native, avx2, sse2, scalar on x86-64)
+#                        this CPU can run (native, avx2, sse2, scalar on x86-64),
+#                        and AVX-512's through SIMDe where the CPU has no AVX-512
 #   tests/run.sh cross   every suite cross-compiled for aarch64, armv7 (NEON),
 #                        riscv64 and s390x (big-endian), run under qemu-user
 # (unit also runs the MNIST evaluation kit, tests/test_eval.c and tests/tools.sh,
@@ -216,6 +217,16 @@ unit)
     if [ "$(uname -m)" = x86_64 ]; then
         if grep -q avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
             run_suites avx2 env "$CC" -mavx2 -mfma $native_omp
+            # The AVX-512 kernels where the CPU has none: the suites again
+            # with SIMDe's portable intrinsics in their place (gcc only).
+            if grep -qw avx512f /proc/cpuinfo; then
+                note "avx512-emu: not needed, the native run above is avx512"
+            elif echo 'int main(void){return 0;}' >"$OUT/checks/emu.c" &&
+                 $CC -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h "$OUT/checks/emu.c" -o "$OUT/checks/emu" >/dev/null 2>&1; then
+                run_suites avx512-emu env "$CC" -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h $native_omp
+            else
+                skipped=$((skipped + 1)); note "skip: avx512-emu needs gcc and SIMDe (libsimde-dev)"
+            fi
         fi
         run_suites sse2 env "$CC" -mno-avx
     fi
