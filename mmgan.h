@@ -64,6 +64,11 @@
  *                          targets (the ISA is chosen at compile time from the
  *                          compiler's own macros, e.g. -march=native, -mavx2 -mfma).
  *   MMGAN_NO_OPENMP        stay single-threaded even when built with -fopenmp.
+ *   MMGAN_WINOGRAD         0 or 1: whether 4x4 stride-2 padding-1 convolutions with
+ *                          32 channels or more go through Winograd's F(4x4, 2x2)
+ *                          (about half the multiply-adds, about 20 times the
+ *                          rounding error; 2.6).  Default 1, except on AVX-512,
+ *                          where only the direct products were measured.
  *   MMGAN_GEMM_MT_MIN      multiply-adds below which a GEMM stays on one thread
  *                          (default 2^22, measured on a 2-core Zen 5).
  *   MMGAN_READ_MAX         bytes mmgan_read_file reads at most (default 2^31,
@@ -1052,6 +1057,15 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #    endif
 #  endif
 #endif
+/* F(4x4, 2x2) (2.6) in the build or not (MMGAN_WINOGRAD). */
+#if defined(MMGAN_WINOGRAD)
+#  define MMGAN__WINO (MMGAN_WINOGRAD)
+#elif defined(MMGAN__AVX512)
+#  define MMGAN__WINO 0
+#else
+#  define MMGAN__WINO 1
+#endif
+
 #if defined(MMGAN__AVX512) || defined(MMGAN__AVX2) || defined(MMGAN__SSE2)
 #  include <immintrin.h>
 #elif defined(MMGAN__NEON64) || defined(MMGAN__NEON32)
@@ -2469,7 +2483,7 @@ static void mmgan__head_tile(const mmgan__gemm_args *g, int kc, const float *aba
                      g->c - g->head + (size_t)(ic + ir * mr) * g->ldc, beta, MMGAN__MIN(mr, mc - ir * mr), g->head);
 }
 
-#if defined(MMGAN__OMP) || !defined(MMGAN__AVX512)   /* (threads, and F(4x4, 2x2) on one thread) */
+#if defined(MMGAN__OMP) || MMGAN__WINO   /* (threads, and F(4x4, 2x2) on one thread) */
 /* Floats of workspace each thread of mmgan__gemm_thread_cols uses: its own
  * packed A block, a partial last B panel and the head panel. */
 static size_t mmgan__gemm_cols_ws(const mmgan__gemm_kernel *kr)
@@ -2780,7 +2794,7 @@ static mmgan__gemm_args mmgan__gemm_args_of(const mmgan__gemm_kernel *kr, int ta
     return g;
 }
 
-#if defined(MMGAN__OMP) || !defined(MMGAN__AVX512)
+#if defined(MMGAN__OMP) || MMGAN__WINO
 /* One thread's whole product C = op(A) B + beta C (op(A) m x k, or packed
  * whole in apk; B read in place), from inside a parallel region, with ws
  * (mmgan__gemm_cols_ws floats) its own: the tiles and sums of
@@ -4407,7 +4421,7 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
 }
 #endif
 
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
 /* The 4x4 stride-2 padding-1 convolution (the DCGAN's 14x14 -> 7x7 layers)
  * and its transpose in Winograd's F(4x4, 2x2).
  * conv2d: split by the parity of its window's rows and columns, it is a
@@ -4435,9 +4449,10 @@ static void mmgan__conv2d_bwd_data_runs(mmgan_ctx *ctx, const mmgan__convgeom *q
  * for every tile), and each thread takes whole chunks of images through
  * all three steps in buffers of its own (a prototype whose threads shared
  * V and M ran its transforms 3x slower on two threads).  The chunks, and so
- * every sum, do not depend on the thread count.  Not on AVX-512, whose
- * products in runs (mmgan__conv2d_fwd_runs) were measured there and this
- * was not. */
+ * every sum, do not depend on the thread count.  Off by default on AVX-512
+ * (MMGAN_WINOGRAD), whose products in runs (mmgan__conv2d_fwd_runs) were
+ * measured there and this was not; there, with it on, the 4x4 stride-2
+ * layers it takes no longer go in runs. */
 #define MMGAN__WG_P 25        /* transformed points: 5 x 5 */
 #define MMGAN__WINO_THREADS 8 /* threads with buffers of their own, at most */
 
@@ -5017,10 +5032,12 @@ static void mmgan__conv2d_fwd(mmgan_ctx *ctx, const mmgan__convgeom *q, int n, i
     /* where the weights go packed (mmgan__conv_ws) */
     float *apk = NULL, *apk_at = ws + (size_t)(ckk + o) * mmgan__conv_ws_ld(q, n, o, MMGAN__WS_COLS);
     int b0;
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
     if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 0, n, o, x, w, bias, y, ws, cap)) return;
 #else
     (void)cap;
+#endif
+#if defined(MMGAN__AVX512)
     {
         mmgan__runs L;
         const int group1 = mmgan__unfold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
@@ -5080,10 +5097,12 @@ static void mmgan__conv2d_bwd_data(mmgan_ctx *ctx, const mmgan__convgeom *q, int
     const int group1 = mmgan__fold_group(q, 1), own = mmgan__conv_own(ctx, q, n, o, group1 * kk, chunk);
     if (own) group = group1;
 #endif
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
     if (mmgan__wino_fit(q, n, o) && mmgan__conv2d_wino(ctx, q, 1, n, o, x, w, bias, y, ws, cap)) return;
 #else
     (void)cap;
+#endif
+#if defined(MMGAN__AVX512)
     {
         mmgan__runs L;
         const int g1 = mmgan__fold_group(q, 1);   /* the scratch's (mmgan__conv_ws_runs) */
@@ -7042,25 +7061,27 @@ static size_t mmgan__conv_scratch(const mmgan_graph *g, const mmgan__node *nd)
     mmgan__conv_geom(g, nd, &q);
     if (mmgan__conv_dense(&q)) return 0;
     /* channels on the small side: y's for conv2d, x's for the transpose, gy's for wgrad */
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
     if (nd->op == MMGAN__OP_CONV && mmgan__wino_fit(&q, nx->shape[0], nd->shape[1]))
         return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS),
                           mmgan__wino_ws(&q, 0, nx->shape[0], q.c, nd->shape[1], g->ctx->threads, NULL, NULL));
 #endif
     if (nd->op == MMGAN__OP_CONV) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[1], MMGAN__WS_COLS);
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
     if (nd->op == MMGAN__OP_CONVT && mmgan__wino_fit(&q, nx->shape[0], nx->shape[1]))
         return MMGAN__MAX(mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD),
                           mmgan__wino_ws(&q, 1, nx->shape[0], nx->shape[1], q.c, g->ctx->threads, NULL, NULL));
 #endif
     if (nd->op == MMGAN__OP_CONVT) return mmgan__conv_ws(&q, nx->shape[0], nx->shape[1], MMGAN__WS_FOLD);
 #if defined(MMGAN__AVX512)
-    if (mmgan__wgrad_runs(&q, nd->shape[0], &L)) return mmgan__conv_ws(&q, nx->shape[0], nd->shape[0], MMGAN__WS_WRUNS);
+    if (mmgan__wgrad_runs(&q, nd->shape[0], &L))
+        plain = mmgan__conv_ws(&q, nx->shape[0], nd->shape[0], MMGAN__WS_WRUNS);
+    else
 #endif
-    plain = mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
-                           mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
-                           : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
-#if !defined(MMGAN__AVX512)   /* the direct product redoes what is not finite */
+        plain = mmgan__conv_ws(&q, nx->shape[0], nd->shape[0],
+                               mmgan__wgrad_dot(&q) ? MMGAN__WS_WDOT
+                               : mmgan__wgrad_transposed(&q, nd->shape[0]) ? MMGAN__WS_COLS_T : MMGAN__WS_GATHER);
+#if MMGAN__WINO   /* the direct product redoes what is not finite */
     if (mmgan__wino_fit(&q, nx->shape[0], nd->shape[0]))
         return MMGAN__MAX(plain, mmgan__wino_w_ws(&q, nx->shape[0], nd->shape[0], NULL));
 #endif
@@ -7115,7 +7136,7 @@ static void mmgan__fw_conv(const mmgan__run *r, const mmgan__node *nd, float *y,
     else if (nd->op == MMGAN__OP_CONVT)
         mmgan__conv2d_bwd_data(r->ctx, &q, nx->shape[0], nx->shape[1], x[0], x[1], nd->nin > 2 ? x[2] : NULL, y,
                                r->scratch, r->scratch_floats);
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
     else if (mmgan__wino_fit(&q, nx->shape[0], nd->shape[0]) &&
              mmgan__conv2d_bwd_weight_wino(r->ctx, &q, nx->shape[0], nd->shape[0], x[0], x[1], y, r->scratch,
                                            r->scratch_floats))

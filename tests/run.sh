@@ -121,7 +121,8 @@ build_checks() {
     for cc in gcc clang; do
         has $cc || { skipped=$((skipped + 1)); note "skip: $cc not installed"; continue; }
         i=0
-        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO"; do
+        for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO" \
+                    "-DMMGAN_WINOGRAD=0" "-march=native -DMMGAN_WINOGRAD=0" "-march=native -DMMGAN_WINOGRAD=1"; do
             i=$((i + 1))
             bg "$tu/$cc$i" "$cc -std=c99 -Werror $defs" $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/$cc$i.o"
         done
@@ -170,6 +171,12 @@ unit)
         grep -v "^  " "$log" | sed "s/^/  native, OMP_THREAD_LIMIT=2: /"
         count "$log"
     fi
+    # F(4x4, 2x2) the other way from the native build's default
+    # (MMGAN_WINOGRAD): off where it is on, on where it is off (AVX-512).
+    if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then flip=1; else flip=0; fi
+    ALL_SUITES=$SUITES; SUITES=test_conv
+    run_suites native-winograd$flip env "$CC" -march=native $native_omp -DMMGAN_WINOGRAD=$flip
+    SUITES=$ALL_SUITES
     # The suites that take the API's input, and the convolutions, again under
     # AddressSanitizer and UndefinedBehaviorSanitizer where the compiler has
     # them: any report (a leak, a signed overflow) fails the suite, even
@@ -223,7 +230,13 @@ unit)
                 note "avx512-emu: not needed, the native run above is avx512"
             elif echo 'int main(void){return 0;}' >"$OUT/checks/emu.c" &&
                  $CC -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h "$OUT/checks/emu.c" -o "$OUT/checks/emu" >/dev/null 2>&1; then
+                # the suites whose code differs by kernel set (not the files' and API's)
+                ALL_SUITES=$SUITES; SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt"
                 run_suites avx512-emu env "$CC" -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h $native_omp
+                SUITES=test_conv   # and with F(4x4, 2x2), off there by default
+                run_suites avx512-emu-winograd1 env "$CC" -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h \
+                    $native_omp -DMMGAN_WINOGRAD=1
+                SUITES=$ALL_SUITES
             else
                 skipped=$((skipped + 1)); note "skip: avx512-emu needs gcc and SIMDe (libsimde-dev)"
             fi

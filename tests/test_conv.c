@@ -97,7 +97,7 @@ static void check_shape(const shp *q)
     mmgan_node t[3];
     mmgan_plan *p;
     char tag[128];
-#if !defined(MMGAN__AVX512)   /* in F(4x4, 2x2) (mmgan__wino_fit): check_wino's bound */
+#if MMGAN__WINO   /* in F(4x4, 2x2) (mmgan__wino_fit): check_wino's bound */
     const int wino = q->kh == 4 && q->kw == 4 && q->s == 2 && q->p == 1 && q->c >= 32 && q->o >= 32 && ho <= 16 &&
                      wo <= 16 && q->n * ((ho + 3) / 4) * ((wo + 3) / 4) >= 64;
 #else
@@ -433,7 +433,7 @@ static void check_runs_signed_zero(void)
 
 #endif
 
-#if !defined(MMGAN__AVX512)
+#if MMGAN__WINO
 /* conv2d (tr 0: x [n, c, h, w] -> [n, o, ho, wo]), conv_transpose2d (tr 1:
  * x [n, o, ho, wo] -> [n, c, h, w]), both with w [o, c, 4, 4] + bias, or the
  * weight gradient (tr 2: x [n, c, h, w], w the gradient [n, o, ho, wo] ->
@@ -956,10 +956,18 @@ int main(void)
         check_bias(&fixed[i], 1);
     }
 #if defined(MMGAN__AVX512)
+    /* the 4x4 stride-2 layers go in runs only without F(4x4, 2x2) */
+#  if MMGAN__WINO
+    mmgan__wino_off = 1;
+#  endif
     check_rows();
     check_runs();
     check_runs_signed_zero();
-#else
+#  if MMGAN__WINO
+    mmgan__wino_off = 0;
+#  endif
+#endif
+#if MMGAN__WINO
     check_wino();
 #endif
     {
