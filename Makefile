@@ -1,6 +1,8 @@
 # mmgan.h - the header needs no build; this Makefile runs its tests and tools.
 #   make test        build checks and the test suites for every kernel set this CPU runs
 #   make test-cross  the suites under qemu-user: aarch64, armv7 NEON, riscv64, s390x
+#   make test-avx512 the kernel suites on the AVX-512 kernels where the CPU has none
+#                    (SIMDe's portable intrinsics: gcc and libsimde-dev)
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed),
 #                    then GAN training iterations side by side with PyTorch (python3-torch)
 #   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch),
@@ -12,13 +14,16 @@ CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 
-.PHONY: test test-cross bench crosscheck demo examples tools fuzz clean
+.PHONY: test test-cross test-avx512 bench crosscheck demo examples tools fuzz clean
 
 test:
 	@sh tests/run.sh unit
 
 test-cross:
 	@sh tests/run.sh cross
+
+test-avx512:
+	@sh tests/run.sh avx512
 
 build/bench: tools/bench.c tools/bench_common.h mmgan.h
 	@mkdir -p build

@@ -1059,6 +1059,11 @@ MMGAN_DEF mmgan_ckpt *mmgan_ckpt_load(mmgan_ctx *ctx, const char *path);
 #endif
 /* F(4x4, 2x2) (2.6) in the build or not (MMGAN_WINOGRAD). */
 #if defined(MMGAN_WINOGRAD)
+#  if (0 - MMGAN_WINOGRAD - 1) == 1   /* (defined empty) */
+#    error "MMGAN_WINOGRAD must be defined as 0 or 1"
+#  elif MMGAN_WINOGRAD != 0 && MMGAN_WINOGRAD != 1
+#    error "MMGAN_WINOGRAD must be defined as 0 or 1"
+#  endif
 #  define MMGAN__WINO (MMGAN_WINOGRAD)
 #elif defined(MMGAN__AVX512)
 #  define MMGAN__WINO 0

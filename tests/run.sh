@@ -1,8 +1,9 @@
 #!/bin/sh
 # The test runner behind `make test` and `make test-cross`.
 #   tests/run.sh unit    build checks, then every test suite for each kernel set
-#                        this CPU can run (native, avx2, sse2, scalar on x86-64),
-#                        and AVX-512's through SIMDe where the CPU has no AVX-512
+#                        this CPU can run (native, avx2, sse2, scalar on x86-64)
+#   tests/run.sh avx512  the kernel suites on the AVX-512 kernels through SIMDe's
+#                        portable intrinsics, where the CPU has no AVX-512
 #   tests/run.sh cross   every suite cross-compiled for aarch64, armv7 (NEON),
 #                        riscv64 and s390x (big-endian), run under qemu-user
 # (unit also runs the MNIST evaluation kit, tests/test_eval.c and tests/tools.sh,
@@ -122,7 +123,7 @@ build_checks() {
         has $cc || { skipped=$((skipped + 1)); note "skip: $cc not installed"; continue; }
         i=0
         for defs in "" "-DMMGAN_STATIC" "-DMMGAN_NO_SIMD" "-march=native" "-march=native -fopenmp -DMMGAN_STATIC" "-O3 -march=native" "-DMMGAN_NO_STDIO" \
-                    "-DMMGAN_WINOGRAD=0" "-march=native -DMMGAN_WINOGRAD=0" "-march=native -DMMGAN_WINOGRAD=1"; do
+                    "-DMMGAN_WINOGRAD=0" "-march=native -DMMGAN_WINOGRAD=0"; do
             i=$((i + 1))
             bg "$tu/$cc$i" "$cc -std=c99 -Werror $defs" $cc $WFLAGS $defs -c "$tu/impl.c" -o "$tu/$cc$i.o"
         done
@@ -134,6 +135,9 @@ build_checks() {
         if $cc -std=c99 -c "$tu/partial.c" -o "$tu/partial.o" >"$tu/log" 2>&1; then st=1
         else grep -q "MMGAN_MALLOC, MMGAN_REALLOC and MMGAN_FREE" "$tu/log"; st=$?; fi
         result "$cc partial allocator override is an #error" $st
+        if $cc -std=c99 -DMMGAN_WINOGRAD=2 -c "$tu/impl.c" -o "$tu/wino.o" >"$tu/log" 2>&1; then st=1
+        else grep -q "MMGAN_WINOGRAD must be defined as 0 or 1" "$tu/log"; st=$?; fi
+        result "$cc MMGAN_WINOGRAD other than 0 or 1 is an #error" $st
     done
     # The examples build warning-free as they are.
     for ex in examples/*.c; do
@@ -222,23 +226,12 @@ unit)
         count "$tdir/tools.log"
     fi
     if [ "$(uname -m)" = x86_64 ]; then
+        # (on an AVX2 CPU without AVX-512 the native run was this one)
         if grep -q avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
-            run_suites avx2 env "$CC" -mavx2 -mfma $native_omp
-            # The AVX-512 kernels where the CPU has none: the suites again
-            # with SIMDe's portable intrinsics in their place (gcc only).
-            if grep -qw avx512f /proc/cpuinfo; then
-                note "avx512-emu: not needed, the native run above is avx512"
-            elif echo 'int main(void){return 0;}' >"$OUT/checks/emu.c" &&
-                 $CC -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h "$OUT/checks/emu.c" -o "$OUT/checks/emu" >/dev/null 2>&1; then
-                # the suites whose code differs by kernel set (not the files' and API's)
-                ALL_SUITES=$SUITES; SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt"
-                run_suites avx512-emu env "$CC" -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h $native_omp
-                SUITES=test_conv   # and with F(4x4, 2x2), off there by default
-                run_suites avx512-emu-winograd1 env "$CC" -mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h \
-                    $native_omp -DMMGAN_WINOGRAD=1
-                SUITES=$ALL_SUITES
+            if grep -q "\[avx2\]" "$OUT/native/test_core.log" 2>/dev/null; then
+                note "avx2: the native run above is avx2"
             else
-                skipped=$((skipped + 1)); note "skip: avx512-emu needs gcc and SIMDe (libsimde-dev)"
+                run_suites avx2 env "$CC" -mavx2 -mfma $native_omp
             fi
         fi
         run_suites sse2 env "$CC" -mno-avx
@@ -299,7 +292,30 @@ cross)
         note "$triple: $((passed - p0)) passed, $((failed - f0)) failed"
     done
     ;;
-*) note "usage: tests/run.sh [unit|cross]"; exit 2 ;;
+avx512)
+    # The AVX-512 kernels on an x86-64 CPU without AVX-512: the suites whose
+    # code depends on the kernel set (not the files' and the API's), with
+    # SIMDe's portable intrinsics in place of AVX-512's (gcc only), and the
+    # convolutions once more with F(4x4, 2x2), off there by default.
+    mkdir -p "$OUT/checks"
+    echo 'int main(void){return 0;}' >"$OUT/checks/emu.c"
+    emu="-mavx2 -mfma -Wno-psabi -include tests/avx512_emu.h"
+    if [ "$(uname -m)" != x86_64 ] || ! grep -q avx2 /proc/cpuinfo || ! grep -qw fma /proc/cpuinfo; then
+        skipped=$((skipped + 1)); note "skip: the emulated AVX-512 kernels need an x86-64 CPU with AVX2 and FMA"
+    elif grep -qw avx512f /proc/cpuinfo; then
+        note "avx512: not needed, make test runs the AVX-512 kernels natively here"
+    elif ! $CC $emu "$OUT/checks/emu.c" -o "$OUT/checks/emu" >/dev/null 2>&1; then
+        skipped=$((skipped + 1)); note "skip: the emulated AVX-512 kernels need gcc and SIMDe (libsimde-dev)"
+    else
+        omp="-fopenmp"
+        $CC -fopenmp "$OUT/checks/emu.c" -o "$OUT/checks/emu" >/dev/null 2>&1 || omp=""
+        SUITES="test_core test_gemm test_vec test_conv test_graph test_loss test_opt"
+        run_suites avx512-emu env "$CC" $emu $omp
+        SUITES=test_conv
+        run_suites avx512-emu-winograd1 env "$CC" $emu $omp -DMMGAN_WINOGRAD=1
+    fi
+    ;;
+*) note "usage: tests/run.sh [unit|cross|avx512]"; exit 2 ;;
 esac
 
 if [ $skipped -gt 0 ]; then
