@@ -86,6 +86,17 @@ static inline simde__m512 mmgan_emu_i32gather_ps(simde__m512i idx, const void *b
     return r.v;
 }
 
+/* (a later SIMDe's aliases, or gcc's macro forms of the immediate ones at
+ * -O0, give way to these) */
+#undef _mm512_maskz_loadu_ps
+#undef _mm512_mask_storeu_ps
+#undef _mm512_cvtps_pd
+#undef _mm512_maskz_cvtps_pd
+#undef _mm512_mask3_fmadd_pd
+#undef _mm512_srai_epi32
+#undef _mm512_mask_shuffle_f64x2
+#undef _mm512_mask_permute_pd
+#undef _mm512_i32gather_ps
 #define _mm512_maskz_loadu_ps(k, p) mmgan_emu_maskz_loadu_ps((k), (p))
 #define _mm512_mask_storeu_ps(p, k, a) mmgan_emu_mask_storeu_ps((p), (k), (a))
 #define _mm512_cvtps_pd(a) mmgan_emu_cvtps_pd(a)
