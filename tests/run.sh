@@ -1,5 +1,5 @@
 #!/bin/sh
-# The test runner behind `make test` and `make test-cross`.
+# The test runner behind `make test`, `make test-cross` and `make test-avx512`.
 #   tests/run.sh unit    build checks, then every test suite for each kernel set
 #                        this CPU can run (native, avx2, sse2, scalar on x86-64)
 #   tests/run.sh avx512  the kernel suites on the AVX-512 kernels through SIMDe's
