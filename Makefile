@@ -5,6 +5,7 @@
 #                    (SIMDe's portable intrinsics: gcc and libsimde-dev)
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed),
 #                    then GAN training iterations side by side with PyTorch (python3-torch)
+#   make bench-winograd  the GAN iterations with MMGAN_WINOGRAD=0 and =1, alternating
 #   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch),
 #                    and the GAN benchmark's first losses against PyTorch's from the same weights
 #   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
@@ -14,7 +15,7 @@ CC ?= cc
 BENCH_FLAGS = -std=c99 -O2 -march=native -fopenmp -Wall -Wextra
 OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 
-.PHONY: test test-cross test-avx512 bench crosscheck demo examples tools fuzz clean
+.PHONY: test test-cross test-avx512 bench bench-winograd crosscheck demo examples tools fuzz clean
 
 test:
 	@sh tests/run.sh unit
@@ -40,6 +41,10 @@ bench: build/bench build/bench_gan
 	@ct=$$(sh tools/openblas_core.sh build/bench); echo "OPENBLAS_CORETYPE: $${ct:-unset (its own detection)}"; \
 	env -u OPENBLAS_CORETYPE $${ct:+OPENBLAS_CORETYPE=$$ct} OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS) && \
 	BENCH_OPENBLAS_CORETYPE="$$ct" sh tools/bench_gan.sh
+
+# Whether F(4x4, 2x2) pays on this machine (tools/bench_winograd.sh).
+bench-winograd:
+	@CC="$(CC)" BENCH_FLAGS="$(BENCH_FLAGS)" sh tools/bench_winograd.sh
 
 build/crosscheck: tests/crosscheck.c mmgan.h
 	@mkdir -p build
