@@ -39,7 +39,8 @@ for t in $THREADS; do
         r=1
         while [ "$r" -le "$ROUNDS" ]; do
             for w in 0 1; do
-                if build/bench_gan_w$w bench --case "$c" --threads "$t" --iters "$ITERS" --warmup "$WARMUP" >"$tmp/out"; then
+                if OMP_NUM_THREADS="$t" build/bench_gan_w$w bench --case "$c" --threads "$t" --iters "$ITERS" \
+                       --warmup "$WARMUP" >"$tmp/out"; then
                     # "mmgan CASE THREADS median min max rss"
                     awk '$1 == "mmgan" && NF == 7 { print $4, $7 }' "$tmp/out" >>"$tmp/$c.$t.$w"
                 else
