@@ -5,7 +5,7 @@
 #                    (SIMDe's portable intrinsics: gcc and libsimde-dev)
 #   make bench       GEMM GFLOP/s against the measured FMA peak (and OpenBLAS if installed),
 #                    then GAN training iterations side by side with PyTorch (python3-torch)
-#   make bench-winograd  the GAN iterations with MMGAN_WINOGRAD=0 and =1, alternating
+#   make bench-winograd  mmgan's GAN iterations with MMGAN_WINOGRAD=1 against =0, alternating
 #   make crosscheck  graph values and 1st-3rd order gradients against PyTorch float64 (python3-torch),
 #                    and the GAN benchmark's first losses against PyTorch's from the same weights
 #   make demo        trains MAGAN on the shipped MNIST digits, writes out/samples.png (a few minutes)
@@ -42,9 +42,14 @@ bench: build/bench build/bench_gan
 	env -u OPENBLAS_CORETYPE $${ct:+OPENBLAS_CORETYPE=$$ct} OPENBLAS_NUM_THREADS=1 ./build/bench $(BENCH_ARGS) && \
 	BENCH_OPENBLAS_CORETYPE="$$ct" sh tools/bench_gan.sh
 
-# Whether F(4x4, 2x2) pays on this machine (tools/bench_winograd.sh).
-bench-winograd:
-	@CC="$(CC)" BENCH_FLAGS="$(BENCH_FLAGS)" sh tools/bench_winograd.sh
+# Whether F(4x4, 2x2) pays on this machine: the GAN iterations built with
+# and without it, alternating round by round (tools/bench_gan.sh ab).
+build/bench_gan_w0 build/bench_gan_w1: build/bench_gan_w%: tools/bench_gan.c tools/bench_common.h mmgan.h examples/magan_mnist_model.h
+	@mkdir -p build
+	$(CC) $(BENCH_FLAGS) -DMMGAN_WINOGRAD=$* tools/bench_gan.c -o $@ -lm
+
+bench-winograd: build/bench_gan_w0 build/bench_gan_w1
+	@BIN=build/bench_gan_w1 BIN_B=build/bench_gan_w0 LABEL_A=winograd LABEL_B=direct sh tools/bench_gan.sh ab
 
 build/crosscheck: tests/crosscheck.c mmgan.h
 	@mkdir -p build

@@ -6,6 +6,10 @@
 #
 #   sh tools/bench_gan.sh          timing table, then the loss check
 #   sh tools/bench_gan.sh check    the loss check alone (make crosscheck)
+#   sh tools/bench_gan.sh ab       two builds of mmgan's side instead, BIN
+#                                  against BIN_B (make bench-winograd: with
+#                                  and without F(4x4, 2x2)), named LABEL_A
+#                                  and LABEL_B; the table only
 # Environment: THREADS ("1 2"), CASES ("magan hinge_linf_gp hinge"),
 # ITERS (30 a round), ROUNDS (5), WARMUP (5), FITERS (pairs of iterations
 # for the penalty factor, 2 ITERS), CSV (build/bench_gan.csv),
@@ -26,7 +30,7 @@ CSV=${CSV:-build/bench_gan.csv}
 PY=/usr/bin/python3
 TORCH=tools/bench_gan_torch.py
 MODE=${1:-bench}
-case $MODE in bench|check) ;; *) echo "usage: sh tools/bench_gan.sh [check]" >&2; exit 2 ;; esac
+case $MODE in bench|check|ab) ;; *) echo "usage: sh tools/bench_gan.sh [check|ab]" >&2; exit 2 ;; esac
 for v in ROUNDS ITERS FITERS; do
     [ $v = FITERS ] && FITERS=${FITERS:-$((2 * ITERS))}
     eval "x=\$$v"
@@ -37,7 +41,11 @@ if [ ! -x "$BIN" ]; then
     echo "bench_gan.sh: $BIN is missing; run make bench" >&2
     exit 2
 fi
-if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
+if [ "$MODE" = ab ]; then
+    torch=no
+    if [ ! -x "${BIN_B:-}" ]; then echo "bench_gan.sh: ab needs BIN_B, a second build of tools/bench_gan.c" >&2; exit 2; fi
+    A=${LABEL_A:-a} B=${LABEL_B:-b}
+elif [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
     torch=yes
 else
     torch=no
@@ -47,17 +55,18 @@ fi
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
-if [ "$MODE" = bench ]; then
-rm -f "$CSV"
+if [ "$MODE" != check ]; then
+[ "$MODE" = bench ] && rm -f "$CSV"
 
 # OpenMP threads as asked; OpenBLAS (PyTorch's BLAS) on its best kernels:
 # the environment's OPENBLAS_CORETYPE=Haswell halves its speed, and on a CPU
 # newer than OpenBLAS 0.3.21 its own detection picks slow generic kernels
 # (tools/openblas_core.sh measures which core type is fastest).
 # make bench passes its choice (empty: OpenBLAS's own detection) in BENCH_OPENBLAS_CORETYPE.
-if [ "${BENCH_OPENBLAS_CORETYPE+set}" = set ]; then CORE=$BENCH_OPENBLAS_CORETYPE
+if [ $torch = no ]; then CORE=
+elif [ "${BENCH_OPENBLAS_CORETYPE+set}" = set ]; then CORE=$BENCH_OPENBLAS_CORETYPE
 else CORE=$(sh tools/openblas_core.sh "${BENCH_BIN:-build/bench}"); fi
-echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
+[ $torch = yes ] && echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
 # Each case runs as ROUNDS alternating pairs (mmgan, then PyTorch), each the
 # median of ITERS iterations: on a shared machine the load comes in bursts of
 # seconds, and a pair run back to back sees about the same load.  A round
@@ -69,7 +78,13 @@ echo "PyTorch's OpenBLAS: OPENBLAS_CORETYPE ${CORE:-unset (its own detection)}"
 AWK_MED='function med(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
                                      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }'
 per=$ITERS
-printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads mmgan_ms torch_ms speedup mmgan_MiB torch_MiB mem_x
+if [ "$MODE" = ab ]; then
+    csv=""   # both sides are mmgan's: their rows could not be told apart
+    printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads "${A}_ms" "${B}_ms" speedup "${A}_MiB" "${B}_MiB" mem_x
+else
+    csv="--csv $CSV"
+    printf '%-14s %7s %10s %10s %7s %10s %10s %7s\n' case threads mmgan_ms torch_ms speedup mmgan_MiB torch_MiB mem_x
+fi
 for t in $THREADS; do
     for c in $CASES; do : > "$tmp/rounds.$c"; done
     r=0
@@ -79,10 +94,15 @@ for t in $THREADS; do
         echo "bench_gan.sh: $t thread(s), round $r of $ROUNDS ..." >&2
         for c in $CASES; do
             m=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" bench --case "$c" --threads "$t" \
-                  --iters "$per" --warmup "$WARMUP" --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
+                  --iters "$per" --warmup "$WARMUP" $csv | tail -n 1) || { echo "bench_gan.sh: mmgan $c failed" >&2; exit 1; }
             set -- $m
             mms=$4 mrss=$7 pms=- prss=-
-            if [ $torch = yes ]; then
+            if [ "$MODE" = ab ]; then
+                p=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN_B" bench --case "$c" --threads "$t" \
+                      --iters "$per" --warmup "$WARMUP" | tail -n 1) || { echo "bench_gan.sh: $B $c failed" >&2; exit 1; }
+                set -- $p
+                pms=$4 prss=$7
+            elif [ $torch = yes ]; then
                 p=$(env BENCH_OPENBLAS_CORETYPE="$CORE" \
                       "$PY" "$TORCH" bench --case "$c" --threads "$t" --iters "$per" --warmup "$WARMUP" \
                       --csv "$CSV" | tail -n 1) || { echo "bench_gan.sh: torch $c failed" >&2; exit 1; }
@@ -93,7 +113,7 @@ for t in $THREADS; do
         done
     done
     for c in $CASES; do
-        awk -v c="$c" -v t="$t" -v torch=$torch "$AWK_MED"'
+        awk -v c="$c" -v t="$t" -v torch=$([ "$MODE" = ab ] && echo yes || echo $torch) "$AWK_MED"'
             { n++; m[n] = $1; p[n] = $2; r[n] = $2 / $1; if ($3 > mr) mr = $3; if ($4 > pr) pr = $4 }
             END { if (torch != "yes") { printf "%-14s %7d %10.2f %10s %7s %10.1f %10s %7s\n", c, t, med(m, n), "-", "-", mr, "-", "-"; exit }
                   printf "%-14s %7d %10.2f %10.2f %6.2fx %10.1f %10.1f %6.1fx\n", c, t, med(m, n), med(p, n), med(r, n), mr, pr, pr / mr }' \
@@ -102,6 +122,7 @@ for t in $THREADS; do
     # The penalty's cost, hinge_linf_gp over hinge: each side in one process
     # with the two cases' iterations alternating (their `factor` command),
     # where the ratio of separate runs' medians swings with their loads.
+    [ "$MODE" = ab ] && continue
     case " $CASES " in *" hinge_linf_gp "*) case " $CASES " in *" hinge "*)
         echo "bench_gan.sh: $t thread(s), penalty factor, $FITERS pairs a side ..." >&2
         f=$(env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$t" "$BIN" factor --threads "$t" --iters "$FITERS" \
@@ -118,6 +139,10 @@ for t in $THREADS; do
         echo "$line"
     ;; esac ;; esac
 done
+if [ "$MODE" = ab ]; then
+    echo "(table: median of $ROUNDS alternating rounds of $per iterations each; speedup and mem_x: $B's over $A's)"
+    exit 0
+fi
 echo "(table: median of $ROUNDS alternating rounds of $per iterations each; speedup and mem_x: PyTorch's over mmgan's; CSV in $CSV)"
 echo "(penalty factor: median of $FITERS alternating pairs of iterations in one process per side; not in the CSV)"
 fi
